@@ -1,0 +1,39 @@
+"""Causal and local masks, and applying a mask to scores.
+
+Every mask here is boolean with True = may attend (torch SDPA's polarity).
+"""
+
+from __future__ import annotations
+
+
+def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,
+               window: int | None, device=None):
+    """The causal and/or local mask, or None when neither is asked for.
+
+    Shapes: returns (seq_q, seq_k) bool.
+    Causal, top-left: query i sees keys j ≤ i (torch SDPA is_causal=True, torch.tril).
+    Causal, bottom-right: j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1, for decoding with a cache).
+    Local: |i + offset − j| ≤ window, offset as above; with causal this is a sliding window
+    (Luong et al. 2015, §3.2; Beltagy et al. 2020 for the sliding form).
+    """
+    if not causal and window is None:
+        return None
+    offset = seq_k - seq_q if bottom_right else 0
+    i = xp.reshape(xp.arange(seq_q, device=device), (seq_q, 1)) + offset
+    j = xp.reshape(xp.arange(seq_k, device=device), (1, seq_k))
+    mask = xp.ones((seq_q, seq_k), dtype=xp.bool, device=device)
+    if causal:
+        mask = mask & (j <= i)
+    if window is not None:
+        mask = mask & (xp.abs(i - j) <= window)
+    return mask
+
+
+def apply(xp, scores, mask):
+    """Scores where the mask allows, −∞ elsewhere.
+
+    Shapes: scores (B, H, seq_q, seq_k); mask broadcastable to it, True = may attend.
+    Source: Vaswani et al. 2017, §3.2.3 ("setting to −∞ all values … which correspond to
+    illegal connections").
+    """
+    return xp.where(mask, scores, xp.asarray(-xp.inf, dtype=scores.dtype, device=scores.device))

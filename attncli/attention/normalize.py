@@ -1,0 +1,48 @@
+"""Scores → weights: softmax (soft), one-hot arg-max (hard), top-k softmax.
+
+Shapes: scores (..., seq_q, seq_k) with −∞ at masked keys → weights of the same shape.
+A row whose keys are all masked gets zero weights (torch SDPA's safe softmax), never NaN.
+"""
+
+from __future__ import annotations
+
+
+def softmax(xp, scores):
+    """weights_ij = exp(s_ij − m_i) / Σ_j exp(s_ij − m_i), m_i = max_j s_ij.
+
+    Subtracting the row maximum keeps exp finite for any finite score (±1e4 included).
+    Rows that are all −∞ get zeros. Source: Bridle 1990; Vaswani et al. 2017, eq. 1.
+    """
+    row_max = xp.max(scores, axis=-1, keepdims=True)
+    row_max = xp.where(xp.isfinite(row_max), row_max, xp.zeros_like(row_max))
+    exps = xp.exp(scores - row_max)  # exp(−∞) = 0 at masked keys
+    total = xp.sum(exps, axis=-1, keepdims=True)
+    safe_total = xp.where(total > 0, total, xp.ones_like(total))
+    return xp.where(total > 0, exps / safe_total, xp.zeros_like(exps))
+
+
+def hard(xp, scores):
+    """A one-hot row at the arg-max key; ties go to the first (lowest-index) key.
+
+    That is numpy.argmax's and torch.argmax's tie rule. Rows that are all −∞ get zeros.
+    Source: hard attention as in Xu et al. 2015, §4.1, with the arg-max in place of sampling.
+    """
+    seq_k = scores.shape[-1]
+    best = xp.argmax(scores, axis=-1, keepdims=True)
+    keys = xp.arange(seq_k, device=scores.device)
+    one_hot = xp.astype(keys == best, scores.dtype)
+    valid = xp.any(xp.isfinite(scores), axis=-1, keepdims=True)
+    return xp.where(valid, one_hot, xp.zeros_like(one_hot))
+
+
+def top_k(xp, scores, k: int):
+    """Softmax over each row's k largest scores, zero elsewhere.
+
+    Ties at the k-th place go to the lower-index keys (a stable sort). Rows with fewer than k
+    unmasked keys keep those they have.
+    """
+    order = xp.argsort(scores, axis=-1, descending=True, stable=True)
+    rank = xp.argsort(order, axis=-1, stable=True)  # rank of each key within its row
+    kept = xp.where(rank < k, scores, xp.asarray(-xp.inf, dtype=scores.dtype,
+                                                  device=scores.device))
+    return softmax(xp, kept)

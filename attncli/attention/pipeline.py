@@ -1,0 +1,228 @@
+"""attend(): project → score → scale → mask → normalise → dropout → weighted sum → merge heads →
+output projection, each stage recorded into a Trace."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterable
+
+import numpy as np
+
+from attncli.attention import masks, normalize, scores
+from attncli.backend import Runtime, dropout_keep, resolve
+from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
+from attncli.errors import InputError
+from attncli.problem import Prepared, Problem, prepare
+from attncli.trace import STEP_NAMES, Step, Trace
+
+_AXES = {
+    "queries": ("batch", "head", "query", "dim"),
+    "keys": ("batch", "head", "key", "dim"),
+    "values": ("batch", "head", "key", "dim"),
+    "head_context": ("batch", "head", "query", "dim"),
+    "context": ("batch", "query", "dim"),
+    "output": ("batch", "query", "dim"),
+}
+_SCORE_AXES = ("batch", "head", "query", "key")
+
+
+class _Recorder:
+    """Appends requested steps to the trace, dropping the batch axis of unbatched input and the
+    head axis of single-head runs, and moving the data to numpy (once, here)."""
+
+    def __init__(self, trace: Trace, runtime: Runtime, prepared: Prepared,
+                 wanted: Iterable[str] | None):
+        self.trace, self.runtime = trace, runtime
+        self.drop = {"batch"} if not prepared.batched else set()
+        if prepared.heads == 1:
+            self.drop.add("head")
+        self.wanted = set(STEP_NAMES if wanted is None else wanted)
+
+    def __call__(self, name: str, formula: str, data) -> None:
+        if name not in self.wanted:
+            return
+        axes = _AXES.get(name, _SCORE_AXES)
+        array = self.runtime.to_numpy(data)
+        keep = tuple(i for i, axis in enumerate(axes) if axis not in self.drop)
+        array = array.reshape([array.shape[i] for i in keep])
+        self.trace.steps.append(Step(name, formula, array, tuple(axes[i] for i in keep)))
+
+
+def attend(problem: Problem, config: AttentionConfig | None = None,
+           steps: Iterable[str] | None = None) -> Trace:
+    """Run attention on ``problem`` as ``config`` says, recording every stage.
+
+    Shapes (B = batch, H = heads; axes B and H are left out of a step when x is 2-D / H = 1):
+        queries (B, H, seq_q, d_k); keys (B, H, seq_k, d_k); values (B, H, seq_k, d_v)
+        scores, scaled_scores, masked_scores, weights, dropped_weights (B, H, seq_q, seq_k)
+        head_context (B, H, seq_q, d_v) — only when H > 1
+        context (B, seq_q, H·d_v), heads concatenated; output (B, seq_q, d_out) when W_o is given
+    Args:
+        steps: the step names to record (all of them when None); the math runs regardless.
+    Returns: a Trace whose steps are in pipeline order.
+    Raises:
+        InputError / ConfigError: from :func:`attncli.problem.prepare` (shapes, options);
+            InputError when scores overflow the dtype.
+        BackendError: an unavailable backend or device.
+    Source: Vaswani et al. 2017, eq. 1 and §3.2.2 (multi-head); torch.nn.MultiheadAttention
+    and torch.nn.functional.scaled_dot_product_attention are the numerical reference.
+    """
+    config = (config or AttentionConfig()).validate()
+    prepared = prepare(problem, config)
+    runtime = resolve(config.backend if config.backend else None, config.device, config.dtype)
+    xp, H = runtime.xp, prepared.heads
+    p = {k: runtime.asarray(v) for k, v in prepared.params.items()}
+    score_fn = config.score or (Score.scaled_dot if p["W_q"] is not None or p["W_k"] is not None
+                                else Score.dot)
+    scale = config.scale if config.scale is not None else (
+        1.0 / math.sqrt(prepared.d_k) if score_fn is Score.scaled_dot else 1.0)
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+
+    trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
+                  backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
+                  warnings=list(problem.warnings))
+    record = _Recorder(trace, runtime, prepared, steps)
+    src = "memory" if "memory" in problem else "x"
+    x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
+
+    # (B, H, seq, d_head) each
+    queries = scores.project(xp, x, p["W_q"], p["b_q"], H)
+    record("queries", _projection_formula("queries", "x", "q", p, H), queries)
+    keys = scores.project(xp, source, p["W_k"], p["b_k"], H)
+    record("keys", _projection_formula("keys", src, "k", p, H), keys)
+    values = scores.project(xp, source, p["W_v"], p["b_v"], H)
+    record("values", _projection_formula("values", src, "v", p, H), values)
+
+    # (B, H, seq_q, seq_k) from here to the weights
+    if score_fn is Score.general:
+        s, score_formula = scores.general(xp, queries, keys, p["W_a"]), "queries W_a keysᵀ"
+    elif score_fn is Score.additive:
+        s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
+        score_formula = "tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "") + ") v_a"
+    else:
+        s, score_formula = scores.dot(xp, queries, keys), "queries keysᵀ"
+    if not bool(xp.all(xp.isfinite(s))):
+        raise InputError(f"the scores overflow {config.dtype.value}: the inputs are too large "
+                         "(scale x or the weights down, or use --dtype float64)")
+    record("scores", f"scores = {score_formula}", s)
+    last = "scores"
+    if scale != 1.0:
+        s = s * scale
+        how = (f"/ √d_k = / √{prepared.d_k}" if config.scale is None else f"× {scale:g}")
+        record("scaled_scores", f"scaled_scores = scores {how}", s)
+        last = "scaled_scores"
+
+    mask, mask_parts = _combined_mask(xp, prepared, config, runtime)
+    if mask is not None:
+        s = masks.apply(xp, s, mask)
+        record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
+        last = "masked_scores"
+        empty = int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, s.shape), axis=-1),
+                                     xp.int64)))
+        if empty:
+            trace.warnings.append(f"{empty} query row(s) have no key to attend to: their weights "
+                                  "and context are zero")
+
+    weights, formula = _normalize(xp, s, config, last)
+    record("weights", formula, weights)
+
+    attended = weights
+    if config.dropout > 0.0:
+        keep = (runtime.asarray(prepared.dropout_mask, boolean=True)
+                if prepared.dropout_mask is not None
+                else dropout_keep(runtime, tuple(weights.shape), config.dropout, seed))
+        attended = xp.where(keep, weights / (1.0 - config.dropout), xp.zeros_like(weights))
+        origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {seed}"
+        record("dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
+                                  f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
+
+    head_context = xp.matmul(attended, values)  # (B, H, seq_q, d_v)
+    weights_name = "dropped_weights" if config.dropout > 0.0 else "weights"
+    batch, _, seq_q, d_v = head_context.shape
+    # (B, seq_q, H·d_v): the heads side by side, head h in columns h·d_v … (h+1)·d_v − 1
+    context = xp.reshape(xp.permute_dims(head_context, (0, 2, 1, 3)), (batch, seq_q, H * d_v))
+    if H > 1:
+        record("head_context", f"head_context = {weights_name} values (per head)", head_context)
+        record("context", "context = concat_h(head_context)", context)
+    else:
+        record("context", f"context = {weights_name} values", context)
+    if p["W_o"] is not None:
+        output = xp.matmul(context, p["W_o"])
+        if p["b_o"] is not None:
+            output = output + p["b_o"]
+        record("output", "output = context W_o" + (" + b_o" if p["b_o"] is not None else ""),
+               output)
+
+    trace.config = {
+        **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
+        "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
+        "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
+        "seed": seed if config.dropout > 0.0 and prepared.dropout_mask is None else config.seed,
+    }
+    trace.conventions = _conventions(config, prepared, scale, score_fn)
+    return trace
+
+
+def _projection_formula(name: str, src: str, which: str, p, heads: int) -> str:
+    if p[f"W_{which}"] is None:
+        return f"{name} = {src}" + (f", split into {heads} heads" if heads > 1 else "")
+    return f"{name} = {src} W_{which}" + (f" + b_{which}" if p[f"b_{which}"] is not None else "")
+
+
+def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Runtime):
+    """(B or 1, 1, seq_q, seq_k) bool, True = may attend, or None; and its parts in words."""
+    seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
+    parts = []
+    mask = masks.structural(xp, seq_q, seq_k, causal=config.causal,
+                            bottom_right=config.causal_align is CausalAlign.bottom_right,
+                            window=config.window, device=runtime.device)
+    if config.causal:
+        parts.append(f"causal, {config.causal_align.value}")
+    if config.window is not None:
+        parts.append(f"window |i − j| ≤ {config.window}")
+    if mask is not None:
+        mask = xp.reshape(mask, (1, 1, seq_q, seq_k))
+    if prepared.mask is not None:
+        given = runtime.asarray(prepared.mask, boolean=True)
+        mask = given if mask is None else mask & given
+        parts.append("mask / key_padding_mask")
+    return mask, ", ".join(parts)
+
+
+def _normalize(xp, s, config: AttentionConfig, last: str):
+    t = config.temperature
+    tempered = s if t == 1.0 else s / t
+    over = last if t == 1.0 else f"{last} / {t:g}"
+    if config.normalize is Normalize.hard:
+        return normalize.hard(xp, tempered), f"weights = one_hot(argmax_j {last})"
+    if config.normalize is Normalize.topk:
+        return (normalize.top_k(xp, tempered, config.top_k),
+                f"weights = softmax(top-{config.top_k} of {over})")
+    return normalize.softmax(xp, tempered), f"weights = softmax({over})"
+
+
+def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,
+                 score_fn: Score) -> dict[str, str]:
+    layout = ("in_out: Q = x @ W_q, W_q of shape (d_in, d_k)" if prepared.layout.value == "in_out"
+              else "out_in: Q = x @ W_q.T, W_q of shape (d_k, d_in), as torch.nn.Linear stores it")
+    conventions = {
+        "weight_layout": layout,
+        "heads": (f"{prepared.heads} head(s); head h owns columns h·d_head … (h+1)·d_head − 1 "
+                  "of each projection, as torch.nn.MultiheadAttention splits them"),
+        "scale": (f"scores multiplied by {scale:.6g}"
+                  + (f" = 1/√d_k, d_k = {prepared.d_k}" if config.scale is None
+                     and score_fn is Score.scaled_dot else "")),
+        "mask_polarity": ("mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: "
+                          "True = padding, ignored (torch.nn.MultiheadAttention's)"),
+        "causal_alignment": ("top-left: query i sees keys j ≤ i (torch SDPA is_causal)"
+                             if config.causal_align is CausalAlign.top_left else
+                             "bottom-right: query i sees keys j ≤ i + seq_k − seq_q (flash-attn)"),
+        "fully_masked_rows": "zero weights and zero context (torch SDPA's safe softmax)",
+        "softmax": "over the key axis (each row of weights sums to 1), row maximum subtracted",
+        "dropout": ("inverted dropout on the weights: kept weights × 1/(1 − p), as torch.nn."
+                    "Dropout; the torch backend draws torch's mask after torch.manual_seed(seed)"),
+        "hard_ties": "hard attention picks the first (lowest-index) key among equal maxima",
+        "non_finite_json": "−∞ (masked scores) is written as null in JSON",
+    }
+    return conventions

@@ -1,0 +1,54 @@
+"""Projections and score functions.
+
+Shapes (B = batch, H = heads):
+    x (B, seq, d_in) → queries/keys/values (B, H, seq, d_head)
+    queries (B, H, seq_q, d_k), keys (B, H, seq_k, d_k) → scores (B, H, seq_q, seq_k)
+"""
+
+from __future__ import annotations
+
+
+def project(xp, x, W, b, heads: int):
+    """x W + b per head, or x split into ``heads`` column blocks when W is None.
+
+    Shapes: x (B, seq, d_in); W (H, d_in, d_head) or None; b (H, 1, d_head) or None.
+    Returns: (B, H, seq, d_head). Head h owns columns h·d_head … (h+1)·d_head − 1 of the
+    projected width, as torch.nn.MultiheadAttention splits them.
+    Source: Vaswani et al. 2017, §3.2.2.
+    """
+    if W is None:
+        batch, seq, width = x.shape
+        split = xp.reshape(x, (batch, seq, heads, width // heads))  # (B, seq, H, d_head)
+        return xp.permute_dims(split, (0, 2, 1, 3))  # (B, H, seq, d_head)
+    projected = xp.matmul(xp.expand_dims(x, axis=1), xp.expand_dims(W, axis=0))  # (B, H, seq, d)
+    return projected if b is None else projected + xp.expand_dims(b, axis=0)
+
+
+def dot(xp, queries, keys):
+    """scores_ij = q_i · k_j.  Shapes: (B, H, seq_q, d_k), (B, H, seq_k, d_k) → (B, H, seq_q, seq_k).
+
+    Source: Luong et al. 2015, eq. 8 ("dot"); Vaswani et al. 2017, eq. 1 before scaling.
+    """
+    return xp.matmul(queries, xp.matrix_transpose(keys))
+
+
+def general(xp, queries, keys, W_a):
+    """scores_ij = q_iᵀ W_a k_j, a bilinear form.  W_a (d_q, d_k).
+
+    Source: Luong et al. 2015, eq. 8 ("general").
+    """
+    return xp.matmul(xp.matmul(queries, W_a), xp.matrix_transpose(keys))
+
+
+def additive(xp, queries, keys, W_a, U_a, v_a, b_a=None):
+    """scores_ij = v_aᵀ tanh(q_i W_a + k_j U_a + b_a).
+
+    Shapes: W_a (d_q, d_att), U_a (d_k, d_att), v_a (d_att,), b_a (d_att,) or None.
+    Memory: an intermediate (B, H, seq_q, seq_k, d_att).
+    Source: Bahdanau et al. 2015, appendix A.1.2 (e_ij = v_aᵀ tanh(W_a s_{i−1} + U_a h_j)),
+    written with row vectors; Luong et al. 2015's "concat" score is the same form.
+    """
+    q = xp.expand_dims(xp.matmul(queries, W_a), axis=-2)  # (B, H, seq_q, 1, d_att)
+    k = xp.expand_dims(xp.matmul(keys, U_a), axis=-3)  # (B, H, 1, seq_k, d_att)
+    hidden = q + k if b_a is None else q + k + b_a
+    return xp.sum(xp.tanh(hidden) * v_a, axis=-1)  # (B, H, seq_q, seq_k)

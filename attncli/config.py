@@ -1,0 +1,253 @@
+"""How to attend: :class:`AttentionConfig`, pure data, and the named variants (presets of it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from attncli.errors import ConfigError
+
+
+class Score(str, enum.Enum):
+    """Score function between a query q and a key k."""
+
+    dot = "dot"  # q·k  (Luong et al. 2015, eq. 8 "dot")
+    scaled_dot = "scaled_dot"  # q·k / √d_k  (Vaswani et al. 2017, eq. 1)
+    general = "general"  # qᵀ W_a k  (Luong et al. 2015, eq. 8 "general"; a bilinear form)
+    additive = "additive"  # v_aᵀ tanh(q W_a + k U_a + b_a)  (Bahdanau et al. 2015, app. A)
+
+
+class Normalize(str, enum.Enum):
+    """How scores become weights."""
+
+    softmax = "softmax"  # soft attention
+    hard = "hard"  # one-hot on the arg-max (ties: the first, lowest-index key)
+    topk = "topk"  # softmax over the k largest scores of each row, zero elsewhere
+
+
+class Layout(str, enum.Enum):
+    """How projection matrices are stored."""
+
+    in_out = "in_out"  # Q = x @ W_q, W_q (d_in, d_k): the seeds' and the papers' convention
+    out_in = "out_in"  # Q = x @ W_q.T, W_q (d_k, d_in): torch.nn.Linear / nn.MultiheadAttention
+
+
+class CausalAlign(str, enum.Enum):
+    """Where the causal diagonal sits when seq_q ≠ seq_k."""
+
+    top_left = "top-left"  # query i sees keys j ≤ i (torch SDPA is_causal, torch.tril)
+    bottom_right = "bottom-right"  # query i sees keys j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1)
+
+
+class Backend(str, enum.Enum):
+    numpy = "numpy"
+    torch = "torch"
+
+
+class DType(str, enum.Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Every choice that turns a Problem into a Trace. No behaviour: :func:`attncli.attend` reads it.
+
+    Fields:
+        project: use W_q/W_k/W_v (and biases) when the problem has them; False gives Q = K = V = x.
+        score: the score function; None picks ``scaled_dot`` when a query or key projection is
+            used and ``dot`` otherwise.
+        scale: the factor the scores are multiplied by; None means 1/√d_k for ``scaled_dot`` and
+            1 for the other score functions (torch SDPA's ``scale`` has the same meaning).
+        causal, causal_align: the causal mask and where its diagonal sits when seq_q ≠ seq_k.
+        window: local attention, query i sees keys j with |i − j| ≤ window (None: global).
+        normalize, temperature, top_k: how scores become weights; softmax(scores / temperature).
+        heads: number of heads H (None: from 3-D weights, else 1); widths must be H·d_head.
+        dropout, seed: dropout probability on the weights and the seed of its mask.
+        weight_layout: ``in_out`` or ``out_in``; None takes the problem's, else ``in_out``.
+        backend, device, dtype: where and in what precision the arrays live.
+    """
+
+    project: bool = True
+    score: Score | None = None
+    scale: float | None = None
+    causal: bool = False
+    causal_align: CausalAlign = CausalAlign.top_left
+    window: int | None = None
+    normalize: Normalize = Normalize.softmax
+    temperature: float = 1.0
+    top_k: int | None = None
+    heads: int | None = None
+    dropout: float = 0.0
+    seed: int | None = None
+    weight_layout: Layout | None = None
+    backend: Backend = Backend.numpy
+    device: str = "cpu"
+    dtype: DType = DType.float64
+
+    def replace(self, **changes: Any) -> AttentionConfig:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> AttentionConfig:
+        """Raise :class:`ConfigError` for values no problem could satisfy; return self."""
+        if self.heads is not None and self.heads < 1:
+            raise ConfigError(f"--heads must be at least 1, got {self.heads}")
+        if self.window is not None and self.window < 0:
+            raise ConfigError(f"--window must be 0 or more (|i − j| ≤ W), got {self.window}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"--temperature must be a positive number, got {self.temperature}")
+        if self.scale is not None and not math.isfinite(self.scale):
+            raise ConfigError(f"--scale must be a finite number, got {self.scale}")
+        if self.normalize is Normalize.topk and (self.top_k is None or self.top_k < 1):
+            raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
+        if self.top_k is not None and self.normalize is not Normalize.topk:
+            raise ConfigError("--top-k K needs --normalize topk")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: (v.value if isinstance(v, enum.Enum) else v)
+            for f in dataclasses.fields(self)
+            for v in [getattr(self, f.name)]
+        }
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named preset: the config fields it sets, its formula and where it comes from."""
+
+    name: str
+    fields: dict[str, Any]
+    formula: str
+    source: str
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in [
+        Variant(
+            "simple",
+            {"project": False, "score": Score.dot},
+            "weights = softmax(x xᵀ), context = weights x",
+            "seed 000, 'Hello shiny sun!' (no trainable weights)",
+        ),
+        Variant(
+            "unscaled",
+            {"score": Score.dot},
+            "weights = softmax(Q Kᵀ), context = weights V",
+            "seed 004 (dot-product score with W_q, W_k, W_v)",
+        ),
+        Variant(
+            "scaled",
+            {"score": Score.scaled_dot},
+            "weights = softmax(Q Kᵀ / √d_k), context = weights V",
+            "seed 000 'Self-Attention with Trainable Weights'; Vaswani et al. 2017, eq. 1",
+        ),
+        Variant(
+            "causal",
+            {"score": Score.scaled_dot, "causal": True},
+            "weights = softmax(mask(Q Kᵀ / √d_k)), future keys set to −∞",
+            "seed 000 (causal attention, LLMs-from-scratch ch. 3)",
+        ),
+        Variant(
+            "multihead",
+            {"score": Score.scaled_dot},
+            "head_h = softmax(Q_h K_hᵀ / √d_head) V_h, output = concat(heads) W_o + b_o",
+            "seed 001 (einsum multi-head), seed 003; Vaswani et al. 2017, §3.2.2",
+        ),
+        Variant(
+            "cross",
+            {"score": Score.scaled_dot},
+            "Q = x W_q, K = memory W_k, V = memory W_v",
+            "seed 000 (translation example), seed 002; Vaswani et al. 2017, §3.2.3",
+        ),
+        Variant(
+            "local",
+            {"score": Score.scaled_dot, "window": 1},
+            "weights = softmax(Q Kᵀ / √d_k) over keys with |i − j| ≤ W",
+            "seed 002 (local attention); Luong et al. 2015, §3.2",
+        ),
+        Variant(
+            "hard",
+            {"normalize": Normalize.hard},
+            "weights = one_hot(argmax_j scores_ij)",
+            "seed 002 (hard attention); Xu et al. 2015",
+        ),
+        Variant(
+            "additive",
+            {"score": Score.additive},
+            "scores = tanh(Q W_a + K U_a + b_a) v_a",
+            "seed 004 (additive/concat score); Bahdanau et al. 2015, appendix A",
+        ),
+        Variant(
+            "general",
+            {"score": Score.general},
+            "scores = Q W_a Kᵀ",
+            "Luong et al. 2015, eq. 8 (general, bilinear)",
+        ),
+    ]
+}
+
+
+def from_variant(name: str | None, **overrides: Any) -> AttentionConfig:
+    """Build a config from a named variant, then apply overrides (those not None win)."""
+    fields: dict[str, Any] = {}
+    if name is not None:
+        if name not in VARIANTS:
+            raise ConfigError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+        fields.update(VARIANTS[name].fields)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return AttentionConfig(**fields).validate()
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "project": bool, "score": Score, "scale": float, "causal": bool, "causal_align": CausalAlign,
+    "window": int, "normalize": Normalize, "temperature": float, "top_k": int, "heads": int,
+    "dropout": float, "seed": int, "weight_layout": Layout,
+}
+
+
+def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Config fields written in an input file's ``config`` object, checked and typed.
+
+    Backend, device and dtype are left to the command line on purpose: a homework file should
+    not decide where it runs. ``variant`` names a preset (see :data:`VARIANTS`).
+
+    Raises:
+        ConfigError: an unknown field or a value of the wrong type, naming the file.
+    """
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "variant":
+            if value not in VARIANTS:
+                raise ConfigError(f"{source}: config.variant: unknown variant {value!r}; "
+                                  f"known: {', '.join(VARIANTS)}")
+            fields[key] = value
+            continue
+        kind = _FIELD_TYPES.get(key)
+        if kind is None:
+            raise ConfigError(f"{source}: config.{key}: unknown option; known: variant, "
+                              f"{', '.join(_FIELD_TYPES)}")
+        try:
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ValueError
+                fields[key] = value
+            elif kind in (int, float):
+                if isinstance(value, bool) or not isinstance(value, int | float) or (
+                        kind is int and value != int(value)):
+                    raise ValueError
+                fields[key] = kind(value)
+            else:
+                fields[key] = kind(value)
+        except ValueError:
+            choices = (f" (one of {', '.join(m.value for m in kind)})"
+                       if isinstance(kind, enum.EnumMeta) else "")
+            raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{choices}, "
+                              f"got {value!r}") from None
+    return fields

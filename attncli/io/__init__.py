@@ -1,0 +1,108 @@
+"""Readers for JSON, CSV and NPY/NPZ, all ending in one validated :class:`Problem`.
+
+``load_problem(path)`` reads a whole problem; ``load_array(path, key)`` reads one matrix for
+an option such as ``--wq wq.csv``. Paths may be ``-`` for standard input (JSON only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from attncli.errors import InputError
+from attncli.problem import Problem
+
+
+def _kind(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    return {".csv": "csv", ".tsv": "csv", ".npy": "npy", ".npz": "npz"}.get(suffix, "json")
+
+
+def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | None = None,
+                 sample: str | None = None) -> Problem:
+    """Load a problem from a file (JSON object, NPZ of keys, or one CSV/NPY matrix taken as x),
+    a bundled sample, and/or per-key files, later sources winning.
+
+    Args:
+        path: a JSON/NPZ/CSV/NPY file, or ``-`` for JSON on standard input.
+        arrays: problem key → file holding that one array (CSV, NPY, or JSON array); these win
+            over keys in ``path``, as command-line options do.
+        sample: the name of a bundled sample (see :func:`attncli.samples.names`).
+    Raises:
+        InputError: a missing or unreadable file, malformed content (with line and column for
+            JSON, row and column for CSV), or any check of :meth:`Problem.from_mapping`.
+    """
+    problem = Problem()
+    if sample is not None:
+        from attncli.samples import sample_path
+
+        problem = problem.merged(load_problem(sample_path(sample)))
+    if path is not None:
+        path = str(path)
+        kind = _kind(path)
+        if kind == "json":
+            from attncli.io.json_reader import read_json
+
+            problem = problem.merged(Problem.from_mapping(read_json(path), _name(path)))
+        elif kind == "npz":
+            from attncli.io.npy_reader import read_npz
+
+            problem = problem.merged(Problem.from_mapping(read_npz(path), _name(path)))
+        else:
+            problem = problem.merged(_single(path, "x"))
+    for key, file in (arrays or {}).items():
+        problem = problem.merged(_single(str(file), key))
+    return problem
+
+
+def _single(path: str, key: str) -> Problem:
+    """One array for ``key`` from a CSV, NPY or JSON file."""
+    kind = _kind(path)
+    labels = None
+    if kind == "csv":
+        from attncli.io.csv_reader import read_csv
+
+        value, labels = read_csv(path)
+    elif kind == "npy":
+        from attncli.io.npy_reader import read_npy
+
+        value = read_npy(path)
+    elif kind == "npz":
+        raise InputError(f"{_name(path)}: an NPZ holds several arrays; give it as the problem "
+                         f"FILE, not for {key}")
+    else:
+        from attncli.io.json_reader import read_json_value
+
+        value = read_json_value(path)
+        if isinstance(value, dict):
+            if key not in value:
+                raise InputError(f"{_name(path)}: given for {key} but holds no key {key!r}")
+            value = value[key]
+    raw = {key: value}
+    if labels is not None and key in ("x", "memory"):
+        raw["tokens" if key == "x" else "memory_tokens"] = labels
+    return Problem.from_mapping(raw, _name(path))
+
+
+def _name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
+
+
+def open_text(path: str):
+    """Read a text file (or stdin for ``-``) as UTF-8, BOM removed; errors become InputError."""
+    import sys
+
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); is it a binary file?") \
+            from None

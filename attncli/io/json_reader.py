@@ -1,0 +1,35 @@
+"""JSON problems: one object whose keys are those of :class:`attncli.problem.Problem`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from attncli.errors import InputError
+from attncli.io import _name, open_text
+
+
+def read_json_value(path: str) -> Any:
+    """The parsed JSON document of ``path`` (``-``: stdin).
+
+    Raises: InputError with the line and column of a syntax error.
+    """
+    text = open_text(path)
+    if not text.strip():
+        raise InputError(f"{_name(path)}: empty file, expected a JSON object")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{_name(path)}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{_name(path)}: JSON nested too deeply") from None
+
+
+def read_json(path: str) -> dict[str, Any]:
+    """A JSON problem object. Raises: InputError when the document is not an object."""
+    value = read_json_value(path)
+    if not isinstance(value, dict):
+        raise InputError(f"{_name(path)}: expected a JSON object with keys such as \"x\", "
+                         f"got a {type(value).__name__}")
+    return value

@@ -1,0 +1,19 @@
+"""One JSON document: {"steps": {name: {formula, shape, axes, data}}, tokens, config, …}."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from attncli.trace import Trace
+
+
+def render_json(trace: Trace, precision: int | None) -> str:
+    """Full float precision unless ``precision`` is given; −∞ (masked scores) becomes null."""
+    document = trace.to_dict()
+    if precision is not None:
+        for name, entry in document["steps"].items():
+            data = np.round(trace.step(name).data, precision).astype(object)
+            data[~np.isfinite(trace.step(name).data)] = None
+            entry["data"] = data.tolist()
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"

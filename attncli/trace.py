@@ -1,0 +1,153 @@
+"""The record of one attention computation: an ordered list of named steps.
+
+Every renderer, ``check`` and ``explain`` read a :class:`Trace`; none of them compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from attncli.errors import InputError
+
+#: The public step names, in pipeline order. They appear in JSON output and in answer files.
+STEP_NAMES: tuple[str, ...] = (
+    "queries",
+    "keys",
+    "values",
+    "scores",
+    "scaled_scores",
+    "masked_scores",
+    "weights",
+    "dropped_weights",
+    "head_context",
+    "context",
+    "output",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of the pipeline.
+
+    Attributes:
+        name: one of :data:`STEP_NAMES`.
+        formula: how the step was computed, in the notation of the tables (``softmax(...)``).
+        data: a numpy array (always numpy: arrays leave the device once, when recorded).
+        axes: one name per axis of ``data``: ``batch``, ``head``, ``query``, ``key`` or ``dim``.
+    """
+
+    name: str
+    formula: str
+    data: np.ndarray
+    axes: tuple[str, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+
+@dataclass
+class Trace:
+    """The steps of one run, in pipeline order, with the labels and conventions they need.
+
+    ``trace["weights"]`` returns the numpy array of a step; ``"weights" in trace`` tests presence.
+    """
+
+    steps: list[Step] = field(default_factory=list)
+    query_tokens: list[str] = field(default_factory=list)
+    key_tokens: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    conventions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    backend: str = "numpy"
+    device: str = "cpu"
+    dtype: str = "float64"
+    focus: str | None = None  # the query token when narrowed to one query row
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __contains__(self, name: object) -> bool:
+        return any(step.name == name for step in self.steps)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.step(name).data
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(f"no step {name!r} in this trace (it has {', '.join(self.names())})")
+
+    def names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def select(self, names: list[str] | None) -> Trace:
+        """A copy that keeps only the named steps (all of them when ``names`` is None)."""
+        if names is None:
+            return self
+        wanted = set(names)
+        return dataclasses.replace(self, steps=[s for s in self.steps if s.name in wanted])
+
+    def query_index(self, query: str) -> int:
+        """The row of a query given as a token or a 0-based index.
+
+        Raises: InputError naming the tokens when neither matches.
+        """
+        if query in self.query_tokens:
+            return self.query_tokens.index(query)
+        if query.lstrip("-").isdigit() and -len(self.query_tokens) <= int(query) < len(
+                self.query_tokens):
+            return int(query) % len(self.query_tokens)
+        raise InputError(f"--query {query!r}: no such token or index; the queries are "
+                         f"{', '.join(self.query_tokens)} (or 0 … {len(self.query_tokens) - 1})")
+
+    def at_query(self, index: int) -> Trace:
+        """A copy narrowed to one query row: steps with a query axis lose it (keys, values stay)."""
+        steps = []
+        for step in self.steps:
+            if "query" in step.axes:
+                axis = step.axes.index("query")
+                data = np.take(step.data, index, axis=axis)
+                axes = step.axes[:axis] + step.axes[axis + 1:]
+                step = Step(step.name, step.formula, data, axes)
+            steps.append(step)
+        return dataclasses.replace(self, steps=steps, focus=self.query_tokens[index])
+
+    def labels(self, axis: str, size: int) -> list[str]:
+        """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""
+        if axis == "query" and len(self.query_tokens) == size:
+            return list(self.query_tokens)
+        if axis == "key" and len(self.key_tokens) == size:
+            return list(self.key_tokens)
+        return [str(i) for i in range(size)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: arrays as nested lists, −inf and NaN as None."""
+        steps = {}
+        for step in self.steps:
+            data = step.data.astype(object)
+            data[~np.isfinite(step.data)] = None
+            steps[step.name] = {
+                "formula": step.formula,
+                "shape": list(step.shape),
+                "axes": list(step.axes),
+                "data": data.tolist(),
+            }
+        return {
+            "steps": steps,
+            "tokens": self.query_tokens,
+            "query": self.focus,
+            "key_tokens": self.key_tokens,
+            "config": self.config,
+            "conventions": self.conventions,
+            "warnings": self.warnings,
+            "backend": self.backend,
+            "device": self.device,
+            "dtype": self.dtype,
+        }
