@@ -249,7 +249,8 @@ def compute(
         else:
             from attncli.render import render
 
-            write_output(render(trace, fmt, precision), output)
+            write_output(render(trace, fmt, precision, pretty=output is None and sys.stdout.isatty()),
+                         output)
 
 
 def _print_tables(trace, precision: int | None, output: Path | None) -> None:

@@ -204,25 +204,41 @@ def _normalize(xp, s, config: AttentionConfig, last: str):
 
 def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,
                  score_fn: Score) -> dict[str, str]:
-    layout = ("in_out: Q = x @ W_q, W_q of shape (d_in, d_k)" if prepared.layout.value == "in_out"
-              else "out_in: Q = x @ W_q.T, W_q of shape (d_k, d_in), as torch.nn.Linear stores it")
-    conventions = {
-        "weight_layout": layout,
-        "heads": (f"{prepared.heads} head(s); head h owns columns h·d_head … (h+1)·d_head − 1 "
-                  "of each projection, as torch.nn.MultiheadAttention splits them"),
-        "scale": (f"scores multiplied by {scale:.6g}"
-                  + (f" = 1/√d_k, d_k = {prepared.d_k}" if config.scale is None
-                     and score_fn is Score.scaled_dot else "")),
-        "mask_polarity": ("mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: "
-                          "True = padding, ignored (torch.nn.MultiheadAttention's)"),
-        "causal_alignment": ("top-left: query i sees keys j ≤ i (torch SDPA is_causal)"
-                             if config.causal_align is CausalAlign.top_left else
-                             "bottom-right: query i sees keys j ≤ i + seq_k − seq_q (flash-attn)"),
-        "fully_masked_rows": "zero weights and zero context (torch SDPA's safe softmax)",
-        "softmax": "over the key axis (each row of weights sums to 1), row maximum subtracted",
-        "dropout": ("inverted dropout on the weights: kept weights × 1/(1 − p), as torch.nn."
-                    "Dropout; the torch backend draws torch's mask after torch.manual_seed(seed)"),
-        "hard_ties": "hard attention picks the first (lowest-index) key among equal maxima",
-        "non_finite_json": "−∞ (masked scores) is written as null in JSON",
-    }
+    """The conventions this run used, in words, since the frameworks disagree on them."""
+    projected = any(prepared.params[k] is not None for k in ("W_q", "W_k", "W_v", "W_o"))
+    masked = config.causal or config.window is not None or prepared.mask is not None
+    conventions: dict[str, str] = {}
+    if projected:
+        conventions["weight_layout"] = (
+            "in_out: Q = x @ W_q, W_q of shape (d_in, d_k)" if prepared.layout.value == "in_out"
+            else "out_in: Q = x @ W_q.T, W_q of shape (d_k, d_in), as torch.nn.Linear stores it")
+    if prepared.heads > 1:
+        conventions["heads"] = (f"{prepared.heads} heads; head h owns columns h·d_head … "
+                                "(h+1)·d_head − 1 of each projection (torch.nn.MultiheadAttention)")
+    conventions["scale"] = f"scores multiplied by {scale:.6g}" + (
+        f" = 1/√d_k, d_k = {prepared.d_k}" if config.scale is None and score_fn is Score.scaled_dot
+        else "")
+    if config.normalize is Normalize.hard:
+        conventions["hard_ties"] = "one-hot on the arg-max; among equal maxima the first key wins"
+    else:
+        conventions["softmax"] = ("over the key axis, each row of weights sums to 1 (row maximum "
+                                  "subtracted first)")
+    if prepared.mask is not None:
+        conventions["mask_polarity"] = (
+            "mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: True = padding, "
+            "ignored (torch.nn.MultiheadAttention's)")
+    if config.causal:
+        conventions["causal_alignment"] = (
+            "top-left: query i sees keys j ≤ i (torch SDPA is_causal)"
+            if config.causal_align is CausalAlign.top_left
+            else "bottom-right: query i sees keys j ≤ i + seq_k − seq_q (flash-attn)")
+    if masked:
+        conventions["masked_scores"] = "−∞ before the softmax; written as null in JSON"
+        conventions["fully_masked_rows"] = ("zero weights and zero context "
+                                            "(torch SDPA's safe softmax)")
+    if config.dropout > 0.0:
+        conventions["dropout"] = (
+            f"inverted dropout on the weights, p = {config.dropout:g}: kept weights × 1/(1 − p) "
+            "(torch.nn.Dropout); the torch backend draws torch's own mask after "
+            "torch.manual_seed(seed), the numpy backend numpy.random.default_rng(seed)'s")
     return conventions

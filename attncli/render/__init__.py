@@ -45,8 +45,9 @@ def slices(trace: Trace, step: Step) -> Iterator[Slice]:
             data.shape[-2] == 1 and step.data.ndim == 1 else trace.labels(row_axis,
                                                                          data.shape[-2]))
     cols = trace.labels(col_axis, data.shape[-1])
+    focus = [f"query {trace.focus}"] if trace.focus is not None else []
     for index in np.ndindex(*data.shape[:-2]):
-        where = ", ".join(f"{axis} {i}" for axis, i in zip(lead, index, strict=True))
+        where = ", ".join([*focus, *(f"{axis} {i}" for axis, i in zip(lead, index, strict=True))])
         yield Slice(where, row_axis, col_axis, rows, cols, data[index], tuple(index))
 
 
@@ -62,12 +63,12 @@ def number(value: float, precision: int) -> str:
     return "0." + "0" * precision if text == "-0." + "0" * precision else text
 
 
-def render(trace: Trace, fmt: Format, precision: int | None) -> str:
-    """Text for the non-terminal formats (json, csv, markdown)."""
+def render(trace: Trace, fmt: Format, precision: int | None, pretty: bool = False) -> str:
+    """Text for the non-terminal formats (json, csv, markdown); ``pretty`` indents JSON."""
     if fmt is Format.json:
         from attncli.render.json import render_json
 
-        return render_json(trace, precision)
+        return render_json(trace, precision, indent=pretty)
     if fmt is Format.csv:
         from attncli.render.csv import render_csv
 

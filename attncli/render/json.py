@@ -8,12 +8,13 @@ import orjson
 from attncli.trace import Trace
 
 
-def render_json(trace: Trace, precision: int | None) -> str:
-    """Full float precision unless ``precision`` is given; −∞ (masked scores) becomes null."""
+def render_json(trace: Trace, precision: int | None, indent: bool = False) -> str:
+    """One document, compact unless ``indent``; full float precision unless ``precision`` is
+    given; −∞ (masked scores) becomes null."""
     document = trace.to_dict()
     if precision is not None:
         for name, entry in document["steps"].items():
             data = np.round(trace.step(name).data, precision).astype(object)
             data[~np.isfinite(trace.step(name).data)] = None
             entry["data"] = data.tolist()
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode() + "\n"
