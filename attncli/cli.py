@@ -249,8 +249,8 @@ def compute(
         else:
             from attncli.render import render
 
-            write_output(render(trace, fmt, precision, pretty=output is None and sys.stdout.isatty()),
-                         output)
+            pretty = output is None and sys.stdout.isatty()
+            write_output(render(trace, fmt, precision, pretty=pretty), output)
 
 
 def _print_tables(trace, precision: int | None, output: Path | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from attncli.errors import ConfigError
 
 
-class Score(str, enum.Enum):
+class Score(enum.StrEnum):
     """Score function between a query q and a key k."""
 
     dot = "dot"  # q·k  (Luong et al. 2015, eq. 8 "dot")
@@ -20,7 +20,7 @@ class Score(str, enum.Enum):
     additive = "additive"  # v_aᵀ tanh(q W_a + k U_a + b_a)  (Bahdanau et al. 2015, app. A)
 
 
-class Normalize(str, enum.Enum):
+class Normalize(enum.StrEnum):
     """How scores become weights."""
 
     softmax = "softmax"  # soft attention
@@ -28,33 +28,39 @@ class Normalize(str, enum.Enum):
     topk = "topk"  # softmax over the k largest scores of each row, zero elsewhere
 
 
-class Layout(str, enum.Enum):
+class Layout(enum.StrEnum):
     """How projection matrices are stored."""
 
     in_out = "in_out"  # Q = x @ W_q, W_q (d_in, d_k): the seeds' and the papers' convention
     out_in = "out_in"  # Q = x @ W_q.T, W_q (d_k, d_in): torch.nn.Linear / nn.MultiheadAttention
 
 
-class CausalAlign(str, enum.Enum):
+class CausalAlign(enum.StrEnum):
     """Where the causal diagonal sits when seq_q ≠ seq_k."""
 
     top_left = "top-left"  # query i sees keys j ≤ i (torch SDPA is_causal, torch.tril)
     bottom_right = "bottom-right"  # query i sees keys j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1)
 
 
-class Backend(str, enum.Enum):
+class Backend(enum.StrEnum):
     numpy = "numpy"
     torch = "torch"
 
 
-class DType(str, enum.Enum):
+class DType(enum.StrEnum):
     float64 = "float64"
     float32 = "float32"
 
 
+_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
+    "score": Score, "normalize": Normalize, "weight_layout": Layout, "causal_align": CausalAlign,
+    "backend": Backend, "dtype": DType,
+}
+
+
 @dataclass(frozen=True)
 class AttentionConfig:
-    """Every choice that turns a Problem into a Trace. No behaviour: :func:`attncli.attend` reads it.
+    """Every choice that turns a Problem into a Trace; pure data that :func:`attncli.attend` reads.
 
     Fields:
         project: use W_q/W_k/W_v (and biases) when the problem has them; False gives Q = K = V = x.
@@ -87,6 +93,19 @@ class AttentionConfig:
     backend: Backend = Backend.numpy
     device: str = "cpu"
     dtype: DType = DType.float64
+
+    def __post_init__(self) -> None:
+        # Accept plain strings for the enum fields (AttentionConfig(score="dot")) from Python.
+        for name in ("score", "normalize", "weight_layout", "causal_align", "backend", "dtype"):
+            value = getattr(self, name)
+            kind = _ENUM_FIELDS[name]
+            if value is not None and not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    choices = ", ".join(m.value for m in kind)
+                    raise ConfigError(f"{name}: expected one of {choices}, got {value!r}") \
+                        from None
 
     def replace(self, **changes: Any) -> AttentionConfig:
         return dataclasses.replace(self, **changes)

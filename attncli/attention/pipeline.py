@@ -7,8 +7,6 @@ import math
 import secrets
 from collections.abc import Iterable
 
-import numpy as np
-
 from attncli.attention import masks, normalize, scores
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, CausalAlign, Normalize, Score

@@ -25,7 +25,9 @@ def project(xp, x, W, b, heads: int):
 
 
 def dot(xp, queries, keys):
-    """scores_ij = q_i · k_j.  Shapes: (B, H, seq_q, d_k), (B, H, seq_k, d_k) → (B, H, seq_q, seq_k).
+    """scores_ij = q_i · k_j.
+
+    Shapes: (B, H, seq_q, d_k), (B, H, seq_k, d_k) → (B, H, seq_q, seq_k).
 
     Source: Luong et al. 2015, eq. 8 ("dot"); Vaswani et al. 2017, eq. 1 before scaling.
     """

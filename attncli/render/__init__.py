@@ -11,7 +11,7 @@ import numpy as np
 from attncli.trace import Step, Trace
 
 
-class Format(str, enum.Enum):
+class Format(enum.StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
