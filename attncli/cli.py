@@ -235,6 +235,9 @@ def compute(
             device=device, dtype=dtype)
         config = from_variant(preset, **{**file_config, **{k: v for k, v in flags.items()
                                                            if v is not None}})
+        if preset == "cross" and "memory" not in problem:
+            raise InputError("the cross variant needs 'memory' (keys and values come from it): "
+                             "add it to the file or give --memory FILE")
         trace = attend(problem, config, steps=wanted)
         for warning in trace.warnings:
             _say("warning", warning)
