@@ -102,18 +102,22 @@ def write_output(text: str, path: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    directory = path.resolve().parent
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; -o needs a file name")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.",
+                                   suffix=".tmp")
     except OSError as exc:
         raise InputError(f"{path}: cannot write here: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise InputError(f"{path}: cannot write: {exc.strerror}") from None
         raise
 
 
@@ -296,5 +300,18 @@ def samples(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: usage errors, too, become one line and status 2."""
+    try:
+        status = app(standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        status = ExitStatus.INTERRUPTED
+    except Exception as exc:
+        # A usage error of the Click inside Typer (vendored in recent Typer, so matched by shape)
+        if getattr(exc, "exit_code", None) != 2 or not hasattr(exc, "format_message"):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "attncli"
+        if exc.format_message():  # empty after no_args_is_help has printed the help
+            _say("error", f"{exc.format_message()} (see: {command} --help)")
+        status = ExitStatus.BAD_INPUT
+    sys.exit(int(status or 0))

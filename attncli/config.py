@@ -74,7 +74,8 @@ class AttentionConfig:
         heads: number of heads H (None: from 3-D weights, else 1); widths must be H·d_head.
         dropout, seed: dropout probability on the weights and the seed of its mask.
         weight_layout: ``in_out`` or ``out_in``; None takes the problem's, else ``in_out``.
-        backend, device, dtype: where and in what precision the arrays live.
+        backend, device, dtype: where and in what precision the arrays live; backend None
+            means numpy on the CPU and torch on any other device.
     """
 
     project: bool = True
@@ -90,7 +91,7 @@ class AttentionConfig:
     dropout: float = 0.0
     seed: int | None = None
     weight_layout: Layout | None = None
-    backend: Backend = Backend.numpy
+    backend: Backend | None = None
     device: str = "cpu"
     dtype: DType = DType.float64
 

@@ -160,10 +160,8 @@ def _array(value: Any, key: str, source: str) -> np.ndarray:
 def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.ndarray:
     array = _array(value, key, source)
     if array.dtype.kind in "US":
-        raise InputError(
-            f"{source}: {key}: numbers expected, found strings such as "
-            f"{str(array.flat[0])!r}; write numbers without quotes"
-        )
+        raise InputError(f"{source}: {key}: numbers expected, found the string "
+                         f"{_first_string(value)!r}; write numbers without quotes")
     if array.dtype.kind == "b":
         raise InputError(f"{source}: {key}: numbers expected, found true/false")
     if array.dtype.kind not in "iuf":
@@ -178,6 +176,20 @@ def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.nd
         raise InputError(f"{source}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
                          f"got shape {_fmt(array.shape)}")
     return array
+
+
+def _first_string(value: Any) -> str:
+    """The first string leaf of nested lists (numpy turns a mixed array all into strings)."""
+    stack = [value]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, str):
+            return item
+        if isinstance(item, list | tuple):
+            stack[:0] = list(item)
+        elif isinstance(item, np.ndarray) and item.dtype.kind in "US":
+            return str(item.flat[0])
+    return "?"
 
 
 def _boolean(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.ndarray:

@@ -79,7 +79,7 @@ def test_unknown_key_warns_with_the_closest():
 def test_values_are_checked_once_at_load():
     with pytest.raises(InputError, match=r"x: nan at index \[0, 1\]"):
         Problem.from_mapping({"x": [[1.0, float("nan")]]}, "p.json")
-    with pytest.raises(InputError, match="strings"):
+    with pytest.raises(InputError, match="found the string .1.; write numbers without quotes"):
         Problem.from_mapping({"x": [["1", "2"]]}, "p.json")
     with pytest.raises(InputError, match="ragged"):
         Problem.from_mapping({"x": [[1, 2], [3]]}, "p.json")

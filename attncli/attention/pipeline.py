@@ -7,6 +7,8 @@ import math
 import secrets
 from collections.abc import Iterable
 
+import numpy as np
+
 from attncli.attention import masks, normalize, scores
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
@@ -67,8 +69,14 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     and torch.nn.functional.scaled_dot_product_attention are the numerical reference.
     """
     config = (config or AttentionConfig()).validate()
+    # Overflow is caught and reported by _check_finite, so numpy's own warnings stay quiet.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _attend(problem, config, steps)
+
+
+def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | None) -> Trace:
     prepared = prepare(problem, config)
-    runtime = resolve(config.backend if config.backend else None, config.device, config.dtype)
+    runtime = resolve(config.backend, config.device, config.dtype)
     xp, H = runtime.xp, prepared.heads
     p = {k: runtime.asarray(v) for k, v in prepared.params.items()}
     score_fn = config.score or (Score.scaled_dot if p["W_q"] is not None or p["W_k"] is not None
@@ -100,9 +108,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
         score_formula = "tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "") + ") v_a"
     else:
         s, score_formula = scores.dot(xp, queries, keys), "queries keysᵀ"
-    if not bool(xp.all(xp.isfinite(s))):
-        raise InputError(f"the scores overflow {config.dtype.value}: the inputs are too large "
-                         "(scale x or the weights down, or use --dtype float64)")
+    _check_finite(xp, s, "scores", config)
     record("scores", f"scores = {score_formula}", s)
     last = "scores"
     if scale != 1.0:
@@ -123,6 +129,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
                                   "and context are zero")
 
     weights, formula = _normalize(xp, s, config, last)
+    _check_finite(xp, weights, "weights", config)
     record("weights", formula, weights)
 
     attended = weights
@@ -152,6 +159,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
         record("output", "output = context W_o" + (" + b_o" if p["b_o"] is not None else ""),
                output)
 
+    _check_finite(xp, output if p["W_o"] is not None else context, "context", config)
     trace.config = {
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
@@ -160,6 +168,18 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     }
     trace.conventions = _conventions(config, prepared, scale, score_fn)
     return trace
+
+
+def _check_finite(xp, array, what: str, config: AttentionConfig) -> None:
+    """Never a silent NaN: overflow in the dtype is bad input, said as such."""
+    if bool(xp.all(xp.isfinite(array))):
+        return
+    hint = ("use --dtype float64" if config.dtype.value == "float32"
+            else "scale x or the weights down")
+    if what == "weights" and config.temperature != 1.0:
+        hint = f"--temperature {config.temperature:g} is too small for these scores"
+    raise InputError(f"the {what} overflow {config.dtype.value} (values beyond "
+                     f"±{'3.4e38' if config.dtype.value == 'float32' else '1.8e308'}): {hint}")
 
 
 def _projection_formula(name: str, src: str, which: str, p, heads: int) -> str:

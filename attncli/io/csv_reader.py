@@ -20,33 +20,37 @@ def _number(cell: str) -> float | None:
 def read_csv(path: str) -> tuple[list[list[float]], list[str] | None]:
     """Rows of numbers and the labels of the first column, if it holds strings.
 
-    A first row that is not all numbers (apart from a label column) is a header and skipped.
+    A first row that is not all numbers (apart from a label column), or that starts with an
+    empty corner cell above a label column (as pandas writes it), is a header and skipped.
     Blank lines are skipped; Windows line endings and a UTF-8 BOM are accepted; a ``.tsv``
-    file or a file whose first line has tabs and no commas is read tab-separated.
-    Raises: InputError naming the row and column of a cell that is not a number.
+    file, or one whose first non-blank line has tabs and no commas, is read tab-separated.
+    Raises: InputError naming the row (file line) and column of a cell that is not a number.
     """
     text = open_text(path)
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if path.lower().endswith(".tsv") or ("\t" in first and "," not in first) \
-        else ","
-    rows = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter)
-            if any(cell.strip() for cell in row)]
-    if not rows:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    tabbed = path.lower().endswith(".tsv") or ("\t" in first and "," not in first)
+    reader = csv.reader(io.StringIO(text), delimiter="\t" if tabbed else ",")
+    lines, body = [], []  # file line numbers (1-based) and the stripped cells of each row
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            lines.append(reader.line_num)
+            body.append([cell.strip() for cell in row])
+    if not body:
         raise InputError(f"{path}: empty CSV file, expected a matrix")
-    body = [[cell.strip() for cell in row] for row in rows]
     data_rows = body[1:] if len(body) > 1 else body
     labelled = any(_number(row[0]) is None for row in data_rows)
-    start = 1 if any(_number(c) is None for c in body[0][1 if labelled else 0:]) else 0
+    header = any(_number(c) is None for c in body[0][1 if labelled else 0:]) or (
+        labelled and body[0][0] == "" and len(body) > 1)
+    start = 1 if header else 0
     numbers, labels = [], []
-    for r, row in enumerate(body[start:], start=start + 1):
-        cells = row[1:] if labelled else row
+    for line, row in zip(lines[start:], body[start:], strict=True):
         if labelled:
             labels.append(row[0])
         values = []
-        for c, cell in enumerate(cells, start=2 if labelled else 1):
+        for column, cell in enumerate(row[1:] if labelled else row, start=2 if labelled else 1):
             value = _number(cell)
             if value is None:
-                raise InputError(f"{path}: row {r}, column {c}: {cell!r} is not a number")
+                raise InputError(f"{path}: row {line}, column {column}: {cell!r} is not a number")
             values.append(value)
         numbers.append(values)
     if not numbers:

@@ -1,0 +1,570 @@
+"""The command line end to end, through typer's CliRunner: input sources × output formats, with
+the numbers of the seed documents' worked examples checked in every format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import attncli
+from attncli import attend, load_problem
+from attncli.cli import app
+from attncli.config import from_variant
+from attncli.samples import sample_path
+from attncli.trace import STEP_NAMES
+
+runner = CliRunner()
+
+# ---------------------------------------------------------------------------------------------
+# Reference numbers, by hand.
+#
+# hello-shiny-sun (seed 000, Q = K = V = x, unscaled dot product):
+#   Hello = [0.34, 0.22, 0.54], shiny = [0.53, 0.34, 0.98], sun = [0.29, 0.54, 0.93]
+#   shiny·Hello = 0.53*0.34 + 0.34*0.22 + 0.98*0.54 = 0.1802 + 0.0748 + 0.5292 = 0.7842
+#   shiny·shiny = 0.53*0.53 + 0.34*0.34 + 0.98*0.98 = 0.2809 + 0.1156 + 0.9604 = 1.3569
+#   shiny·sun   = 0.53*0.29 + 0.34*0.54 + 0.98*0.93 = 0.1537 + 0.1836 + 0.9114 = 1.2487
+#   softmax: e^0.7842 = 2.1907, e^1.3569 = 3.8842, e^1.2487 = 3.4859, sum 9.5608
+#            → weights[shiny] = [0.22913, 0.40626, 0.36460]
+#   context[shiny] = 0.22913*Hello + 0.40626*shiny + 0.36460*sun
+#            = [0.07790 + 0.21532 + 0.10573, 0.05041 + 0.13813 + 0.19688,
+#               0.12373 + 0.39814 + 0.33908] = [0.39896, 0.38542, 0.86095]
+HELLO_SCORES_SHINY = [0.7842, 1.3569, 1.2487]
+HELLO_WEIGHTS_SHINY = [0.22913359, 0.40626482, 0.36460159]
+HELLO_CONTEXT_SHINY = [0.39896024, 0.38542429, 0.86095114]
+HELLO_TOKENS = ["Hello", "shiny", "sun"]
+HELLO_X = [[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]]
+
+# three-inputs (seed 004, Q = x W_q, K = x W_k, V = x W_v, unscaled dot product):
+#   x1 = [1, 0, 1, 0] → q1 = x1 W_q = row0 + row2 of W_q = [1, 0, 1] + [0, 0, 1] = [1, 0, 2]
+#   keys: x1 W_k = [0, 0, 1] + [0, 1, 0] = [0, 1, 1]
+#         x2 W_k = 2*[1, 1, 0] + 2*[1, 1, 0] = [4, 4, 0]
+#         x3 W_k = sum of the rows of W_k = [2, 3, 1]
+#   scores row 1 = [q1·k1, q1·k2, q1·k3] = [0 + 0 + 2, 4 + 0 + 0, 2 + 0 + 2] = [2, 4, 4]
+#   softmax([2, 4, 4]) = [1, e², e²] / (1 + 2e²) = [1, 7.3891, 7.3891] / 15.7781
+#            = [0.0634, 0.4683, 0.4683]
+#   values: x1 W_v = [1, 2, 3], x2 W_v = [2, 8, 0], x3 W_v = [2, 6, 3]
+#   context row 1 = 0.0634*[1, 2, 3] + 0.4683*[2, 8, 0] + 0.4683*[2, 6, 3]
+#            = [1.9366, 6.6831, 1.5951]
+THREE_WEIGHTS_1 = [0.06337894, 0.46831053, 0.46831053]
+THREE_CONTEXT_1 = [1.93662106, 6.68310531, 1.59506841]
+THREE_TOKENS = ["Input 1", "Input 2", "Input 3"]
+THREE_X = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]
+THREE_WQ = [[1, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 1]]
+THREE_WK = [[0, 0, 1], [1, 1, 0], [0, 1, 0], [1, 1, 0]]
+THREE_WV = [[0, 2, 0], [0, 3, 0], [1, 0, 3], [1, 1, 0]]
+
+SAMPLES = ["hello-shiny-sun", "multihead-einsum", "three-inputs", "translation-cross",
+           "your-journey-causal"]
+FORMATS = ["table", "json", "csv", "markdown"]
+
+
+def invoke(args: list[str], input: str | None = None, **kwargs):
+    """Run the CLI; wide terminal so that rich never wraps a table title."""
+    return runner.invoke(app, args, input=input, env={"COLUMNS": "200"}, **kwargs)
+
+
+def ok(args: list[str], input: str | None = None):
+    result = invoke(args, input)
+    assert result.exit_code == 0, (result.exit_code, result.stderr, result.exception)
+    assert "attncli: error" not in result.stderr
+    return result
+
+
+def write_csv(path: Path, rows, labels=None, header=None) -> str:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        if header is not None:
+            writer.writerow(header)
+        for i, row in enumerate(rows):
+            writer.writerow(([labels[i]] if labels else []) + list(row))
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pulling one row of one step out of each output format
+
+
+def _floats(cells: list[str]) -> list[float]:
+    return [float(c) for c in cells]
+
+
+def row_of(fmt: str, text: str, step: str, label: str) -> list[float]:
+    """The numbers of the row labelled ``label`` in ``step`` of the rendered output."""
+    if fmt == "json":
+        doc = json.loads(text)
+        row = doc["tokens"].index(label)
+        return doc["steps"][step]["data"][row]
+    if fmt == "csv":
+        records = list(csv.DictReader(io.StringIO(text)))
+        cells = [r for r in records if r["step"] == step and r["row_label"] == label]
+        assert cells, f"no {step} row {label!r} in the CSV"
+        cells.sort(key=lambda r: int(r["column"]))
+        return _floats([r["value"] for r in cells])
+    lines = text.splitlines()
+    if fmt == "markdown":
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"### {step}:"))
+        for line in lines[start + 1:]:
+            if line.startswith("### "):
+                break
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells[0] == label:
+                return _floats(cells[1:])
+        raise AssertionError(f"no {step} row {label!r} in the markdown")
+    # table: the title line starts with the step name; rows are "│ label │ n │ n │"
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{step} "))
+    in_table = False
+    for line in lines[start + 1:]:
+        if not line.startswith(("│", "┃", "┏", "┡", "└", "┗")):
+            if in_table:
+                break
+            continue  # a caption between the title and the table
+        in_table = True
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if line.startswith("│") and cells[0] == label:
+            return _floats(cells[1:])
+    raise AssertionError(f"no {step} row {label!r} in the table output")
+
+
+# ---------------------------------------------------------------------------------------------
+# Input sources × formats
+
+
+def _hello_source(kind: str, tmp_path: Path) -> tuple[list[str], str | None]:
+    path = sample_path("hello-shiny-sun")
+    if kind == "sample":
+        return ["--sample", "hello-shiny-sun"], None
+    if kind == "file":
+        return [str(path)], None
+    if kind == "stdin":
+        return ["-"], path.read_text(encoding="utf-8")
+    if kind == "csv-with-header":
+        return ["--x", write_csv(tmp_path / "x.csv", HELLO_X, HELLO_TOKENS,
+                                 header=["token", "d0", "d1", "d2"])], None
+    if kind == "csv-file-argument":
+        # a CSV given as the problem FILE is x; its first column gives the tokens
+        return [write_csv(tmp_path / "x.csv", HELLO_X, HELLO_TOKENS)], None
+    if kind == "npz":
+        np.savez(tmp_path / "p.npz", x=np.array(HELLO_X), tokens=np.array(HELLO_TOKENS))
+        return [str(tmp_path / "p.npz")], None
+    raise AssertionError(kind)
+
+
+HELLO_SOURCES = ["sample", "file", "stdin", "csv-with-header", "csv-file-argument", "npz"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("source", HELLO_SOURCES)
+def test_hello_shiny_sun_every_source_and_format(source, fmt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, stdin = _hello_source(source, tmp_path)
+    result = ok(["compute", *args, "--format", fmt, "--precision", "6"], stdin)
+    tol = 1e-12 if fmt == "json" else 6e-7  # six decimals everywhere but full-precision JSON
+    assert row_of(fmt, result.stdout, "scores", "shiny") == pytest.approx(HELLO_SCORES_SHINY,
+                                                                          abs=tol)
+    assert row_of(fmt, result.stdout, "weights", "shiny") == pytest.approx(HELLO_WEIGHTS_SHINY,
+                                                                           abs=6e-7)
+    assert row_of(fmt, result.stdout, "context", "shiny") == pytest.approx(HELLO_CONTEXT_SHINY,
+                                                                           abs=6e-7)
+    # the worked example, to the digits the seed prints
+    assert row_of(fmt, result.stdout, "context", "shiny") == pytest.approx(
+        [0.39896, 0.38542, 0.86095], abs=1e-5)
+
+
+def _three_source(kind: str, tmp_path: Path) -> tuple[list[str], str | None]:
+    path = sample_path("three-inputs")
+    if kind == "sample":
+        return ["--sample", "three-inputs"], None
+    if kind == "file":
+        return [str(path)], None
+    if kind == "stdin":
+        return ["-"], path.read_text(encoding="utf-8")
+    if kind == "per-key-csv":
+        # no config in CSV files: the unscaled score is asked for with --no-scale
+        return ["--x", write_csv(tmp_path / "x.csv", THREE_X, THREE_TOKENS),
+                "--wq", write_csv(tmp_path / "wq.csv", THREE_WQ),
+                "--wk", write_csv(tmp_path / "wk.csv", THREE_WK, header=["k0", "k1", "k2"]),
+                "--wv", write_csv(tmp_path / "wv.csv", THREE_WV),
+                "--no-scale"], None
+    if kind == "per-key-set":
+        np.save(tmp_path / "wq.npy", np.array(THREE_WQ, dtype=float))
+        (tmp_path / "wk.json").write_text(json.dumps(THREE_WK), encoding="utf-8")
+        return ["--x", write_csv(tmp_path / "x.csv", THREE_X, THREE_TOKENS),
+                "--set", f"W_q={tmp_path / 'wq.npy'}", "--set", f"W_k={tmp_path / 'wk.json'}",
+                "--set", f"W_v={write_csv(tmp_path / 'wv.csv', THREE_WV)}",
+                "--score", "dot"], None
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("source", ["sample", "file", "stdin", "per-key-csv", "per-key-set"])
+def test_three_inputs_every_source_and_format(source, fmt, tmp_path):
+    args, stdin = _three_source(source, tmp_path)
+    result = ok(["compute", *args, "--format", fmt, "--precision", "6"], stdin)
+    assert row_of(fmt, result.stdout, "scores", "Input 1") == pytest.approx([2, 4, 4], abs=1e-9)
+    assert row_of(fmt, result.stdout, "weights", "Input 1") == pytest.approx(THREE_WEIGHTS_1,
+                                                                             abs=6e-7)
+    assert row_of(fmt, result.stdout, "context", "Input 1") == pytest.approx(THREE_CONTEXT_1,
+                                                                             abs=6e-7)
+    assert row_of(fmt, result.stdout, "weights", "Input 1") == pytest.approx(
+        [0.0634, 0.4683, 0.4683], abs=1e-4)
+    assert row_of(fmt, result.stdout, "context", "Input 1") == pytest.approx(
+        [1.9366, 6.6831, 1.5951], abs=1e-4)
+
+
+def test_options_override_the_config_in_the_file():
+    # three-inputs says score "dot"; --score scaled_dot wins: softmax([2, 4, 4] / √3)
+    # = softmax([1.1547, 2.3094, 2.3094]) = [e^-1.1547, 1, 1] / (2 + 0.3151)
+    # = [0.1361, 0.4319, 0.4319]
+    result = ok(["compute", "--sample", "three-inputs", "--score", "scaled_dot", "--json"])
+    doc = json.loads(result.stdout)
+    assert doc["config"]["score"] == "scaled_dot"
+    assert doc["config"]["scale"] == pytest.approx(1 / math.sqrt(3))
+    assert doc["steps"]["scaled_scores"]["data"][0] == pytest.approx(
+        [2 / math.sqrt(3), 4 / math.sqrt(3), 4 / math.sqrt(3)])
+    assert doc["steps"]["weights"]["data"][0] == pytest.approx([0.1361, 0.4319, 0.4319],
+                                                               abs=1e-4)
+
+
+def test_option_files_override_keys_of_the_problem_file(tmp_path):
+    # W_v = identity-like 4x3 replaces the file's W_v: values become x[:, :3]
+    wv = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    result = ok(["compute", str(sample_path("three-inputs")), "--wv",
+                 write_csv(tmp_path / "wv.csv", wv), "--json", "--steps", "values,context"])
+    doc = json.loads(result.stdout)
+    assert doc["steps"]["values"]["data"] == [[1, 0, 1], [0, 2, 0], [1, 1, 1]]
+    # context row 1 = 0.0634*[1, 0, 1] + 0.4683*[0, 2, 0] + 0.4683*[1, 1, 1]
+    assert doc["steps"]["context"]["data"][0] == pytest.approx(
+        [0.06338 + 0.46831, 2 * 0.46831 + 0.46831, 0.06338 + 0.46831], abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON output
+
+
+def _library_trace(sample: str):
+    problem = load_problem(sample=sample)
+    config = dict(problem.config)
+    return attend(problem, from_variant(config.pop("variant", None), **config))
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_json_round_trip_matches_the_library(sample):
+    result = ok(["compute", "--sample", sample, "--format", "json"])
+    doc = json.loads(result.stdout)
+    trace = _library_trace(sample)
+    names = list(doc["steps"])
+    assert names == trace.names()
+    assert names == [n for n in STEP_NAMES if n in names]  # pipeline order
+    assert {"queries", "keys", "values", "scores", "weights", "context"} <= set(names)
+    for name, entry in doc["steps"].items():
+        expected = trace[name]
+        assert entry["shape"] == list(expected.shape)
+        assert len(entry["axes"]) == len(entry["shape"])
+        assert entry["formula"] == trace.step(name).formula
+        data = np.array(entry["data"], dtype=object)
+        assert data.shape == tuple(entry["shape"]), name
+        finite = np.isfinite(expected)
+        got = np.where(data == None, -np.inf, data).astype(float)  # noqa: E711
+        np.testing.assert_array_equal(got[~finite], expected[~finite])
+        np.testing.assert_allclose(got[finite], expected[finite], rtol=0, atol=1e-15)
+    assert doc["tokens"] == trace.query_tokens
+    assert doc["query"] is None
+    assert doc["backend"] == "numpy" and doc["device"] == "cpu" and doc["dtype"] == "float64"
+    assert doc["warnings"] == []
+    assert "softmax" in doc["conventions"]
+    assert all(isinstance(v, str) and v for v in doc["conventions"].values())
+
+
+def test_json_step_shapes_of_the_multihead_sample():
+    doc = json.loads(ok(["compute", "--sample", "multihead-einsum", "--json"]).stdout)
+    steps = doc["steps"]
+    # 5 tokens, 4 heads of width 2, W_o 8x8
+    assert steps["queries"]["shape"] == [4, 5, 2]
+    assert steps["queries"]["axes"] == ["head", "query", "dim"]
+    assert steps["weights"]["shape"] == [4, 5, 5]
+    assert steps["head_context"]["shape"] == [4, 5, 2]
+    assert steps["context"]["shape"] == [5, 8]
+    assert steps["output"]["shape"] == [5, 8]
+    assert doc["config"]["heads"] == 4
+    for head in steps["weights"]["data"]:
+        for row in head:
+            assert sum(row) == pytest.approx(1.0)
+
+
+def test_json_alias_equals_format_json():
+    a = ok(["compute", "--sample", "hello-shiny-sun", "--json"]).stdout
+    b = ok(["compute", "--sample", "hello-shiny-sun", "--format", "json"]).stdout
+    assert json.loads(a) == json.loads(b)
+
+
+def test_json_precision_rounds():
+    doc = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                         "--precision", "3"]).stdout)
+    assert doc["steps"]["context"]["data"][1] == [0.399, 0.385, 0.861]
+
+
+def test_query_by_token_narrows_to_one_row():
+    doc = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                         "--query", "shiny"]).stdout)
+    assert doc["query"] == "shiny"
+    weights = doc["steps"]["weights"]
+    assert weights["shape"] == [3]
+    assert weights["axes"] == ["key"]
+    assert weights["data"] == pytest.approx(HELLO_WEIGHTS_SHINY, abs=1e-8)
+    assert doc["steps"]["context"]["shape"] == [3]
+    assert doc["steps"]["context"]["data"] == pytest.approx(HELLO_CONTEXT_SHINY, abs=1e-8)
+    # keys and values have no query axis: they stay whole
+    assert doc["steps"]["keys"]["shape"] == [3, 3]
+
+
+def test_query_by_index_equals_query_by_token():
+    by_token = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                              "--query", "shiny"]).stdout)
+    by_index = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                              "--query", "1"]).stdout)
+    assert by_index == by_token
+    assert len(by_index["steps"]["weights"]["data"]) == 3
+
+
+def test_query_in_text_formats_labels_the_row():
+    table = ok(["compute", "--sample", "hello-shiny-sun", "--query", "shiny",
+                "--steps", "context", "--precision", "5"]).stdout
+    assert row_of("table", table, "context", "shiny") == pytest.approx(
+        [0.39896, 0.38542, 0.86095], abs=1e-5)
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--query", "shiny", "--format", "csv",
+               "--steps", "weights"]).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["row_label"] for r in rows] == ["shiny"] * 3
+    assert [r["column_label"] for r in rows] == HELLO_TOKENS
+    assert [r["value"] for r in rows] == ["0.2291", "0.4063", "0.3646"]
+
+
+def test_steps_keeps_only_the_named_steps_in_pipeline_order():
+    doc = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                         "--steps", "weights,context"]).stdout)
+    assert list(doc["steps"]) == ["weights", "context"]
+    doc = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                         "--steps", "context, weights"]).stdout)
+    assert list(doc["steps"]) == ["weights", "context"]
+    assert doc["steps"]["context"]["data"][1] == pytest.approx(HELLO_CONTEXT_SHINY, abs=1e-8)
+
+
+def test_steps_not_computed_in_this_configuration_warns():
+    result = ok(["compute", "--sample", "hello-shiny-sun", "--json",
+                 "--steps", "masked_scores,weights"])
+    assert list(json.loads(result.stdout)["steps"]) == ["weights"]
+    assert "attncli: warning:" in result.stderr
+    assert "masked_scores" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV, markdown and table formats
+
+
+def test_csv_format_columns_and_values():
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "csv"]).stdout
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    assert header == ["step", "batch", "head", "row", "row_label", "column", "column_label",
+                      "value"]
+    rows = list(reader)
+    assert all(len(r) == 8 for r in rows)
+    # 6 steps (queries, keys, values, scores, weights, context), 3 × 3 numbers each
+    assert len(rows) == 6 * 9
+    assert [r[0] for r in rows[::9]] == ["queries", "keys", "values", "scores", "weights",
+                                         "context"]
+    assert ["weights", "", "", "1", "shiny", "0", "Hello", "0.2291"] in rows
+    assert ["context", "", "", "1", "shiny", "2", "2", "0.8610"] in rows
+    assert ["scores", "", "", "1", "shiny", "0", "Hello", "0.7842"] in rows
+
+
+def test_csv_format_with_heads_and_masked_scores():
+    text = ok(["compute", "--sample", "multihead-einsum", "--format", "csv",
+               "--steps", "weights"]).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 4 * 5 * 5
+    assert {r["head"] for r in rows} == {"0", "1", "2", "3"}
+    assert {r["batch"] for r in rows} == {""}
+    text = ok(["compute", "--sample", "your-journey-causal", "--format", "csv",
+               "--steps", "masked_scores"]).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    above = [r for r in rows if int(r["column"]) > int(r["row"])]
+    assert above and all(r["value"] == "-inf" for r in above)
+    assert all(float(r["value"]) > 0 for r in rows if int(r["column"]) <= int(r["row"]))
+
+
+def test_markdown_has_a_table_per_step():
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "markdown"]).stdout
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings[:6] == [
+        "### queries: `queries = x`",
+        "### keys: `keys = x`",
+        "### values: `values = x`",
+        "### scores: `scores = queries keysᵀ`",
+        "### weights: `weights = softmax(scores)`",
+        "### context: `context = weights values`",
+    ]
+    assert headings[6:] == ["### conventions"]
+    assert text.count("| query \\\\ key | Hello | shiny | sun |") == 2  # scores, weights
+    assert text.count("|---|---:|---:|---:|") == 6
+    assert "| shiny | 0.2291 | 0.4063 | 0.3646 |" in text
+
+
+def test_markdown_has_a_table_per_head():
+    text = ok(["compute", "--sample", "multihead-einsum", "--format", "markdown",
+               "--steps", "weights"]).stdout
+    assert [f"*head {h}*" in text for h in range(4)] == [True] * 4
+    assert text.count("| query \\\\ key | My | name | is | Marcello | Politi |") == 4
+
+
+def test_table_output_has_tokens_and_formula_titles():
+    text = ok(["compute", "--sample", "hello-shiny-sun"]).stdout
+    for token in HELLO_TOKENS:
+        assert token in text
+    for title in ["queries  queries = x", "scores  scores = queries keysᵀ",
+                  "weights  weights = softmax(scores)", "context  context = weights values"]:
+        assert title in text
+    assert "\x1b[" not in text  # not a terminal: no colour codes
+    assert row_of("table", text, "weights", "shiny") == pytest.approx([0.2291, 0.4063, 0.3646],
+                                                                      abs=1e-9)
+    assert "conventions" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# -o FILE
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_output_file_gets_the_text_and_stdout_stays_empty(fmt, tmp_path):
+    target = tmp_path / f"out.{fmt}"
+    result = ok(["compute", "--sample", "hello-shiny-sun", "--format", fmt, "-o", str(target),
+                 "--precision", "6"])
+    assert result.stdout == ""
+    text = target.read_text(encoding="utf-8")
+    assert row_of(fmt, text, "context", "shiny") == pytest.approx(HELLO_CONTEXT_SHINY, abs=6e-7)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no temporary left
+    if fmt != "table":
+        stdout = ok(["compute", "--sample", "hello-shiny-sun", "--format", fmt,
+                     "--precision", "6"]).stdout
+        assert text == stdout
+    else:
+        assert "\x1b[" not in text
+        assert "context  context = weights values" in text
+
+
+def test_output_file_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old contents that are longer than nothing\n" * 1000, encoding="utf-8")
+    ok(["compute", "--sample", "hello-shiny-sun", "--json", "--output", str(target)])
+    doc = json.loads(target.read_text(encoding="utf-8"))
+    assert doc["steps"]["context"]["data"][1] == pytest.approx(HELLO_CONTEXT_SHINY)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_failed_run_leaves_the_output_file_untouched(fmt, tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("precious\n", encoding="utf-8")
+    result = invoke(["compute", "--sample", "hello-shiny-sun", "--format", fmt,
+                     "--query", "moon", "-o", str(target)])
+    assert result.exit_code == 2
+    assert target.read_text(encoding="utf-8") == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    assert result.stdout == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants and masks
+
+
+def test_variant_simple_ignores_the_projections():
+    # Q = K = V = x. x1 = [1, 0, 1, 0], x2 = [0, 2, 0, 2], x3 = [1, 1, 1, 1]:
+    # scores row 1 = [x1·x1, x1·x2, x1·x3] = [2, 0, 2] → softmax = [e², 1, e²] / (2e² + 1)
+    #              = [0.4683, 0.0634, 0.4683]
+    # context row 1 = 0.4683*x1 + 0.0634*x2 + 0.4683*x3
+    #              = [0.9366, 0.1268 + 0.4683, 0.9366, 0.1268 + 0.4683] = [0.9366, 0.5951, ...]
+    doc = json.loads(ok(["compute", "--sample", "three-inputs", "--variant", "simple",
+                         "--json"]).stdout)
+    steps = doc["steps"]
+    assert steps["queries"]["formula"] == "queries = x"
+    assert steps["queries"]["data"] == THREE_X
+    assert steps["scores"]["data"][0] == [2, 0, 2]
+    assert steps["weights"]["data"][0] == pytest.approx([0.46831053, 0.06337894, 0.46831053])
+    assert steps["context"]["shape"] == [3, 4]  # the width of x, not of W_v
+    assert steps["context"]["data"][0] == pytest.approx([0.9366, 0.5951, 0.9366, 0.5951],
+                                                        abs=1e-4)
+    assert doc["config"]["project"] is False
+
+
+def test_causal_zeroes_the_weights_above_the_diagonal():
+    # row shiny sees Hello and shiny only: softmax([0.7842, 1.3569])
+    # = [1, e^0.5727] / (1 + 1.7730) = [0.3606, 0.6394]
+    doc = json.loads(ok(["compute", "--sample", "hello-shiny-sun", "--causal",
+                         "--json"]).stdout)
+    weights = np.array(doc["steps"]["weights"]["data"])
+    assert np.all(weights[np.triu_indices(3, 1)] == 0.0)
+    assert weights.sum(axis=1) == pytest.approx([1, 1, 1])
+    assert weights[0] == pytest.approx([1, 0, 0])
+    assert weights[1] == pytest.approx([0.3606, 0.6394, 0], abs=1e-4)
+    assert weights[2] == pytest.approx([0.22825242, 0.38743657, 0.38431101])  # no mask on row 3
+    masked = doc["steps"]["masked_scores"]["data"]
+    assert masked[0] == [pytest.approx(0.4556), None, None]
+    assert masked[1] == [pytest.approx(0.7842), pytest.approx(1.3569), None]
+    # context of Hello is Hello itself
+    assert doc["steps"]["context"]["data"][0] == pytest.approx(HELLO_X[0])
+    assert doc["config"]["causal"] is True
+
+
+def test_causal_sample_from_its_config():
+    doc = json.loads(ok(["compute", "--sample", "your-journey-causal", "--json",
+                         "--steps", "weights"]).stdout)
+    weights = np.array(doc["steps"]["weights"]["data"])
+    assert weights.shape == (6, 6)
+    assert np.all(np.triu(weights, 1) == 0.0)
+    assert np.all(weights[np.tril_indices(6)] > 0.0)
+    assert weights.sum(axis=1) == pytest.approx(np.ones(6))
+    # "journey" sees "Your" and itself: x1·x0 = 0.55*0.43 + 0.87*0.15 + 0.66*0.89 = 0.9544,
+    # x1·x1 = 0.3025 + 0.7569 + 0.4356 = 1.495 → softmax = [1, e^0.5406] / (1 + 1.7170)
+    assert weights[1, :2] == pytest.approx([0.36805, 0.63195], abs=1e-5)
+
+
+def test_cross_attention_uses_memory_tokens():
+    doc = json.loads(ok(["compute", "--sample", "translation-cross", "--json",
+                         "--steps", "weights"]).stdout)
+    assert doc["tokens"] == ["Can", "you", "help", "me"]
+    assert doc["key_tokens"] == ["Kannst", "du", "mir", "helfen"]
+    assert doc["steps"]["weights"]["shape"] == [4, 4]
+
+
+# ---------------------------------------------------------------------------------------------
+# Other commands
+
+
+def test_samples_lists_all_five():
+    result = ok(["samples"])
+    for name in SAMPLES:
+        assert name in result.stdout
+    assert "Seed 004" in result.stdout
+
+
+def test_module_version_in_a_subprocess():
+    done = subprocess.run([sys.executable, "-m", "attncli", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"attncli {attncli.__version__}"
+    assert done.stderr == ""
+
+
+def test_no_input_is_an_error_with_a_hint():
+    result = invoke(["compute"])
+    assert result.exit_code == 2
+    assert "--sample" in result.stderr
+    assert result.stdout == ""
