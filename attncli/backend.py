@@ -50,7 +50,10 @@ class Runtime:
             return np.asarray(array, dtype=bool if boolean else self.dtype.value)
         torch = _import_torch()
         dtype = torch.bool if boolean else getattr(torch, self.dtype.value)
-        return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # torch wants writable memory (broadcast views are not)
+            array = array.copy()
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
 
     def to_numpy(self, array) -> np.ndarray:
         """Back to numpy: the one place arrays leave the device."""

@@ -259,7 +259,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
             f"{problem.where('memory')}: batch of {source.shape[0]} does not match x's "
             f"{batch if batched else 'unbatched'} shape {_fmt(x.shape)}"
         )
-    source3 = source if source.ndim == 3 else source[None]
+    # An unbatched memory is shared by every batch item.
+    source3 = source if source.ndim == 3 else np.broadcast_to(source, (batch, *source.shape))
     seq_k, d_src = source3.shape[1:]
     heads = config.heads or _heads_from_weights(problem) or 1
 

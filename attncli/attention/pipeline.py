@@ -122,8 +122,8 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         s = masks.apply(xp, s, mask)
         record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
         last = "masked_scores"
-        empty = int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, s.shape), axis=-1),
-                                     xp.int64)))
+        rows = (s.shape[0], 1, *s.shape[2:])  # (B, 1, seq_q, seq_k): count each row once
+        empty = int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, rows), axis=-1), xp.int64)))
         if empty:
             trace.warnings.append(f"{empty} query row(s) have no key to attend to: their weights "
                                   "and context are zero")
