@@ -8,7 +8,8 @@ import pytest
 from attncli import attend
 from attncli.config import AttentionConfig, Layout
 from attncli.errors import ConfigError, InputError
-from attncli.problem import Problem, prepare
+from attncli.problem import Problem
+from attncli.shapes import prepare
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(4, 6))
@@ -60,9 +61,9 @@ def test_shape_error_names_key_found_and_expected():
 
 
 def test_shape_that_fits_only_the_other_layout_says_so():
-    with pytest.raises(InputError, match="it fits the out_in layout"):
+    with pytest.raises(InputError, match="W_q fits the out_in layout: pass --weight-layout out_in"):
         prepare(_problem(W_q=RNG.normal(size=(4, 6))), AttentionConfig())
-    with pytest.raises(InputError, match="it fits the in_out layout"):
+    with pytest.raises(InputError, match="W_q fits the in_out layout: pass --weight-layout in_out"):
         prepare(_problem(W_q=RNG.normal(size=(6, 4))), AttentionConfig(weight_layout=Layout.out_in))
 
 

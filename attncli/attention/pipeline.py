@@ -3,7 +3,6 @@ output projection, each stage recorded into a Trace."""
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Iterable
 
@@ -13,7 +12,8 @@ from attncli.attention import masks, normalize, scores
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
 from attncli.errors import InputError
-from attncli.problem import Prepared, Problem, prepare
+from attncli.problem import Problem
+from attncli.shapes import Prepared, prepare
 from attncli.trace import STEP_NAMES, Step, Trace
 
 _AXES = {
@@ -79,17 +79,13 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     runtime = resolve(config.backend, config.device, config.dtype)
     xp, H = runtime.xp, prepared.heads
     p = {k: runtime.asarray(v) for k, v in prepared.params.items()}
-    score_fn = config.score or (Score.scaled_dot if p["W_q"] is not None or p["W_k"] is not None
-                                else Score.dot)
-    scale = config.scale if config.scale is not None else (
-        1.0 / math.sqrt(prepared.d_k) if score_fn is Score.scaled_dot else 1.0)
-    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    score_fn, scale = prepared.score, prepared.scale
 
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
                   backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
                   warnings=list(problem.warnings))
     record = _Recorder(trace, runtime, prepared, steps)
-    src = "memory" if "memory" in problem else "x"
+    src = "memory" if prepared.cross else "x"
     x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
 
     # (B, H, seq, d_head) each
@@ -133,7 +129,10 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     record("weights", formula, weights)
 
     attended = weights
+    seed = config.seed
     if config.dropout > 0.0:
+        if seed is None and prepared.dropout_mask is None:
+            seed = secrets.randbelow(2**31)  # recorded in the trace, so the run can be repeated
         keep = (runtime.asarray(prepared.dropout_mask, boolean=True)
                 if prepared.dropout_mask is not None
                 else dropout_keep(runtime, tuple(weights.shape), config.dropout, seed))
@@ -164,7 +163,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
         "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
-        "seed": seed if config.dropout > 0.0 and prepared.dropout_mask is None else config.seed,
+        "seed": seed,
     }
     trace.conventions = _conventions(config, prepared, scale, score_fn)
     return trace

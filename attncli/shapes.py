@@ -1,0 +1,296 @@
+"""Every shape of a :class:`Problem` checked against an :class:`AttentionConfig`, and the arrays
+put in the one canonical form the pipeline reads.
+
+This is the second half of input validation (the first, values and ranks, is in
+:mod:`attncli.problem`): shapes depend on the options (heads, layout, score function), so they
+are checked once the options are known. Every error names the file, the key, the shape found
+and the shape expected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from attncli.config import AttentionConfig, Layout, Normalize, Score
+from attncli.errors import ConfigError, InputError
+from attncli.problem import Problem, fmt_shape
+
+
+@dataclass
+class Prepared:
+    """The problem's arrays in the one canonical form the pipeline reads (numpy, in_out layout).
+
+    Shapes (B = batch or 1, H = heads):
+        x (B, seq_q, d_in); source (B, seq_k, d_src): memory, or x for self-attention
+        W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
+        W_o (H·d_v, d_out), b_o (d_out,); mask (B, 1, seq_q, seq_k) True = may attend
+        dropout_mask (B, H, seq_q, seq_k) True = kept
+    """
+
+    x: np.ndarray
+    source: np.ndarray
+    cross: bool  # keys and values come from memory
+    batched: bool
+    heads: int
+    d_k: int
+    d_v: int
+    layout: Layout
+    score: Score  # the score function, resolved from the config and the problem
+    scale: float  # the factor the scores are multiplied by
+    query_tokens: list[str]
+    key_tokens: list[str]
+    params: dict[str, np.ndarray | None]
+    mask: np.ndarray | None
+    dropout_mask: np.ndarray | None
+
+
+def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
+    """Check every shape of ``problem`` against ``config``; return the canonical arrays.
+
+    Raises:
+        InputError: a missing ``x``, or any shape that does not fit, naming the key, the shape
+            found and the shape expected (and the other weight layout when only it would fit).
+        ConfigError: heads that do not divide a width, an option the problem cannot satisfy.
+    """
+    if "x" not in problem:
+        raise InputError("no embeddings: give 'x' in the input file or --x FILE")
+    layout = config.weight_layout or problem.weight_layout or Layout.in_out
+    x = problem["x"]
+    batched = x.ndim == 3
+    x3 = x if batched else x[None]
+    batch, seq_q, d_in = x3.shape
+    cross = "memory" in problem
+    source = problem["memory"] if cross else x
+    if cross and source.ndim == 3 and (not batched or source.shape[0] != batch):
+        raise InputError(
+            f"{problem.where('memory')}: batch of {source.shape[0]} does not match x's "
+            f"{batch if batched else 'unbatched'} shape {fmt_shape(x.shape)}"
+        )
+    # An unbatched memory is shared by every batch item.
+    source3 = source if source.ndim == 3 else np.broadcast_to(source, (batch, *source.shape))
+    seq_k, d_src = source3.shape[1:]
+    heads = config.heads or (_heads_from_weights(problem) if config.project else None) or 1
+    warnings = problem.warnings
+
+    params: dict[str, np.ndarray | None] = {}
+    widths: dict[str, int] = {}
+    for name, d_from, from_key in (("q", d_in, "x"), ("k", d_src, "memory" if cross else "x"),
+                                   ("v", d_src, "memory" if cross else "x")):
+        key = f"W_{name}"
+        if config.project and key in problem:
+            W = _project_weight(problem, key, d_from, from_key, heads, layout)
+        else:
+            W = None
+        params[key] = W
+        width = W.shape[2] if W is not None else _split_width(problem, from_key, d_from, heads)
+        widths[name] = width
+        params[f"b_{name}"] = _bias(problem, f"b_{name}", heads, width) if W is not None else None
+        if W is None and (key in problem or f"b_{name}" in problem):
+            unused = " and ".join(k for k in (key, f"b_{name}") if k in problem)
+            why = "--no-project / the simple variant" if key in problem else f"there is no {key}"
+            warnings.append(f"{problem.where(unused.split()[0])}: {unused} not used ({why})")
+
+    score = config.score or (Score.scaled_dot if params["W_q"] is not None
+                             or params["W_k"] is not None else Score.dot)
+    if config.scale is not None:
+        scale = config.scale
+    else:
+        scale = 1.0 / math.sqrt(widths["q"]) if score is Score.scaled_dot else 1.0
+    if score in (Score.dot, Score.scaled_dot) and widths["q"] != widths["k"]:
+        raise InputError(
+            f"queries and keys differ in width per head ({widths['q']} vs {widths['k']}): "
+            f"a {score.value} score needs d_k equal for both; check W_q and W_k"
+        )
+    params.update(_score_params(problem, score, widths["q"], widths["k"]))
+    for key in ("W_a", "U_a", "v_a", "b_a"):
+        if key in problem and key not in params:
+            warnings.append(f"{problem.where(key)} not used by the {score.value} score")
+    if config.project:
+        params["W_o"], params["b_o"] = _output_projection(problem, heads * widths["v"], layout)
+    else:
+        params["W_o"] = params["b_o"] = None
+        if "W_o" in problem:
+            warnings.append(f"{problem.where('W_o')} not used (--no-project / the simple variant)")
+    if not cross and problem.memory_tokens is not None:
+        warnings.append(f"{problem.where('memory_tokens')} not used: there is no memory")
+
+    mask = _mask(problem, batch, seq_q, seq_k, batched)
+    if config.normalize is Normalize.topk and config.top_k and config.top_k > seq_k:
+        raise ConfigError(f"--top-k {config.top_k} is more than the {seq_k} keys")
+    dropout_mask = _dropout_mask(problem, batch, heads, seq_q, seq_k, batched)
+    if dropout_mask is not None and config.dropout == 0.0:
+        raise ConfigError(
+            f"{problem.where('dropout_mask')} is given but no --dropout P: the kept weights are "
+            "scaled by 1/(1 − P), so P is needed"
+        )
+    query_tokens = _tokens(problem, "tokens", seq_q)
+    key_tokens = _tokens(problem, "memory_tokens", seq_k) if cross else query_tokens
+    return Prepared(
+        x=x3, source=source3, cross=cross, batched=batched, heads=heads, d_k=widths["q"],
+        d_v=widths["v"], layout=layout, score=score, scale=scale, query_tokens=query_tokens,
+        key_tokens=key_tokens, params=params, mask=mask, dropout_mask=dropout_mask,
+    )
+
+
+def _heads_from_weights(problem: Problem) -> int | None:
+    for key in ("W_q", "W_k", "W_v"):
+        if key in problem and problem[key].ndim == 3:
+            return int(problem[key].shape[0])
+    return None
+
+
+def _split_width(problem: Problem, from_key: str, width: int, heads: int) -> int:
+    if width % heads:
+        raise ConfigError(
+            f"{problem.where(from_key)}: width {width} is not divisible by --heads {heads}"
+        )
+    return width // heads
+
+
+def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, heads: int,
+                    layout: Layout) -> np.ndarray:
+    """W as (H, d_from, d_head), in_out, whatever form it came in."""
+    W = problem[key]
+    there = problem.where(key)
+    other = Layout.out_in if layout is Layout.in_out else Layout.in_out
+    if W.ndim == 3:
+        expected = (heads, d_from, "d_head") if layout is Layout.in_out else (heads, "d_head",
+                                                                              d_from)
+        W_in_out = W if layout is Layout.in_out else np.swapaxes(W, 1, 2)
+        if W.shape[0] != heads or W_in_out.shape[1] != d_from:
+            hint = f" ({problem.where(from_key)} has width {d_from}"
+            if W.shape[0] == heads and np.swapaxes(W_in_out, 1, 2).shape[1] == d_from:
+                hint += (f"; {key} fits the {other.value} layout: pass --weight-layout "
+                         f"{other.value}")
+            raise InputError(f"{there}: expected {_shape_text(expected)}, got "
+                             f"{fmt_shape(W.shape)}{hint})")
+        return W_in_out
+    W_in_out = W if layout is Layout.in_out else W.T
+    expected = (d_from, "H·d_head") if layout is Layout.in_out else ("H·d_head", d_from)
+    if W_in_out.shape[0] != d_from:
+        hint = f" ({problem.where(from_key)} has width {d_from}"
+        if W_in_out.shape[1] == d_from:
+            hint += f"; {key} fits the {other.value} layout: pass --weight-layout {other.value}"
+        raise InputError(f"{there}: expected {_shape_text(expected)}, got "
+                         f"{fmt_shape(W.shape)}{hint})")
+    width = W_in_out.shape[1]
+    if width % heads:
+        raise ConfigError(f"{there}: width {width} is not divisible by --heads {heads}")
+    d_head = width // heads
+    # Head h owns columns h·d_head … (h+1)·d_head − 1 (nn.MultiheadAttention's split).
+    return np.ascontiguousarray(W_in_out.reshape(d_from, heads, d_head).transpose(1, 0, 2))
+
+
+def _bias(problem: Problem, key: str, heads: int, d_head: int) -> np.ndarray | None:
+    if key not in problem:
+        return None
+    b = problem[key]
+    if b.shape == (heads * d_head,):
+        return b.reshape(heads, 1, d_head)
+    if b.shape == (heads, d_head):
+        return b.reshape(heads, 1, d_head)
+    raise InputError(f"{problem.where(key)}: expected ({heads * d_head},) or ({heads}, {d_head}), "
+                     f"got {fmt_shape(b.shape)}")
+
+
+def _score_params(problem: Problem, score: Score, d_q: int, d_k: int) -> dict[str, np.ndarray]:
+    if score is Score.general:
+        _require(problem, "W_a", (d_q, d_k), "the general score qᵀ W_a k")
+        return {"W_a": problem["W_a"]}
+    if score is Score.additive:
+        _require(problem, "W_a", (d_q, None), "the additive score v_aᵀ tanh(q W_a + k U_a)")
+        d_att = problem["W_a"].shape[1]
+        _require(problem, "U_a", (d_k, d_att), "the additive score")
+        _require(problem, "v_a", (d_att,), "the additive score")
+        params = {"W_a": problem["W_a"], "U_a": problem["U_a"], "v_a": problem["v_a"]}
+        if "b_a" in problem:
+            _require(problem, "b_a", (d_att,), "the additive score")
+            params["b_a"] = problem["b_a"]
+        return params
+    return {}
+
+
+def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str) -> None:
+    if key not in problem:
+        raise InputError(f"{purpose} needs '{key}' of shape {_shape_text(shape, 'd_att')}")
+    found = problem[key].shape
+    if len(found) != len(shape) or any(e is not None and e != f for e, f in zip(shape, found,
+                                                                                 strict=False)):
+        raise InputError(f"{problem.where(key)}: expected {_shape_text(shape, 'd_att')}, "
+                         f"got {fmt_shape(found)}")
+
+
+def _output_projection(problem: Problem, width: int, layout: Layout):
+    if "W_o" not in problem:
+        if "b_o" in problem:
+            raise InputError(f"{problem.where('b_o')} is given without W_o")
+        return None, None
+    W = problem["W_o"]
+    W_in_out = W if layout is Layout.in_out else W.T
+    if W_in_out.shape[0] != width:
+        other = Layout.out_in if layout is Layout.in_out else Layout.in_out
+        hint = (f" — it fits the {other.value} layout: pass --weight-layout {other.value}"
+                if W_in_out.shape[1] == width else "")
+        expected = (width, "d_out") if layout is Layout.in_out else ("d_out", width)
+        raise InputError(f"{problem.where('W_o')}: expected {_shape_text(expected)} (the context "
+                         f"has H·d_v = {width} columns), got {fmt_shape(W.shape)}{hint}")
+    b = None
+    if "b_o" in problem:
+        _require(problem, "b_o", (W_in_out.shape[1],), "the output projection")
+        b = problem["b_o"]
+    return W_in_out, b
+
+
+def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
+    mask = np.ones((batch, 1, seq_q, seq_k), dtype=bool)
+    given = False
+    if "mask" in problem:
+        m = problem["mask"]
+        if m.shape == (seq_q, seq_k) or (batched and m.shape == (batch, seq_q, seq_k)):
+            mask &= m.reshape(-1, 1, seq_q, seq_k)
+            given = True
+        else:
+            expected = "(seq_q, seq_k)" + (" or (batch, seq_q, seq_k)" if batched else "")
+            raise InputError(f"{problem.where('mask')}: expected {expected} = "
+                             f"{fmt_shape((seq_q, seq_k))}, got {fmt_shape(m.shape)}")
+    if "key_padding_mask" in problem:
+        p = problem["key_padding_mask"]
+        if p.shape == (seq_k,) or (batched and p.shape == (batch, seq_k)):
+            mask &= ~p.reshape(-1, 1, 1, seq_k)
+            given = True
+        else:
+            expected = "(seq_k,)" + (" or (batch, seq_k)" if batched else "")
+            raise InputError(f"{problem.where('key_padding_mask')}: expected {expected} = "
+                             f"({seq_k},), got {fmt_shape(p.shape)}")
+    return mask if given else None
+
+
+def _dropout_mask(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: int,
+                  batched: bool):
+    if "dropout_mask" not in problem:
+        return None
+    m = problem["dropout_mask"]
+    expected = ((batch,) if batched else ()) + ((heads,) if heads > 1 else ()) + (seq_q, seq_k)
+    if m.shape != expected:
+        raise InputError(f"{problem.where('dropout_mask')}: expected the shape of the weights "
+                         f"{fmt_shape(expected)}, got {fmt_shape(m.shape)}")
+    return m.reshape(batch, heads, seq_q, seq_k)
+
+
+def _tokens(problem: Problem, key: str, length: int) -> list[str]:
+    tokens = getattr(problem, key)
+    if tokens is None:
+        return [str(i) for i in range(length)]
+    if len(tokens) != length:
+        of = "memory" if key == "memory_tokens" else "x"
+        raise InputError(f"{problem.where(key)}: {len(tokens)} labels for {length} rows of {of}")
+    return tokens
+
+
+def _shape_text(shape: tuple, unknown: str = "?") -> str:
+    parts = [unknown if s is None else str(s) for s in shape]
+    return "(" + ", ".join(parts) + (",)" if len(parts) == 1 else ")")
+
