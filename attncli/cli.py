@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import os
 import sys
 import tempfile
@@ -219,7 +220,7 @@ def compute(
     """
     with handled(debug):
         from attncli.attention.pipeline import attend
-        from attncli.config import from_variant
+        from attncli.config import build
         from attncli.io import load_problem
 
         wanted = _steps(steps)
@@ -228,17 +229,13 @@ def compute(
             raise InputError("no input: give a problem FILE, --sample NAME or --x FILE "
                              "(try: attncli compute --sample hello-shiny-sun)")
         problem = load_problem(file, arrays=arrays, sample=sample)
-        file_config = dict(problem.config)
-        preset = variant.value if variant is not None else file_config.pop("variant", None)
-        file_config.pop("variant", None)
-        flags = dict(
-            project=False if no_project else None, score=Score.dot if no_scale else score,
-            scale=scale, causal=causal or None, causal_align=causal_align, window=window,
-            normalize=normalize, top_k=top_k, temperature=temperature, heads=heads,
-            dropout=dropout, seed=seed, weight_layout=weight_layout, backend=backend,
-            device=device, dtype=dtype)
-        config = from_variant(preset, **{**file_config, **{k: v for k, v in flags.items()
-                                                           if v is not None}})
+        preset = variant.value if variant is not None else problem.config.get("variant")
+        config = build(
+            problem.config, variant.value if variant is not None else None, no_scale=no_scale,
+            project=False if no_project else None, score=score, scale=scale,
+            causal=causal or None, causal_align=causal_align, window=window, normalize=normalize,
+            top_k=top_k, temperature=temperature, heads=heads, dropout=dropout, seed=seed,
+            weight_layout=weight_layout, backend=backend, device=device, dtype=dtype)
         if preset == "cross" and "memory" not in problem:
             raise InputError("the cross variant needs 'memory' (keys and values come from it): "
                              "add it to the file or give --memory FILE")
@@ -268,8 +265,8 @@ def _print_tables(trace, precision: int | None, output: Path | None) -> None:
     if output is None:
         print_tables(trace, Console(highlight=False), 4 if precision is None else precision)
         return
-    console = Console(record=True, file=open(os.devnull, "w"), width=160,  # noqa: SIM115
-                      highlight=False, color_system=None)
+    console = Console(record=True, file=io.StringIO(), width=160, highlight=False,
+                      color_system=None)
     print_tables(trace, console, 4 if precision is None else precision)
     write_output(console.export_text(), output)
 

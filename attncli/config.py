@@ -52,8 +52,15 @@ class DType(enum.StrEnum):
     float32 = "float32"
 
 
+#: The fields an input file's ``config`` may set, and their types. Backend, device and dtype
+#: are left to the command line on purpose: a homework file should not decide where it runs.
+FILE_FIELDS: dict[str, type] = {
+    "project": bool, "score": Score, "scale": float, "causal": bool, "causal_align": CausalAlign,
+    "window": int, "normalize": Normalize, "temperature": float, "top_k": int, "heads": int,
+    "dropout": float, "seed": int, "weight_layout": Layout,
+}
 _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
-    "score": Score, "normalize": Normalize, "weight_layout": Layout, "causal_align": CausalAlign,
+    **{k: v for k, v in FILE_FIELDS.items() if issubclass(v, enum.Enum)},
     "backend": Backend, "dtype": DType,
 }
 
@@ -97,9 +104,8 @@ class AttentionConfig:
 
     def __post_init__(self) -> None:
         # Accept plain strings for the enum fields (AttentionConfig(score="dot")) from Python.
-        for name in ("score", "normalize", "weight_layout", "causal_align", "backend", "dtype"):
+        for name, kind in _ENUM_FIELDS.items():
             value = getattr(self, name)
-            kind = _ENUM_FIELDS[name]
             if value is not None and not isinstance(value, kind):
                 try:
                     object.__setattr__(self, name, kind(value))
@@ -225,21 +231,34 @@ def from_variant(name: str | None, **overrides: Any) -> AttentionConfig:
     return AttentionConfig(**fields).validate()
 
 
-_FIELD_TYPES: dict[str, type] = {
-    "project": bool, "score": Score, "scale": float, "causal": bool, "causal_align": CausalAlign,
-    "window": int, "normalize": Normalize, "temperature": float, "top_k": int, "heads": int,
-    "dropout": float, "seed": int, "weight_layout": Layout,
-}
+def build(file_config: dict[str, Any], variant: str | None, no_scale: bool = False,
+          **flags: Any) -> AttentionConfig:
+    """The config of one command: a variant named on the command line replaces the input
+    file's ``config`` whole; otherwise the file's variant and fields apply. Flags (not None)
+    win over both. ``no_scale`` turns a (scaled) dot-product score into the unscaled one.
+
+    Raises: ConfigError for contradictory choices, e.g. --no-scale with an additive score.
+    """
+    fields = {} if variant is not None else dict(file_config)
+    name = variant if variant is not None else fields.pop("variant", None)
+    fields.update({k: v for k, v in flags.items() if v is not None})
+    if no_scale:
+        score = fields.get("score") or (VARIANTS[name].fields.get("score") if name else None)
+        if score not in (None, Score.dot, Score.scaled_dot):
+            raise ConfigError(f"--no-scale applies to dot-product scores, not {score.value}; "
+                              "use --scale VALUE to scale other scores")
+        fields["score"] = Score.dot
+    return from_variant(name, **fields)
 
 
 def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
     """Config fields written in an input file's ``config`` object, checked and typed.
 
-    Backend, device and dtype are left to the command line on purpose: a homework file should
-    not decide where it runs. ``variant`` names a preset (see :data:`VARIANTS`).
+    The fields are those of :data:`FILE_FIELDS`; ``variant`` names a preset (:data:`VARIANTS`).
 
     Raises:
-        ConfigError: an unknown field or a value of the wrong type, naming the file.
+        ConfigError: an unknown field, a value of the wrong type or out of range, naming the
+            file and the field.
     """
     fields: dict[str, Any] = {}
     for key, value in raw.items():
@@ -249,10 +268,10 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
                                   f"known: {', '.join(VARIANTS)}")
             fields[key] = value
             continue
-        kind = _FIELD_TYPES.get(key)
+        kind = FILE_FIELDS.get(key)
         if kind is None:
             raise ConfigError(f"{source}: config.{key}: unknown option; known: variant, "
-                              f"{', '.join(_FIELD_TYPES)}")
+                              f"{', '.join(FILE_FIELDS)}")
         try:
             if kind is bool:
                 if not isinstance(value, bool):
@@ -265,9 +284,13 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
                 fields[key] = kind(value)
             else:
                 fields[key] = kind(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             choices = (f" (one of {', '.join(m.value for m in kind)})"
                        if isinstance(kind, enum.EnumMeta) else "")
             raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{choices}, "
                               f"got {value!r}") from None
+    try:
+        AttentionConfig(**{k: v for k, v in fields.items() if k != "variant"}).validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: config: {exc}") from None
     return fields

@@ -67,7 +67,7 @@ class Trace:
     backend: str = "numpy"
     device: str = "cpu"
     dtype: str = "float64"
-    focus: str | None = None  # the query token when narrowed to one query row
+    focus: int | None = None  # the query row kept by at_query (an index into the full run)
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
@@ -87,13 +87,6 @@ class Trace:
     def names(self) -> list[str]:
         return [step.name for step in self.steps]
 
-    def select(self, names: list[str] | None) -> Trace:
-        """A copy that keeps only the named steps (all of them when ``names`` is None)."""
-        if names is None:
-            return self
-        wanted = set(names)
-        return dataclasses.replace(self, steps=[s for s in self.steps if s.name in wanted])
-
     def query_index(self, query: str) -> int:
         """The row of a query given as a token or a 0-based index.
 
@@ -108,16 +101,12 @@ class Trace:
                          f"{', '.join(self.query_tokens)} (or 0 … {len(self.query_tokens) - 1})")
 
     def at_query(self, index: int) -> Trace:
-        """A copy narrowed to one query row: steps with a query axis lose it (keys, values stay)."""
-        steps = []
-        for step in self.steps:
-            if "query" in step.axes:
-                axis = step.axes.index("query")
-                data = np.take(step.data, index, axis=axis)
-                axes = step.axes[:axis] + step.axes[axis + 1:]
-                step = Step(step.name, step.formula, data, axes)
-            steps.append(step)
-        return dataclasses.replace(self, steps=steps, focus=self.query_tokens[index])
+        """A copy narrowed to one query row: steps with a query axis keep it with length 1
+        (keys and values are whole); ``to_dict`` then drops that axis."""
+        steps = [Step(s.name, s.formula, np.take(s.data, [index], axis=s.axes.index("query")),
+                      s.axes) if "query" in s.axes else s for s in self.steps]
+        return dataclasses.replace(self, steps=steps, query_tokens=[self.query_tokens[index]],
+                                   focus=index)
 
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""
@@ -127,22 +116,28 @@ class Trace:
             return list(self.key_tokens)
         return [str(i) for i in range(size)]
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: arrays as nested lists, −inf and NaN as None."""
+    def to_dict(self, precision: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dict: arrays as nested lists (rounded to ``precision`` decimals when
+        given), −inf and NaN as None. After :meth:`at_query` the query axis is dropped, so a
+        step such as ``weights`` is the one row."""
         steps = {}
         for step in self.steps:
-            data = step.data.astype(object)
-            data[~np.isfinite(step.data)] = None
+            array, axes = step.data, step.axes
+            if self.focus is not None and "query" in axes:
+                array = np.squeeze(array, axis=axes.index("query"))
+                axes = tuple(a for a in axes if a != "query")
+            data = (array if precision is None else np.round(array, precision)).astype(object)
+            data[~np.isfinite(array)] = None
             steps[step.name] = {
                 "formula": step.formula,
-                "shape": list(step.shape),
-                "axes": list(step.axes),
+                "shape": list(array.shape),
+                "axes": list(axes),
                 "data": data.tolist(),
             }
         return {
             "steps": steps,
             "tokens": self.query_tokens,
-            "query": self.focus,
+            "query": None if self.focus is None else self.query_tokens[0],
             "key_tokens": self.key_tokens,
             "config": self.config,
             "conventions": self.conventions,

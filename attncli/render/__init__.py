@@ -23,32 +23,26 @@ class Slice:
     """One 2-D piece of a step: ``where`` names the leading indices ("batch 0, head 1")."""
 
     where: str
+    lead: dict[str, int]  # the leading axes and their indices: {"batch": 0, "head": 1}
     row_axis: str
     col_axis: str
     rows: list[str]
     cols: list[str]
+    row_numbers: list[int]  # the rows' indices in the whole run (they differ after --query)
     matrix: np.ndarray  # (len(rows), len(cols))
-    index: tuple[int, ...]  # the leading indices
 
 
 def slices(trace: Trace, step: Step) -> Iterator[Slice]:
-    """The 2-D tables of a step: its last two axes, one table per batch/head index.
-
-    A 1-D step (a step narrowed to one query) is one row labelled with that query's token.
-    """
-    data, axes = step.data, step.axes
-    if data.ndim == 1:
-        data, axes = data[None, :], ("query", *axes)
-    lead = axes[:-2]
-    row_axis, col_axis = axes[-2], axes[-1]
-    rows = ([trace.focus] if row_axis == "query" and trace.focus is not None and
-            data.shape[-2] == 1 and step.data.ndim == 1 else trace.labels(row_axis,
-                                                                         data.shape[-2]))
-    cols = trace.labels(col_axis, data.shape[-1])
-    focus = [f"query {trace.focus}"] if trace.focus is not None else []
-    for index in np.ndindex(*data.shape[:-2]):
-        where = ", ".join([*focus, *(f"{axis} {i}" for axis, i in zip(lead, index, strict=True))])
-        yield Slice(where, row_axis, col_axis, rows, cols, data[index], tuple(index))
+    """The 2-D tables of a step: its last two axes, one table per batch/head index."""
+    lead_axes, (row_axis, col_axis) = step.axes[:-2], step.axes[-2:]
+    n_rows, n_cols = step.data.shape[-2:]
+    rows, cols = trace.labels(row_axis, n_rows), trace.labels(col_axis, n_cols)
+    first = trace.focus if row_axis == "query" and trace.focus is not None else 0
+    for index in np.ndindex(*step.data.shape[:-2]):
+        lead = dict(zip(lead_axes, (int(i) for i in index), strict=True))
+        where = ", ".join(f"{axis} {i}" for axis, i in lead.items())
+        yield Slice(where, lead, row_axis, col_axis, rows, cols,
+                    list(range(first, first + n_rows)), step.data[index])
 
 
 def number(value: float, precision: int) -> str:

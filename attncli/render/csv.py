@@ -20,13 +20,11 @@ def render_csv(trace: Trace, precision: int) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     for step in trace:
-        lead = [a for a in step.axes if a in ("batch", "head")]
         for part in slices(trace, step):
-            where = dict(zip(lead, part.index, strict=False))
-            for r, row_label in enumerate(part.rows):
+            batch, head = part.lead.get("batch", ""), part.lead.get("head", "")
+            for r, (row, row_label) in enumerate(zip(part.row_numbers, part.rows, strict=True)):
                 for c, col_label in enumerate(part.cols):
-                    value = part.matrix[r, c]
-                    text = number(value, precision).replace("−∞", "-inf").replace("∞", "inf")
-                    writer.writerow([step.name, where.get("batch", ""), where.get("head", ""),
-                                     r, row_label, c, col_label, text])
+                    text = number(part.matrix[r, c], precision).replace("−∞", "-inf")
+                    writer.writerow([step.name, batch, head, row, row_label, c, col_label,
+                                     text.replace("∞", "inf")])
     return out.getvalue()

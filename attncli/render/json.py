@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import orjson
 
 from attncli.trace import Trace
@@ -11,10 +10,5 @@ from attncli.trace import Trace
 def render_json(trace: Trace, precision: int | None, indent: bool = False) -> str:
     """One document, compact unless ``indent``; full float precision unless ``precision`` is
     given; −∞ (masked scores) becomes null."""
-    document = trace.to_dict()
-    if precision is not None:
-        for name, entry in document["steps"].items():
-            data = np.round(trace.step(name).data, precision).astype(object)
-            data[~np.isfinite(trace.step(name).data)] = None
-            entry["data"] = data.tolist()
+    document = trace.to_dict(precision)
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode() + "\n"
