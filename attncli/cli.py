@@ -111,6 +111,11 @@ def write_output(text: str, path: Path | None) -> None:
     except OSError as exc:
         raise InputError(f"{path}: cannot write here: {exc.strerror}") from None
     try:
+        # mkstemp makes the file private (0600); give it the mode the file had, or the umask's
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from attncli.attention import masks, normalize, scores
 from attncli.backend import Runtime, dropout_keep, resolve
-from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
+from attncli.config import AttentionConfig, CausalAlign, Normalize, Score, build
 from attncli.errors import InputError
 from attncli.problem import Problem
 from attncli.shapes import Prepared, prepare
@@ -59,6 +59,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
         head_context (B, H, seq_q, d_v) — only when H > 1
         context (B, seq_q, H·d_v), heads concatenated; output (B, seq_q, d_out) when W_o is given
     Args:
+        config: how to attend; None takes the problem's own ``config`` (as a file gives it).
         steps: the step names to record (all of them when None); the math runs regardless.
     Returns: a Trace whose steps are in pipeline order.
     Raises:
@@ -68,7 +69,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     Source: Vaswani et al. 2017, eq. 1 and §3.2.2 (multi-head); torch.nn.MultiheadAttention
     and torch.nn.functional.scaled_dot_product_attention are the numerical reference.
     """
-    config = (config or AttentionConfig()).validate()
+    config = (build(problem.config, None) if config is None else config).validate()
     # Overflow is caught and reported by _check_finite, so numpy's own warnings stay quiet.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         return _attend(problem, config, steps)
@@ -158,7 +159,10 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         record("output", "output = context W_o" + (" + b_o" if p["b_o"] is not None else ""),
                output)
 
-    _check_finite(xp, output if p["W_o"] is not None else context, "context", config)
+    if p["W_o"] is not None:
+        _check_finite(xp, output, "output", config)
+    else:
+        _check_finite(xp, context, "context", config)
     trace.config = {
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
@@ -177,7 +181,8 @@ def _check_finite(xp, array, what: str, config: AttentionConfig) -> None:
             else "scale x or the weights down")
     if what == "weights" and config.temperature != 1.0:
         hint = f"--temperature {config.temperature:g} is too small for these scores"
-    raise InputError(f"the {what} overflow {config.dtype.value} (values beyond "
+    shape = "(" + ", ".join(str(n) for n in array.shape) + ")"
+    raise InputError(f"the {what} {shape} overflow {config.dtype.value} (values beyond "
                      f"±{'3.4e38' if config.dtype.value == 'float32' else '1.8e308'}): {hint}")
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from attncli.errors import InputError
-from attncli.problem import Problem
+from attncli.problem import MASK_KEYS, Problem
 
 
 def _kind(path: str) -> str:
@@ -62,7 +62,7 @@ def _single(path: str, key: str) -> Problem:
     if kind == "csv":
         from attncli.io.csv_reader import read_csv
 
-        value, labels = read_csv(path)
+        value, labels = read_csv(path, booleans=key in MASK_KEYS)
     elif kind == "npy":
         from attncli.io.npy_reader import read_npy
 

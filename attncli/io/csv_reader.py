@@ -9,23 +9,28 @@ import io
 from attncli.errors import InputError
 from attncli.io import open_text
 
-
-def _number(cell: str) -> float | None:
-    try:
-        return float(cell)
-    except ValueError:
-        return None
+_BOOLEANS = {"true": 1.0, "false": 0.0}
 
 
-def read_csv(path: str) -> tuple[list[list[float]], list[str] | None]:
+def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list[str] | None]:
     """Rows of numbers and the labels of the first column, if it holds strings.
 
     A first row that is not all numbers (apart from a label column), or that starts with an
     empty corner cell above a label column (as pandas writes it), is a header and skipped.
     Blank lines are skipped; Windows line endings and a UTF-8 BOM are accepted; a ``.tsv``
     file, or one whose first non-blank line has tabs and no commas, is read tab-separated.
+    With ``booleans`` (masks), true/false (any case) are read as 1/0.
     Raises: InputError naming the row (file line) and column of a cell that is not a number.
     """
+
+    def _number(cell: str) -> float | None:
+        if booleans and cell.lower() in _BOOLEANS:
+            return _BOOLEANS[cell.lower()]
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
     text = open_text(path)
     first = next((line for line in text.splitlines() if line.strip()), "")
     tabbed = path.lower().endswith(".tsv") or ("\t" in first and "," not in first)
