@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -47,4 +49,18 @@ def test_readme_python_example_runs():
     (code,) = _blocks("python")
     namespace: dict = {}
     exec(code, namespace)  # noqa: S102 - the README's own example
-    assert namespace["trace"]["weights"].shape == (3, 3)
+    # seed 004, unscaled: Input 1's weights are softmax([2, 4, 4])
+    np.testing.assert_allclose(namespace["trace"]["weights"][0], [0.063379, 0.468311, 0.468311],
+                               atol=1e-6)
+    assert np.all(np.triu(namespace["scaled"]["weights"], k=1) == 0)
+
+
+def test_readme_error_example_is_what_attncli_prints(tmp_path, monkeypatch):
+    (example,) = _blocks("text")
+    problem = {"x": [[1, 0, 1, 0], [0, 2, 0, 2]], "W_q": [[1, 0, 1, 0], [0, 1, 0, 1]],
+               "W_k": [[1, 0, 1, 0], [0, 1, 0, 1]], "W_v": [[1, 0], [0, 1], [1, 1], [0, 0]]}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["compute", "p.json"])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == example.strip()
