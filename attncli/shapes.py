@@ -38,6 +38,7 @@ class Prepared:
     d_k: int
     d_v: int
     layout: Layout
+    per_head_weights: bool  # some W came as (H, d_in, d_head), one matrix per head
     score: Score  # the score function, resolved from the config and the problem
     scale: float  # the factor the scores are multiplied by
     query_tokens: list[str]
@@ -56,7 +57,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         ConfigError: heads that do not divide a width, an option the problem cannot satisfy.
     """
     if "x" not in problem:
-        raise InputError("no embeddings: give 'x' in the input file or --x FILE")
+        sources = sorted(set(problem.origin.values()))
+        raise InputError(f"no embeddings: {' and '.join(sources) or 'the input'} has no 'x'; "
+                         "add it or give --x FILE")
     layout = config.weight_layout or problem.weight_layout or Layout.in_out
     x = problem["x"]
     batched = x.ndim == 3
@@ -100,10 +103,14 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     else:
         scale = 1.0 / math.sqrt(widths["q"]) if score is Score.scaled_dot else 1.0
     if score in (Score.dot, Score.scaled_dot) and widths["q"] != widths["k"]:
+        def origin(name: str, source: str) -> str:
+            key = f"W_{name}"
+            return (problem.where(key) if params[key] is not None
+                    else f"{problem.where(source)} itself, no {key}")
         raise InputError(
-            f"queries and keys differ in width per head ({widths['q']} vs {widths['k']}): "
-            f"a {score.value} score needs d_k equal for both; check W_q and W_k"
-        )
+            f"queries and keys differ in width per head, {widths['q']} "
+            f"({origin('q', 'x')}) vs {widths['k']} ({origin('k', 'memory' if cross else 'x')}): "
+            f"a {score.value} score needs them equal")
     params.update(_score_params(problem, score, widths["q"], widths["k"]))
     for key in ("W_a", "U_a", "v_a", "b_a"):
         if key in problem and key not in params:
@@ -130,7 +137,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     key_tokens = _tokens(problem, "memory_tokens", seq_k) if cross else query_tokens
     return Prepared(
         x=x3, source=source3, cross=cross, batched=batched, heads=heads, d_k=widths["q"],
-        d_v=widths["v"], layout=layout, score=score, scale=scale, query_tokens=query_tokens,
+        d_v=widths["v"], layout=layout, score=score,
+        per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
+                             if params[k] is not None), scale=scale, query_tokens=query_tokens,
         key_tokens=key_tokens, params=params, mask=mask, dropout_mask=dropout_mask,
     )
 

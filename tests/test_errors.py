@@ -176,7 +176,7 @@ CASES: dict[str, Case] = {
                                       ["W_a", "(3, 3)"]),
     "b_o-without-w_o": Case(["compute", "p.json"], ["p.json", "b_o", "W_o"],
                             files={"p.json": _json({"x": X, "b_o": [1, 2, 3]})}),
-    "memory-width": Case(["compute", "p.json"], ["(3 vs 2)", "W_q", "W_k"],
+    "memory-width": Case(["compute", "p.json"], ["3 (p.json: x itself, no W_q) vs 2 (p.json: memory itself, no W_k)"],
                          files={"p.json": _json({"x": X, "memory": [[1, 2], [3, 4]]})}),
     "scores-overflow": Case(["compute", "p.json"], ["overflow", "float64"],
                             files={"p.json": _json({"x": [[1e200, 1e200], [1, 1]]})}),

@@ -110,7 +110,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     last = "scores"
     if scale != 1.0:
         s = s * scale
-        how = (f"/ √d_k = / √{prepared.d_k}" if config.scale is None else f"× {scale:g}")
+        how = (f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None else f"× {scale:g}")
         record("scaled_scores", f"scaled_scores = scores {how}", s)
         last = "scaled_scores"
 
@@ -234,14 +234,21 @@ def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         conventions["weight_layout"] = (
             "in_out: Q = x @ W_q, W_q of shape (d_in, d_k)" if prepared.layout.value == "in_out"
             else "out_in: Q = x @ W_q.T, W_q of shape (d_k, d_in), as torch.nn.Linear stores it")
+        if prepared.per_head_weights:
+            conventions["weight_layout"] += "; a 3-D W is (H, d_in, d_head), one matrix per head"
     if prepared.heads > 1:
-        conventions["heads"] = (f"{prepared.heads} heads; head h owns columns h·d_head … "
-                                "(h+1)·d_head − 1 of each projection (torch.nn.MultiheadAttention)")
+        conventions["heads"] = (f"{prepared.heads} heads of width {prepared.d_k}; head h owns "
+                                "columns h·d_head … (h+1)·d_head − 1 of a 2-D projection "
+                                "(torch.nn.MultiheadAttention's split); context concatenates "
+                                "the heads in order")
     conventions["scale"] = f"scores multiplied by {scale:.6g}" + (
         f" = 1/√d_k, d_k = {prepared.d_k}" if config.scale is None and score_fn is Score.scaled_dot
         else "")
     if config.normalize is Normalize.hard:
         conventions["hard_ties"] = "one-hot on the arg-max; among equal maxima the first key wins"
+    elif config.normalize is Normalize.topk:
+        conventions["top_k"] = (f"softmax over each row's {config.top_k} largest scores, zero "
+                                "elsewhere; ties at the boundary go to the lower key index")
     else:
         conventions["softmax"] = ("over the key axis, each row of weights sums to 1 (row maximum "
                                   "subtracted first)")
@@ -249,6 +256,16 @@ def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         conventions["mask_polarity"] = (
             "mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: True = padding, "
             "ignored (torch.nn.MultiheadAttention's)")
+    if config.window is not None:
+        conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
+                                 f"{config.window}" + (" (i shifted by seq_k − seq_q, bottom-right)"
+                                                       if config.causal_align is
+                                                       CausalAlign.bottom_right else ""))
+    if config.window is not None:
+        shift = (" (i shifted by seq_k − seq_q, bottom-right)"
+                 if config.causal_align is CausalAlign.bottom_right else "")
+        conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
+                                 f"{config.window}{shift}")
     if config.causal:
         conventions["causal_alignment"] = (
             "top-left: query i sees keys j ≤ i (torch SDPA is_causal)"

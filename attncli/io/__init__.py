@@ -34,9 +34,11 @@ def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | 
     """
     problem = Problem()
     if sample is not None:
+        from attncli.io.json_reader import read_json
         from attncli.samples import sample_path
 
-        problem = problem.merged(load_problem(sample_path(sample)))
+        raw = read_json(str(sample_path(sample)))
+        problem = problem.merged(Problem.from_mapping(raw, f"sample {sample}"))
     if path is not None:
         path = str(path)
         kind = _kind(path)

@@ -18,7 +18,8 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     A first row that is not all numbers (apart from a label column), or that starts with an
     empty corner cell above a label column (as pandas writes it), is a header and skipped.
     Blank lines are skipped; Windows line endings and a UTF-8 BOM are accepted; a ``.tsv``
-    file, or one whose first non-blank line has tabs and no commas, is read tab-separated.
+    file, or one whose first non-blank line has tabs and no commas, is read tab-separated;
+    semicolons likewise.
     With ``booleans`` (masks), true/false (any case) are read as 1/0.
     Raises: InputError naming the row (file line) and column of a cell that is not a number.
     """
@@ -33,8 +34,9 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
 
     text = open_text(path)
     first = next((line for line in text.splitlines() if line.strip()), "")
-    tabbed = path.lower().endswith(".tsv") or ("\t" in first and "," not in first)
-    reader = csv.reader(io.StringIO(text), delimiter="\t" if tabbed else ",")
+    delimiter = "\t" if path.lower().endswith(".tsv") else next(
+        (d for d in (",", "\t", ";") if d in first), ",")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     lines, body = [], []  # file line numbers (1-based) and the stripped cells of each row
     for row in reader:
         if any(cell.strip() for cell in row):

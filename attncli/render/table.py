@@ -1,5 +1,5 @@
 """rich tables for the terminal: one heading per step (its formula), one table per batch/head
-slice, slices side by side when they fit."""
+slice, slices side by side when they fit, and columns split into blocks rather than cut."""
 
 from __future__ import annotations
 
@@ -13,20 +13,48 @@ from attncli.render import Slice, number, slices
 from attncli.trace import Step, Trace
 
 _STRESSED = {"weights", "dropped_weights"}
+_EDGE = 4  # a table's left border and the row-label column's padding
+_CELL = 3  # a column's padding and its border
 
 
-def _table(step: Step, part: Slice, precision: int) -> Table:
-    table = Table(title=escape(part.where) or None, title_style="dim", header_style="bold cyan")
-    table.add_column(f"{part.row_axis} \\ {part.col_axis}", style="bold")
-    for col in part.cols:
-        table.add_column(escape(col), justify="right")
-    for label, row in zip(part.rows, part.matrix, strict=True):
-        cells = [number(v, precision) for v in row]
-        if step.name in _STRESSED and row.max() > 0:
-            best = int(np.argmax(row))  # the largest weight of the row, stressed
-            cells[best] = f"[bold reverse]{cells[best]}[/]"
-        table.add_row(escape(label), *cells)
-    return table
+def _column_blocks(corner: str, part: Slice, cells: list[list[str]], width: int) -> list[range]:
+    """Column ranges that each fit ``width``, so numbers are never cut to "0.3…"."""
+    label_width = max(len(corner), *(len(r) for r in part.rows)) + _EDGE
+    widths = [max(len(col), *(len(row[c]) for row in cells)) + _CELL
+              for c, col in enumerate(part.cols)]
+    blocks, start, used = [], 0, label_width
+    for c, w in enumerate(widths):
+        if used + w > width and c > start:
+            blocks.append(range(start, c))
+            start, used = c, label_width
+        used += w
+    blocks.append(range(start, len(widths)))
+    return blocks
+
+
+def _tables(step: Step, part: Slice, precision: int, width: int) -> list[Table]:
+    corner = f"{part.row_axis} \\ {part.col_axis}"
+    cells = [[number(v, precision) for v in row] for row in part.matrix]
+    blocks = _column_blocks(corner, part, cells, width)
+    if step.name in _STRESSED:  # the largest weight of each row, stressed
+        for row, values in zip(cells, part.matrix, strict=True):
+            if values.max() > 0:
+                best = int(np.argmax(values))
+                row[best] = f"[bold reverse]{row[best]}[/]"
+    tables = []
+    for block in blocks:
+        title = part.where
+        if len(blocks) > 1:
+            title = (f"{title}, " if title else "") + (
+                f"columns {block.start}–{block.stop - 1} of {len(part.cols)}")
+        table = Table(title=escape(title) or None, title_style="dim", header_style="bold cyan")
+        table.add_column(corner, style="bold", no_wrap=True)
+        for c in block:
+            table.add_column(escape(part.cols[c]), justify="right", no_wrap=True)
+        for label, row in zip(part.rows, cells, strict=True):
+            table.add_row(escape(label), *(row[c] for c in block))
+        tables.append(table)
+    return tables
 
 
 def print_tables(trace: Trace, console: Console, precision: int = 4,
@@ -35,7 +63,8 @@ def print_tables(trace: Trace, console: Console, precision: int = 4,
     for step in trace:
         console.print(f"[bold magenta]{escape(step.name)}[/]  {escape(step.formula)}  "
                       f"[dim]shape {tuple(step.shape)}[/]")
-        tables = [_table(step, part, precision) for part in slices(trace, step)]
+        tables = [table for part in slices(trace, step)
+                  for table in _tables(step, part, precision, console.width)]
         console.print(tables[0] if len(tables) == 1 else Columns(tables))
     if conventions and trace.conventions:
         notes = Table(title="conventions", title_justify="left", title_style="bold",

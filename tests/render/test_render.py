@@ -65,3 +65,18 @@ def test_table_labels_rows_and_columns_with_tokens_and_stresses_no_numbers_away(
     # the shiny row of the weights, with its largest entry (0.4063) present as a plain number
     assert "│ shiny       │ 0.2291 │ 0.4063 │ 0.3646 │" in text
     assert "conventions" in text
+
+
+def test_wide_tables_split_into_column_blocks_instead_of_cutting_numbers():
+    from attncli.problem import Problem
+
+    rng = np.random.default_rng(3)
+    trace = attend(Problem.from_mapping({"x": rng.normal(size=(12, 6))}, "wide"))
+    console = Console(record=True, file=io.StringIO(), width=80, color_system=None)
+    print_tables(trace.at_query(0), console, precision=4)
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "columns 0–6 of 12" in text and "columns 7–11 of 12" in text
+    for value in trace["weights"][0]:  # every weight of the row is printed whole
+        assert f"{value:.4f}" in text
