@@ -224,7 +224,9 @@ def _score_params(problem: Problem, score: Score, d_q: int, d_k: int) -> dict[st
 
 def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str) -> None:
     if key not in problem:
-        raise InputError(f"{purpose} needs '{key}' of shape {_shape_text(shape, 'd_att')}")
+        sources = " and ".join(sorted(set(problem.origin.values()))) or "the input"
+        raise InputError(f"{purpose} needs '{key}' of shape {_shape_text(shape, 'd_att')}, "
+                         f"which {sources} does not give")
     found = problem[key].shape
     if len(found) != len(shape) or any(e is not None and e != f for e, f in zip(shape, found,
                                                                                  strict=False)):
