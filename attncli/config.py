@@ -59,6 +59,39 @@ FILE_FIELDS: dict[str, type] = {
     "window": int, "normalize": Normalize, "temperature": float, "top_k": int, "heads": int,
     "dropout": float, "seed": int, "weight_layout": Layout,
 }
+_SEED_LIMIT = 2**63  # torch.manual_seed and numpy.random.default_rng both take 0 … 2**63 − 1
+_COUNT_LIMIT = 2**31  # heads, window, top_k: larger counts mean nothing for any real problem
+
+
+def check_field(name: str, value: Any) -> None:
+    """Range checks of one option, the same for flags and for a file's ``config``.
+
+    Raises: ConfigError naming the option (as a flag) and the value.
+    """
+    if value is None:
+        return
+    allowed = {
+        "heads": lambda v: 1 <= v < _COUNT_LIMIT,
+        "window": lambda v: 0 <= v < _COUNT_LIMIT,
+        "top_k": lambda v: 1 <= v < _COUNT_LIMIT,
+        "dropout": lambda v: 0.0 <= v < 1.0,
+        "temperature": lambda v: math.isfinite(v) and v > 0,
+        "scale": math.isfinite,
+        "seed": lambda v: 0 <= v < _SEED_LIMIT,
+    }.get(name)
+    if allowed is not None and not allowed(value):
+        expected = {
+            "heads": "a count from 1", "window": "0 or more (|i − j| ≤ W)",
+            "top_k": "a count from 1", "dropout": "in [0, 1)",
+            "temperature": "a positive number", "scale": "a finite number",
+            "seed": "in 0 … 2**63 − 1",
+        }[name]
+        shown = value if len(repr(value)) < 30 else f"{repr(value)[:12]}…"
+        raise ConfigError(f"--{name.replace('_', '-')} must be {expected}, got {shown}")
+
+
+#: File fields that describe the data rather than a choice of variant: kept under --variant.
+DATA_FIELDS = ("weight_layout", "heads")
 _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
     **{k: v for k, v in FILE_FIELDS.items() if issubclass(v, enum.Enum)},
     "backend": Backend, "dtype": DType,
@@ -119,16 +152,8 @@ class AttentionConfig:
 
     def validate(self) -> AttentionConfig:
         """Raise :class:`ConfigError` for values no problem could satisfy; return self."""
-        if self.heads is not None and self.heads < 1:
-            raise ConfigError(f"--heads must be at least 1, got {self.heads}")
-        if self.window is not None and self.window < 0:
-            raise ConfigError(f"--window must be 0 or more (|i − j| ≤ W), got {self.window}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ConfigError(f"--temperature must be a positive number, got {self.temperature}")
-        if self.scale is not None and not math.isfinite(self.scale):
-            raise ConfigError(f"--scale must be a finite number, got {self.scale}")
+        for name in ("heads", "window", "dropout", "temperature", "scale", "top_k", "seed"):
+            check_field(name, getattr(self, name))
         if self.normalize is Normalize.topk and (self.top_k is None or self.top_k < 1):
             raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
         if self.top_k is not None and self.normalize is not Normalize.topk:
@@ -239,10 +264,16 @@ def build(file_config: dict[str, Any], variant: str | None, no_scale: bool = Fal
 
     Raises: ConfigError for contradictory choices, e.g. --no-scale with an additive score.
     """
-    fields = {} if variant is not None else dict(file_config)
+    fields = dict(file_config)
+    if variant is not None:  # a variant named on the command line replaces the file's choices,
+        fields = {k: v for k, v in fields.items() if k in DATA_FIELDS}  # not facts of its data
     name = variant if variant is not None else fields.pop("variant", None)
     fields.update({k: v for k, v in flags.items() if v is not None})
     if no_scale:
+        if flags.get("scale") is not None:
+            raise ConfigError("--no-scale and --scale contradict each other: give one")
+        if flags.get("score") is not None and flags["score"] is not Score.dot:
+            raise ConfigError(f"--no-scale contradicts --score {flags['score'].value}")
         score = fields.get("score") or (VARIANTS[name].fields.get("score") if name else None)
         if score not in (None, Score.dot, Score.scaled_dot):
             raise ConfigError(f"--no-scale applies to dot-product scores, not {score.value}; "
@@ -263,7 +294,7 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "variant":
-            if value not in VARIANTS:
+            if not isinstance(value, str) or value not in VARIANTS:
                 raise ConfigError(f"{source}: config.variant: unknown variant {value!r}; "
                                   f"known: {', '.join(VARIANTS)}")
             fields[key] = value
@@ -289,8 +320,9 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
                        if isinstance(kind, enum.EnumMeta) else "")
             raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{choices}, "
                               f"got {value!r}") from None
-    try:
-        AttentionConfig(**{k: v for k, v in fields.items() if k != "variant"}).validate()
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: config: {exc}") from None
+        try:
+            check_field(key, fields[key])
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: config.{key}: {str(exc).split(' must ', 1)[1]}") \
+                from None
     return fields

@@ -39,6 +39,7 @@ class Prepared:
     d_v: int
     layout: Layout
     per_head_weights: bool  # some W came as (H, d_in, d_head), one matrix per head
+    warnings: list[str]  # the problem's warnings and this check's
     score: Score  # the score function, resolved from the config and the problem
     scale: float  # the factor the scores are multiplied by
     query_tokens: list[str]
@@ -76,7 +77,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     source3 = source if source.ndim == 3 else np.broadcast_to(source, (batch, *source.shape))
     seq_k, d_src = source3.shape[1:]
     heads = config.heads or (_heads_from_weights(problem) if config.project else None) or 1
-    warnings = problem.warnings
+    warnings = list(problem.warnings)  # this run's own list: the problem is not changed
+    unused: list[str] = []
 
     params: dict[str, np.ndarray | None] = {}
     widths: dict[str, int] = {}
@@ -91,10 +93,10 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         width = W.shape[2] if W is not None else _split_width(problem, from_key, d_from, heads)
         widths[name] = width
         params[f"b_{name}"] = _bias(problem, f"b_{name}", heads, width) if W is not None else None
-        if W is None and (key in problem or f"b_{name}" in problem):
-            unused = " and ".join(k for k in (key, f"b_{name}") if k in problem)
-            why = "--no-project / the simple variant" if key in problem else f"there is no {key}"
-            warnings.append(f"{problem.where(unused.split()[0])}: {unused} not used ({why})")
+        if W is None and f"b_{name}" in problem and key not in problem:
+            warnings.append(f"{problem.where(f'b_{name}')} not used: there is no {key}")
+        if W is None and key in problem:
+            unused += [k for k in (key, f"b_{name}") if k in problem]
 
     score = config.score or (Score.scaled_dot if params["W_q"] is not None
                              or params["W_k"] is not None else Score.dot)
@@ -119,8 +121,11 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         params["W_o"], params["b_o"] = _output_projection(problem, heads * widths["v"], layout)
     else:
         params["W_o"] = params["b_o"] = None
-        if "W_o" in problem:
-            warnings.append(f"{problem.where('W_o')} not used (--no-project / the simple variant)")
+        unused += [k for k in ("W_o", "b_o") if k in problem]
+    if unused:
+        sources = " and ".join(sorted({problem.origin.get(k, "<input>") for k in unused}))
+        warnings.append(f"{sources}: {', '.join(unused)} not used (--no-project or the simple "
+                        "variant: Q = K = V = x)")
     if not cross and problem.memory_tokens is not None:
         warnings.append(f"{problem.where('memory_tokens')} not used: there is no memory")
 
@@ -141,6 +146,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
                              if params[k] is not None), scale=scale, query_tokens=query_tokens,
         key_tokens=key_tokens, params=params, mask=mask, dropout_mask=dropout_mask,
+        warnings=warnings,
     )
 
 

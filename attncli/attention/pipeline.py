@@ -63,7 +63,7 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
         steps: the step names to record (all of them when None); the math runs regardless.
     Returns: a Trace whose steps are in pipeline order.
     Raises:
-        InputError / ConfigError: from :func:`attncli.problem.prepare` (shapes, options);
+        InputError / ConfigError: from :func:`attncli.shapes.prepare` (shapes, options);
             InputError when scores overflow the dtype.
         BackendError: an unavailable backend or device.
     Source: Vaswani et al. 2017, eq. 1 and §3.2.2 (multi-head); torch.nn.MultiheadAttention
@@ -84,7 +84,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
 
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
                   backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
-                  warnings=list(problem.warnings))
+                  warnings=prepared.warnings)
     record = _Recorder(trace, runtime, prepared, steps)
     src = "memory" if prepared.cross else "x"
     x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
@@ -196,9 +196,11 @@ def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Run
     """(B or 1, 1, seq_q, seq_k) bool, True = may attend, or None; and its parts in words."""
     seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
     parts = []
+    # A window wider than both sequences masks nothing; clamping keeps the indices in int64.
+    window = None if config.window is None else min(config.window, seq_q + seq_k)
     mask = masks.structural(xp, seq_q, seq_k, causal=config.causal,
                             bottom_right=config.causal_align is CausalAlign.bottom_right,
-                            window=config.window, device=runtime.device)
+                            window=window, device=runtime.device)
     if config.causal:
         parts.append(f"causal, {config.causal_align.value}")
     if config.window is not None:
@@ -256,11 +258,6 @@ def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         conventions["mask_polarity"] = (
             "mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: True = padding, "
             "ignored (torch.nn.MultiheadAttention's)")
-    if config.window is not None:
-        conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
-                                 f"{config.window}" + (" (i shifted by seq_k − seq_q, bottom-right)"
-                                                       if config.causal_align is
-                                                       CausalAlign.bottom_right else ""))
     if config.window is not None:
         shift = (" (i shifted by seq_k − seq_q, bottom-right)"
                  if config.causal_align is CausalAlign.bottom_right else "")
