@@ -7,7 +7,6 @@ import enum
 import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ import typer
 from attncli import __version__
 from attncli.config import VARIANTS, Backend, CausalAlign, DType, Layout, Normalize, Score
 from attncli.errors import AttncliError, ExitStatus, InputError
+from attncli.io.writer import write_output
 from attncli.render import Format
 from attncli.trace import STEP_NAMES
 
@@ -78,7 +78,7 @@ def handled(debug: bool):
 def _steps(steps: str | None) -> list[str] | None:
     if steps is None:
         return None
-    names = [s.strip() for s in steps.split(",") if s.strip()]
+    names = list(dict.fromkeys(s.strip() for s in steps.split(",") if s.strip()))
     unknown = [s for s in names if s not in STEP_NAMES]
     if unknown or not names:
         raise InputError(f"--steps: unknown step {', '.join(unknown) or '(none)'}; "
@@ -90,41 +90,11 @@ def _arrays(x, memory, wq, wk, wv, wo, mask, sets: list[str]) -> dict[str, str]:
     arrays = {k: v for k, v in {"x": x, "memory": memory, "W_q": wq, "W_k": wk, "W_v": wv,
                                 "W_o": wo, "mask": mask}.items() if v is not None}
     for item in sets:
-        key, sep, file = item.partition("=")
+        key, sep, file = (part.strip() for part in item.partition("="))
         if not sep or not key or not file:
             raise InputError(f"--set {item!r}: expected KEY=FILE, e.g. --set b_q=bq.csv")
-        arrays[key.strip()] = file.strip()
+        arrays[key] = file
     return arrays
-
-
-def write_output(text: str, path: Path | None) -> None:
-    """stdout, or ``path`` written whole through a temporary file and a rename."""
-    if path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; -o needs a file name")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.",
-                                   suffix=".tmp")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write here: {exc.strerror}") from None
-    try:
-        # mkstemp makes the file private (0600); give it the mode the file had, or the umask's
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~umask
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise InputError(f"{path}: cannot write: {exc.strerror}") from None
-        raise
 
 
 def _version(value: bool) -> None:
@@ -244,15 +214,16 @@ def compute(
         if preset == "cross" and "memory" not in problem:
             raise InputError("the cross variant needs 'memory' (keys and values come from it): "
                              "add it to the file or give --memory FILE")
+        if as_json and fmt not in (Format.table, Format.json):
+            raise InputError(f"--json contradicts --format {fmt.value}: give one")
+        fmt = Format.json if as_json else fmt
         trace = attend(problem, config, steps=wanted)
-        for warning in trace.warnings:
-            _say("warning", warning)
-        for name in wanted or []:
-            if name not in trace:
-                _say("warning", f"step {name!r} was not computed in this configuration")
         if query is not None:
             trace = trace.at_query(trace.query_index(query))
-        fmt = Format.json if as_json else fmt
+        trace.warnings += [f"step {name!r} is not computed in this configuration"
+                           for name in wanted or [] if name not in trace]
+        for warning in trace.warnings:
+            _say("warning", warning)
         if fmt is Format.table:
             _print_tables(trace, precision, output)
         else:
@@ -262,13 +233,26 @@ def compute(
             write_output(render(trace, fmt, precision, pretty=pretty), output)
 
 
+def _stdout_console():
+    """A rich Console for stdout whose broken pipe is a BrokenPipeError, handled as everywhere
+    (rich's own handler exits with status 1, which attncli keeps for `check` mismatches)."""
+    from rich.console import Console
+
+    def broken_pipe() -> None:
+        raise BrokenPipeError
+
+    console = Console(highlight=False)
+    console.on_broken_pipe = broken_pipe
+    return console
+
+
 def _print_tables(trace, precision: int | None, output: Path | None) -> None:
     from rich.console import Console
 
     from attncli.render.table import print_tables
 
-    if output is None:
-        print_tables(trace, Console(highlight=False), 4 if precision is None else precision)
+    if output is None or str(output) == "-":
+        print_tables(trace, _stdout_console(), 4 if precision is None else precision)
         return
     console = Console(record=True, file=io.StringIO(), width=160, highlight=False,
                       color_system=None)

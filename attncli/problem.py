@@ -164,8 +164,13 @@ def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.nd
                          f"{_first_string(value)!r}; write numbers without quotes")
     if array.dtype.kind == "b":
         raise InputError(f"{source}: {key}: numbers expected, found true/false")
+    if array.dtype.kind == "c":
+        raise InputError(f"{source}: {key}: real numbers expected, found complex numbers")
     if array.dtype.kind not in "iuf":
-        raise InputError(f"{source}: {key}: numbers expected, found null or mixed types")
+        raise InputError(f"{source}: {key}: numbers expected, found null, a number too large "
+                         "for 64 bits, or mixed types")
+    if isinstance(value, list) and _has_bool(value):
+        raise InputError(f"{source}: {key}: numbers expected, found true/false among them")
     array = array.astype(np.float64)
     bad = ~np.isfinite(array)
     if bad.any():
@@ -176,6 +181,18 @@ def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.nd
         raise InputError(f"{source}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
                          f"got shape {fmt_shape(array.shape)}")
     return array
+
+
+def _has_bool(value: list) -> bool:
+    """Whether nested lists hold a bool (numpy reads [1, True] as integers)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _first_string(value: Any) -> str:

@@ -92,24 +92,29 @@ class Trace:
 
         Raises: InputError naming the tokens when neither matches.
         """
+        n = len(self.query_tokens)
         if query in self.query_tokens:
             return self.query_tokens.index(query)
-        if query.lstrip("-").isdigit() and -len(self.query_tokens) <= int(query) < len(
-                self.query_tokens):
-            return int(query) % len(self.query_tokens)
+        try:
+            index = int(query, 10)
+        except ValueError:
+            index = None
+        if index is not None and -n <= index < n:
+            return index % n
         raise InputError(f"--query {query!r}: no such token or index; the queries are "
-                         f"{', '.join(self.query_tokens)} (or 0 … {len(self.query_tokens) - 1})")
+                         f"{', '.join(self.query_tokens)} (or 0 … {n - 1}, −1 for the last)")
 
     def at_query(self, index: int) -> Trace:
         """A copy narrowed to one query row: steps with a query axis keep it with length 1
         (keys and values are whole); ``to_dict`` then drops that axis."""
         steps = [Step(s.name, s.formula, np.take(s.data, [index], axis=s.axes.index("query")),
                       s.axes) if "query" in s.axes else s for s in self.steps]
-        return dataclasses.replace(self, steps=steps, query_tokens=[self.query_tokens[index]],
-                                   focus=index)
+        return dataclasses.replace(self, steps=steps, focus=index)
 
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""
+        if axis == "query" and self.focus is not None and size == 1:
+            return [self.query_tokens[self.focus]]
         if axis == "query" and len(self.query_tokens) == size:
             return list(self.query_tokens)
         if axis == "key" and len(self.key_tokens) == size:
@@ -126,7 +131,9 @@ class Trace:
             if self.focus is not None and "query" in axes:
                 array = np.squeeze(array, axis=axes.index("query"))
                 axes = tuple(a for a in axes if a != "query")
-            data = (array if precision is None else np.round(array, precision)).astype(object)
+            if precision is not None:  # values past 1e15 have no decimals left to round
+                array = np.where(np.abs(array) < 1e15, np.round(array, precision), array)
+            data = array.astype(object)
             data[~np.isfinite(array)] = None
             steps[step.name] = {
                 "formula": step.formula,
@@ -137,7 +144,7 @@ class Trace:
         return {
             "steps": steps,
             "tokens": self.query_tokens,
-            "query": None if self.focus is None else self.query_tokens[0],
+            "query": None if self.focus is None else self.query_tokens[self.focus],
             "key_tokens": self.key_tokens,
             "config": self.config,
             "conventions": self.conventions,

@@ -180,6 +180,28 @@ CASES: dict[str, Case] = {
                          files={"p.json": _json({"x": X, "memory": [[1, 2], [3, 4]]})}),
     "scores-overflow": Case(["compute", "p.json"], ["overflow", "float64"],
                             files={"p.json": _json({"x": [[1e200, 1e200], [1, 1]]})}),
+    # Found by review: each of these once ended in an internal error (exit 70) or passed.
+    "bool-among-numbers": Case(["compute", "p.json"], ["p.json", "x", "true/false among them"],
+                               files={"p.json": _json({"x": [[1, True], [0, 1]]})}),
+    "config-variant-list": Case(["compute", "p.json"], ["p.json", "config.variant"],
+                                files={"p.json": _json({"x": X, "config": {"variant": ["a"]}})}),
+    "negative-seed": Case(["compute", *HELLO, "--dropout", "0.5", "--seed", "-1"],
+                          ["--seed", "2**63", "-1"]),
+    "huge-seed-in-file": Case(["compute", "p.json", "--dropout", "0.5"],
+                              ["p.json", "config.seed"],
+                              files={"p.json": _json({"x": X, "config": {"seed": 1e30}})}),
+    "huge-window-in-file": Case(["compute", "p.json"], ["p.json", "config.window"],
+                                files={"p.json": _json({"x": X, "config": {"window": 1e300}})}),
+    "query-double-minus": Case(["compute", *HELLO, "--query=--1"], ["--query", "'--1'"]),
+    "query-superscript": Case(["compute", *HELLO, "--query", "²"], ["--query", "'²'"]),
+    "json-huge-integer": Case(["compute", "p.json"], ["p.json", "unreadable JSON number"],
+                              files={"p.json": '{"x": [[' + "9" * 5000 + "]]}"}),
+    "csv-typo-in-first-row": Case(["compute", "x.csv"], ["x.csv", "row 1", "column 3", "'0.3o'"],
+                                  files={"x.csv": "0.1,0.2,0.3o\n0.4,0.5,0.6\n"}),
+    "no-scale-and-scale": Case(["compute", *HELLO, "--no-scale", "--scale", "0.5"],
+                               ["--no-scale", "--scale"]),
+    "json-and-csv": Case(["compute", *HELLO, "--json", "--format", "csv"], ["--json", "csv"]),
+    "set-empty-key": Case(["compute", *HELLO, "--set", " =m.csv"], ["--set", "KEY=FILE"]),
 }
 
 

@@ -96,3 +96,13 @@ def test_fully_masked_row_gets_zeros_and_a_warning():
     np.testing.assert_array_equal(trace["context"][2], 0)
     assert np.all(np.isfinite(trace["context"]))
     assert any("1 query row(s)" in w for w in trace.warnings)
+
+
+def test_attend_does_not_change_the_problem():
+    # Re-running a problem (as check's diagnosis will) must not pile up warnings.
+    problem = _problem()
+    before = list(problem.warnings)
+    for _ in range(3):
+        trace = attend(problem, AttentionConfig(project=False))
+    assert problem.warnings == before
+    assert len(trace.warnings) == 1 and "W_q, W_k, W_v not used" in trace.warnings[0]

@@ -38,15 +38,22 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
         (d for d in (",", "\t", ";") if d in first), ",")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     lines, body = [], []  # file line numbers (1-based) and the stripped cells of each row
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            lines.append(reader.line_num)
-            body.append([cell.strip() for cell in row])
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                lines.append(reader.line_num)
+                body.append([cell.strip() for cell in row])
+    except csv.Error as exc:
+        raise InputError(f"{path}: row {reader.line_num + 1}: not readable as CSV: {exc}") \
+            from None
     if not body:
         raise InputError(f"{path}: empty CSV file, expected a matrix")
     data_rows = body[1:] if len(body) > 1 else body
     labelled = any(_number(row[0]) is None for row in data_rows)
-    header = any(_number(c) is None for c in body[0][1 if labelled else 0:]) or (
+    # A header names every column; a first row with numbers and one bad cell is a typo, and
+    # is reported as such below.
+    names = body[0][1 if labelled else 0:]
+    header = (len(body) > 1 and all(_number(c) is None for c in names)) or (
         labelled and body[0][0] == "" and len(body) > 1)
     start = 1 if header else 0
     numbers, labels = [], []

@@ -24,6 +24,8 @@ def read_json_value(path: str) -> Any:
                          f"{exc.msg}") from None
     except RecursionError:
         raise InputError(f"{_name(path)}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{_name(path)}: unreadable JSON number: {exc}") from None
 
 
 def read_json(path: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def number(value: float, precision: int) -> str:
     if np.isnan(value):
         return "NaN"
     text = f"{value:.{precision}f}"
-    return "0." + "0" * precision if text == "-0." + "0" * precision else text
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
 
 def render(trace: Trace, fmt: Format, precision: int | None, pretty: bool = False) -> str:

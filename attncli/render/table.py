@@ -4,6 +4,7 @@ slice, slices side by side when they fit, and columns split into blocks rather t
 from __future__ import annotations
 
 import numpy as np
+from rich.cells import cell_len
 from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
@@ -19,8 +20,8 @@ _CELL = 3  # a column's padding and its border
 
 def _column_blocks(corner: str, part: Slice, cells: list[list[str]], width: int) -> list[range]:
     """Column ranges that each fit ``width``, so numbers are never cut to "0.3…"."""
-    label_width = max(len(corner), *(len(r) for r in part.rows)) + _EDGE
-    widths = [max(len(col), *(len(row[c]) for row in cells)) + _CELL
+    label_width = max(cell_len(corner), *(cell_len(r) for r in part.rows)) + _EDGE
+    widths = [max(cell_len(col), *(len(row[c]) for row in cells)) + _CELL
               for c, col in enumerate(part.cols)]
     blocks, start, used = [], 0, label_width
     for c, w in enumerate(widths):

@@ -1,0 +1,56 @@
+"""-o: whole or not at all, through symbolic links, keeping modes, writing into devices."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from attncli.errors import InputError
+from attncli.io.writer import write_output
+
+
+def test_regular_file_keeps_its_mode_and_is_replaced_whole(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    path.chmod(0o640)
+    write_output("new\n", path)
+    assert path.read_text() == "new\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temporary file left
+
+
+def test_new_file_gets_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_output("x", tmp_path / "new.txt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644
+
+
+def test_symbolic_link_is_followed(tmp_path):
+    target = tmp_path / "target.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    write_output("new", link)
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_fifo_is_written_to_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen([sys.executable, "-c", f"print(open({str(fifo)!r}).read())"],
+                              stdout=subprocess.PIPE, text=True)
+    write_output("through the pipe", fifo)
+    assert reader.communicate(timeout=10)[0].strip() == "through the pipe"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_directory_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="is a directory"):
+        write_output("x", tmp_path)
