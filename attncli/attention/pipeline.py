@@ -152,17 +152,15 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         record("context", "context = concat_h(head_context)", context)
     else:
         record("context", f"context = {weights_name} values", context)
+    _check_finite(xp, context, "context", config)
     if p["W_o"] is not None:
         output = xp.matmul(context, p["W_o"])
         if p["b_o"] is not None:
             output = output + p["b_o"]
+        _check_finite(xp, output, "output", config)
         record("output", "output = context W_o" + (" + b_o" if p["b_o"] is not None else ""),
                output)
 
-    if p["W_o"] is not None:
-        _check_finite(xp, output, "output", config)
-    else:
-        _check_finite(xp, context, "context", config)
     trace.config = {
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
