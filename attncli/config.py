@@ -99,6 +99,37 @@ _ENUM_FIELDS: dict[str, type[enum.Enum]] = {
 
 
 @dataclass(frozen=True)
+class Slip:
+    """The usual mistakes of a hand computation, as switches of the pipeline.
+
+    `attncli check` re-runs a problem with one slip at a time to name the mistake behind a
+    wrong answer (:data:`attncli.check.MISTAKES`); the command line never sets them. The
+    default, ``Slip()``, is the correct computation.
+
+    Fields:
+        softmax_axis: ``"key"`` (right: each row sums to 1) or ``"query"`` (columns sum to 1).
+        values_from: ``"values"`` (right) or ``"keys"`` (keys used as values).
+        swap_queries_keys: scores = keys queriesᵀ instead of queries keysᵀ.
+        mask: None (right), ``"inverted"`` (attend where the mask forbids), ``"zero_fill"``
+            (masked scores set to 0 instead of −∞), ``"after_softmax"`` (weights zeroed after
+            the softmax, rows not renormalised).
+        merge_heads: ``"concat"`` (right) or ``"mean"`` (heads averaged).
+        output_projection: False forgets W_o (and b_o): output = context.
+        dropout_rescale: False keeps dropped weights unscaled (no 1/(1 − p)).
+        round_weights: round the weights to this many decimals before the weighted sum.
+    """
+
+    softmax_axis: str = "key"
+    values_from: str = "values"
+    swap_queries_keys: bool = False
+    mask: str | None = None
+    merge_heads: str = "concat"
+    output_projection: bool = True
+    dropout_rescale: bool = True
+    round_weights: int | None = None
+
+
+@dataclass(frozen=True)
 class AttentionConfig:
     """Every choice that turns a Problem into a Trace; pure data that :func:`attncli.attend` reads.
 
@@ -116,6 +147,7 @@ class AttentionConfig:
         weight_layout: ``in_out`` or ``out_in``; None takes the problem's, else ``in_out``.
         backend, device, dtype: where and in what precision the arrays live; backend None
             means numpy on the CPU and torch on any other device.
+        slip: a deliberate mistake (see :class:`Slip`), for `attncli check`'s diagnosis.
     """
 
     project: bool = True
@@ -134,6 +166,7 @@ class AttentionConfig:
     backend: Backend | None = None
     device: str = "cpu"
     dtype: DType = DType.float64
+    slip: Slip = Slip()
 
     def __post_init__(self) -> None:
         # Accept plain strings for the enum fields (AttentionConfig(score="dot")) from Python.
@@ -161,11 +194,13 @@ class AttentionConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            f.name: (v.value if isinstance(v, enum.Enum) else v)
-            for f in dataclasses.fields(self)
-            for v in [getattr(self, f.name)]
-        }
+        """The fields as JSON values; ``slip`` only when one is set."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        slip = fields.pop("slip")
+        if slip != Slip():
+            fields["slip"] = {k: v for k, v in dataclasses.asdict(slip).items()
+                              if v != getattr(Slip(), k)}
+        return {k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
 
 
 @dataclass(frozen=True)

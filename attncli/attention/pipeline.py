@@ -3,6 +3,7 @@ output projection, each stage recorded into a Trace."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterable
 
@@ -11,7 +12,7 @@ import numpy as np
 from attncli.attention import masks, normalize, scores
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, CausalAlign, Normalize, Score, build
-from attncli.errors import InputError
+from attncli.errors import ConfigError, InputError
 from attncli.problem import Problem
 from attncli.shapes import Prepared, prepare
 from attncli.trace import STEP_NAMES, Step, Trace
@@ -95,7 +96,17 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     keys = scores.project(xp, source, p["W_k"], p["b_k"], H)
     record("keys", _projection_formula("keys", src, "k", p, H), keys)
     values = scores.project(xp, source, p["W_v"], p["b_v"], H)
-    record("values", _projection_formula("values", src, "v", p, H), values)
+    slip = config.slip
+    if slip.values_from == "keys":  # a slip: the keys used as the values
+        if keys.shape != values.shape:
+            raise ConfigError("keys cannot stand in for values: their shapes differ")
+        values = keys
+    record("values", _projection_formula("values", src, "v", p, H)
+           + (" (slip: the keys)" if slip.values_from == "keys" else ""), values)
+    if slip.swap_queries_keys:  # a slip: scores = keys queriesᵀ
+        if queries.shape != keys.shape:
+            raise ConfigError("queries and keys cannot be swapped: their shapes differ")
+        queries, keys = keys, queries
 
     # (B, H, seq_q, seq_k) from here to the weights
     if score_fn is Score.general:
@@ -115,6 +126,18 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         last = "scaled_scores"
 
     mask, mask_parts = _combined_mask(xp, prepared, config, runtime)
+    weights = None
+    if mask is not None and slip.mask == "inverted":
+        mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
+    if mask is not None and slip.mask == "zero_fill":
+        s = xp.where(mask, s, xp.zeros_like(s))
+        record("masked_scores", f"masked_scores = {last}, 0 where masked (slip: not −∞)", s)
+        last, mask = "masked_scores", None
+    if mask is not None and slip.mask == "after_softmax":
+        weights, formula = _normalize(xp, s, config, last)
+        weights = xp.where(mask, weights, xp.zeros_like(weights))
+        formula += f" · mask, not renormalised (slip: {mask_parts} after the softmax)"
+        mask = None
     if mask is not None:
         s = masks.apply(xp, s, mask)
         record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
@@ -125,7 +148,12 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
             trace.warnings.append(f"{empty} query row(s) have no key to attend to: their weights "
                                   "and context are zero")
 
-    weights, formula = _normalize(xp, s, config, last)
+    if weights is None:
+        weights, formula = _normalize(xp, s, config, last)
+    if slip.round_weights is not None:  # a slip: weights rounded before the weighted sum
+        factor = 10.0 ** slip.round_weights
+        weights = xp.round(weights * factor) / factor
+        formula += f", rounded to {slip.round_weights} decimals (slip)"
     _check_finite(xp, weights, "weights", config)
     record("weights", formula, weights)
 
@@ -137,7 +165,8 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         keep = (runtime.asarray(prepared.dropout_mask, boolean=True)
                 if prepared.dropout_mask is not None
                 else dropout_keep(runtime, tuple(weights.shape), config.dropout, seed))
-        attended = xp.where(keep, weights / (1.0 - config.dropout), xp.zeros_like(weights))
+        kept = weights / (1.0 - config.dropout) if slip.dropout_rescale else weights
+        attended = xp.where(keep, kept, xp.zeros_like(weights))
         origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {seed}"
         record("dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
                                   f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
@@ -147,13 +176,18 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     batch, _, seq_q, d_v = head_context.shape
     # (B, seq_q, H·d_v): the heads side by side, head h in columns h·d_v … (h+1)·d_v − 1
     context = xp.reshape(xp.permute_dims(head_context, (0, 2, 1, 3)), (batch, seq_q, H * d_v))
+    if slip.merge_heads == "mean":  # a slip: (B, seq_q, d_v), the heads averaged
+        context = xp.mean(head_context, axis=1)
     if H > 1:
         record("head_context", f"head_context = {weights_name} values (per head)", head_context)
-        record("context", "context = concat_h(head_context)", context)
+        record("context", "context = mean_h(head_context) (slip)" if slip.merge_heads == "mean"
+               else "context = concat_h(head_context)", context)
     else:
         record("context", f"context = {weights_name} values", context)
     _check_finite(xp, context, "context", config)
-    if p["W_o"] is not None:
+    if p["W_o"] is not None and not slip.output_projection:
+        record("output", "output = context (slip: W_o forgotten)", context)
+    elif p["W_o"] is not None and slip.merge_heads != "mean":  # averaged heads do not fit W_o
         output = xp.matmul(context, p["W_o"])
         if p["b_o"] is not None:
             output = output + p["b_o"]
@@ -213,6 +247,10 @@ def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Run
 
 
 def _normalize(xp, s, config: AttentionConfig, last: str):
+    if config.slip.softmax_axis == "query":  # a slip: normalised down the columns
+        weights, formula = _normalize(xp, xp.matrix_transpose(s), config.replace(
+            slip=dataclasses.replace(config.slip, softmax_axis="key")), last)
+        return xp.matrix_transpose(weights), formula + " over the query axis (slip)"
     t = config.temperature
     tempered = s if t == 1.0 else s / t
     over = last if t == 1.0 else f"{last} / {t:g}"
