@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import io
 import os
 import sys
@@ -13,9 +12,9 @@ from typing import Annotated
 import typer
 
 from attncli import __version__
-from attncli.config import VARIANTS, Backend, CausalAlign, DType, Layout, Normalize, Score
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import write_output
+from attncli.options import OUTPUT, ProblemOptions, problem_options
 from attncli.render import Format
 from attncli.trace import STEP_NAMES
 
@@ -28,9 +27,6 @@ app = typer.Typer(
     add_completion=True,
 )
 
-VariantName = enum.Enum("VariantName", {name: name for name in VARIANTS}, type=str)
-
-INPUT, VARIANT, OUTPUT, DEVICE = "Input", "Variant", "Output", "Device"
 
 
 def _stderr():
@@ -86,17 +82,6 @@ def _steps(steps: str | None) -> list[str] | None:
     return names
 
 
-def _arrays(x, memory, wq, wk, wv, wo, mask, sets: list[str]) -> dict[str, str]:
-    arrays = {k: v for k, v in {"x": x, "memory": memory, "W_q": wq, "W_k": wk, "W_v": wv,
-                                "W_o": wo, "mask": mask}.items() if v is not None}
-    for item in sets:
-        key, sep, file = (part.strip() for part in item.partition("="))
-        if not sep or not key or not file:
-            raise InputError(f"--set {item!r}: expected KEY=FILE, e.g. --set b_q=bq.csv")
-        arrays[key] = file
-    return arrays
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"attncli {__version__}")
@@ -112,57 +97,11 @@ def _root(
 
 
 @app.command()
+@problem_options
 def compute(
     file: Annotated[str | None, typer.Argument(
         help="Problem file: JSON (or - for stdin), NPZ, or one CSV/NPY matrix taken as x.",
         show_default=False)] = None,
-    sample: Annotated[str | None, typer.Option(help="A bundled sample (see: attncli samples).",
-                                               rich_help_panel=INPUT)] = None,
-    x: Annotated[str | None, typer.Option("--x", help="Embeddings x (CSV/NPY/JSON).",
-                                          rich_help_panel=INPUT)] = None,
-    memory: Annotated[str | None, typer.Option(help="Memory for cross-attention (keys, values).",
-                                               rich_help_panel=INPUT)] = None,
-    wq: Annotated[str | None, typer.Option("--wq", help="W_q file.", rich_help_panel=INPUT)] = None,
-    wk: Annotated[str | None, typer.Option("--wk", help="W_k file.", rich_help_panel=INPUT)] = None,
-    wv: Annotated[str | None, typer.Option("--wv", help="W_v file.", rich_help_panel=INPUT)] = None,
-    wo: Annotated[str | None, typer.Option("--wo", help="W_o file.", rich_help_panel=INPUT)] = None,
-    mask: Annotated[str | None, typer.Option(help="Boolean mask file, True = may attend.",
-                                             rich_help_panel=INPUT)] = None,
-    set_: Annotated[list[str], typer.Option("--set", metavar="KEY=FILE",
-                                            help="Any other key from a file, e.g. b_q=bq.csv.",
-                                            rich_help_panel=INPUT)] = [],  # noqa: B006
-    weight_layout: Annotated[Layout | None, typer.Option(
-        help="in_out: Q = x @ W_q (the seeds); out_in: Q = x @ W_q.T (nn.Linear).",
-        rich_help_panel=INPUT)] = None,
-    variant: Annotated[VariantName | None, typer.Option(
-        help="A preset of the options below (see README).", rich_help_panel=VARIANT)] = None,
-    score: Annotated[Score | None, typer.Option(help="Score function.",
-                                                rich_help_panel=VARIANT)] = None,
-    no_scale: Annotated[bool, typer.Option("--no-scale", help="Unscaled dot product (seed 004).",
-                                           rich_help_panel=VARIANT)] = False,
-    scale: Annotated[float | None, typer.Option(help="Multiply the scores by this factor.",
-                                                rich_help_panel=VARIANT)] = None,
-    no_project: Annotated[bool, typer.Option("--no-project", help="Ignore W_q/W_k/W_v: Q=K=V=x.",
-                                             rich_help_panel=VARIANT)] = False,
-    heads: Annotated[int | None, typer.Option(help="Number of heads H.",
-                                              rich_help_panel=VARIANT)] = None,
-    causal: Annotated[bool, typer.Option("--causal", help="Mask future keys (−∞ before softmax).",
-                                         rich_help_panel=VARIANT)] = False,
-    causal_align: Annotated[CausalAlign | None, typer.Option(
-        help="Causal diagonal when seq_q ≠ seq_k: top-left (torch) or bottom-right (flash-attn).",
-        rich_help_panel=VARIANT)] = None,
-    window: Annotated[int | None, typer.Option(help="Local attention: keys with |i − j| ≤ W.",
-                                               rich_help_panel=VARIANT)] = None,
-    normalize: Annotated[Normalize | None, typer.Option(
-        help="softmax (soft), hard (one-hot arg-max) or topk.", rich_help_panel=VARIANT)] = None,
-    top_k: Annotated[int | None, typer.Option(help="K for --normalize topk.",
-                                              rich_help_panel=VARIANT)] = None,
-    temperature: Annotated[float | None, typer.Option(help="softmax(scores / T).",
-                                                      rich_help_panel=VARIANT)] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout probability on the weights.",
-                                                  rich_help_panel=VARIANT)] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the dropout mask.",
-                                             rich_help_panel=VARIANT)] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.",
                                         rich_help_panel=OUTPUT)] = Format.table,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.",
@@ -176,13 +115,7 @@ def compute(
         rich_help_panel=OUTPUT)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
                                                 rich_help_panel=OUTPUT)] = None,
-    backend: Annotated[Backend | None, typer.Option(help="numpy (default on cpu) or torch.",
-                                                    rich_help_panel=DEVICE)] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.",
-                                        rich_help_panel=DEVICE)] = "cpu",
-    dtype: Annotated[DType, typer.Option(help="Floating-point precision.",
-                                         rich_help_panel=DEVICE)] = DType.float64,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+    opts: ProblemOptions | None = None,
 ) -> None:
     """Run an attention variant and show every step.
 
@@ -193,30 +126,14 @@ def compute(
       attncli compute problem.json --causal --heads 2 --format markdown -o steps.md
       attncli compute --x x.csv --wq wq.csv --wk wk.csv --wv wv.csv --no-scale
     """
-    with handled(debug):
+    with handled(opts.debug):
         from attncli.attention.pipeline import attend
-        from attncli.config import build
-        from attncli.io import load_problem
 
         wanted = _steps(steps)
-        arrays = _arrays(x, memory, wq, wk, wv, wo, mask, set_)
-        if file is None and sample is None and "x" not in arrays:
-            raise InputError("no input: give a problem FILE, --sample NAME or --x FILE "
-                             "(try: attncli compute --sample hello-shiny-sun)")
-        problem = load_problem(file, arrays=arrays, sample=sample)
-        preset = variant.value if variant is not None else problem.config.get("variant")
-        config = build(
-            problem.config, variant.value if variant is not None else None, no_scale=no_scale,
-            project=False if no_project else None, score=score, scale=scale,
-            causal=causal or None, causal_align=causal_align, window=window, normalize=normalize,
-            top_k=top_k, temperature=temperature, heads=heads, dropout=dropout, seed=seed,
-            weight_layout=weight_layout, backend=backend, device=device, dtype=dtype)
-        if preset == "cross" and "memory" not in problem:
-            raise InputError("the cross variant needs 'memory' (keys and values come from it): "
-                             "add it to the file or give --memory FILE")
         if as_json and fmt not in (Format.table, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
         fmt = Format.json if as_json else fmt
+        problem, config = opts.load(file)
         trace = attend(problem, config, steps=wanted)
         if query is not None:
             trace = trace.at_query(trace.query_index(query))
@@ -225,7 +142,10 @@ def compute(
         for warning in trace.warnings:
             _say("warning", warning)
         if fmt is Format.table:
-            _print_tables(trace, precision, output)
+            from attncli.render.table import print_tables
+
+            digits = 4 if precision is None else precision
+            _emit(lambda console: print_tables(trace, console, digits), output)
         else:
             from attncli.render import render
 
@@ -246,17 +166,16 @@ def _stdout_console():
     return console
 
 
-def _print_tables(trace, precision: int | None, output: Path | None) -> None:
+def _emit(draw, output: Path | None) -> None:
+    """Print rich renderables with ``draw(console)`` to stdout, or as plain text to a file."""
     from rich.console import Console
 
-    from attncli.render.table import print_tables
-
     if output is None or str(output) == "-":
-        print_tables(trace, _stdout_console(), 4 if precision is None else precision)
+        draw(_stdout_console())
         return
     console = Console(record=True, file=io.StringIO(), width=160, highlight=False,
                       color_system=None)
-    print_tables(trace, console, 4 if precision is None else precision)
+    draw(console)
     write_output(console.export_text(), output)
 
 

@@ -1,0 +1,359 @@
+"""Grading: answers compared with the Trace, entry by entry, and the mistake behind a wrong one.
+
+A diagnosis is a search over mistaken configs (ARCHITECTURE.md): each entry of
+:data:`MISTAKES` is one named change of the config (a :class:`attncli.config.Slip` or another
+field), re-run through the same pipeline; the first one that reproduces the wrong numbers is
+reported. A new diagnosis is one more line in that list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from attncli.config import AttentionConfig, Normalize, Score
+from attncli.errors import AttncliError, InputError
+from attncli.problem import Problem
+from attncli.trace import STEP_NAMES, Trace
+
+#: A hand-worked answer may differ from the exact value by this fraction (rounded intermediate
+#: steps), on top of one unit in its last written decimal; answers written with more decimals
+#: get a tighter allowance, 100 units of their last decimal at most.
+HAND_RTOL = 2e-3
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Answers to some steps: step name → array, for every query or for one query row.
+
+    ``decimals`` holds, per step, how many decimals each entry was written with (from its
+    shortest text, so 0.3992 has 4 and 2.0 has 1): the tolerance follows from it.
+    """
+
+    steps: dict[str, np.ndarray]
+    decimals: dict[str, np.ndarray]
+    query: str | None
+    source: str
+
+    @classmethod
+    def from_mapping(cls, raw: Any, source: str, query: str | None = None) -> Answers:
+        """Raises: InputError for a non-object, an unknown step, or a non-numeric array."""
+        if not isinstance(raw, Mapping):
+            raise InputError(f"{source}: expected a JSON object of step → array")
+        row = raw.get("query", query)
+        if row is not None and not isinstance(row, str | int):
+            raise InputError(f"{source}: query: expected a token or an index, got {row!r}")
+        steps, decimals = {}, {}
+        for name, value in raw.items():
+            if name == "query":
+                continue
+            if name not in STEP_NAMES:
+                raise InputError(f"{source}: {name}: not a step; the steps are "
+                                 f"{', '.join(STEP_NAMES)}")
+            array = np.asarray(_numbers(value, name, source), dtype=np.float64)
+            if not np.all(np.isfinite(array)):
+                raise InputError(f"{source}: {name}: every answer must be a finite number")
+            steps[name] = array
+            decimals[name] = np.vectorize(_decimals, otypes=[int])(array) if array.size else array
+        if not steps:
+            raise InputError(f"{source}: no answers: give at least one step, e.g. \"context\"")
+        return cls(steps, decimals, None if row is None else str(row), source)
+
+
+def _numbers(value: Any, name: str, source: str) -> Any:
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        raise InputError(f"{source}: {name}: ragged array (rows of different lengths)") from None
+    if array.dtype.kind not in "iuf" or array.size == 0:
+        raise InputError(f"{source}: {name}: expected an array of numbers")
+    return array
+
+
+def _decimals(value: float) -> int:
+    exponent = Decimal(repr(float(value))).as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+@dataclass
+class StepVerdict:
+    """One step: the given and expected numbers and each entry's status.
+
+    status per entry: 0 = correctly rounded, 1 = within the hand-rounding tolerance, 2 = wrong.
+    """
+
+    step: str
+    given: np.ndarray
+    expected: np.ndarray
+    status: np.ndarray
+    axes: tuple[str, ...]
+    verdict: str  # "right", "right within rounding", "wrong"
+    note: str
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "wrong"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A named change of the config that reproduces a usual hand-computation mistake.
+
+    ``change`` gets the correct config and the correct trace; it returns the mistaken config,
+    or None when the mistake cannot happen in this problem (no mask to forget, one head …).
+    """
+
+    name: str
+    says: str
+    change: Callable[[AttentionConfig, Trace], AttentionConfig | None]
+
+
+def _slip(**fields: Any) -> Callable[[AttentionConfig, Trace], AttentionConfig]:
+    return lambda config, trace: config.replace(slip=dataclasses.replace(config.slip, **fields))
+
+
+def _when(test: Callable[[AttentionConfig, Trace], bool],
+          change: Callable[[AttentionConfig, Trace], AttentionConfig]):
+    return lambda config, trace: change(config, trace) if test(config, trace) else None
+
+
+def _scaled(config: AttentionConfig, trace: Trace) -> bool:
+    return trace.config["score"] == Score.scaled_dot.value and config.scale is None
+
+
+def _masked(config: AttentionConfig, trace: Trace) -> bool:
+    return "masked_scores" in trace
+
+
+def _heads(config: AttentionConfig, trace: Trace) -> bool:
+    return trace.config["heads"] > 1
+
+
+MISTAKES: list[Mistake] = [
+    Mistake("no_scaling", "the scores were not divided by √d_k",
+            _when(_scaled, lambda c, t: c.replace(score=Score.dot))),
+    Mistake("scaled_by_d_k", "the scores were divided by d_k instead of √d_k",
+            _when(_scaled, lambda c, t: c.replace(scale=1.0 / t.config["d_k"]))),
+    Mistake("sqrt_d_model", "the scores were divided by √d_model instead of √d_head",
+            _when(lambda c, t: _scaled(c, t) and _heads(c, t),
+                  lambda c, t: c.replace(scale=1.0 / math.sqrt(t.config["heads"]
+                                                               * t.config["d_k"])))),
+    Mistake("softmax_wrong_axis", "the softmax ran over the wrong axis (columns, not rows)",
+            _when(lambda c, t: c.normalize is not Normalize.hard, _slip(softmax_axis="query"))),
+    Mistake("transposed_weights", "a weight matrix was used transposed (x @ W.T)",
+            _when(lambda c, t: c.project and t.config["weight_layout"] is not None,
+                  lambda c, t: c.replace(weight_layout="out_in" if t.config["weight_layout"]
+                                         == "in_out" else "in_out"))),
+    Mistake("keys_as_values", "the keys were used as the values", _slip(values_from="keys")),
+    Mistake("queries_keys_swapped", "queries and keys were swapped (K Qᵀ instead of Q Kᵀ)",
+            _slip(swap_queries_keys=True)),
+    Mistake("causal_forgotten", "the causal mask was forgotten",
+            _when(lambda c, t: c.causal, lambda c, t: c.replace(causal=False))),
+    Mistake("mask_inverted", "the mask was inverted (attending where it forbids)",
+            _when(_masked, _slip(mask="inverted"))),
+    Mistake("mask_zero_fill", "masked scores were set to 0 instead of −∞",
+            _when(_masked, _slip(mask="zero_fill"))),
+    Mistake("mask_after_softmax", "the mask was applied after the softmax without "
+            "renormalising", _when(_masked, _slip(mask="after_softmax"))),
+    Mistake("heads_averaged", "the heads were averaged instead of concatenated",
+            _when(_heads, _slip(merge_heads="mean"))),
+    Mistake("W_o_forgotten", "the output projection W_o was forgotten",
+            _when(lambda c, t: "output" in t, _slip(output_projection=False))),
+    Mistake("dropout_not_rescaled", "dropped-out weights were not rescaled by 1/(1 − p)",
+            _when(lambda c, t: c.dropout > 0, _slip(dropout_rescale=False))),
+    *(Mistake(f"weights_rounded_{k}", f"the weights were rounded to {k} decimal"
+              f"{'s' if k > 1 else ''} before the weighted sum",
+              _when(lambda c, t: c.normalize is not Normalize.hard, _slip(round_weights=k)))
+      for k in (4, 3, 2, 1)),
+]
+
+
+@dataclass
+class Diagnosis:
+    name: str
+    says: str
+    explains: list[str]  # the wrong steps it reproduces
+    detail: str = ""
+
+    def sentence(self) -> str:
+        text = f"{self.says} (this reproduces {', '.join(self.explains)})"
+        return f"{text}; {self.detail}" if self.detail else text
+
+
+@dataclass
+class Report:
+    """The verdicts of one answers file, in pipeline order, and the diagnosis if any step is
+    wrong."""
+
+    source: str
+    query: str | None
+    verdicts: list[StepVerdict]
+    diagnosis: Diagnosis | None = None
+    error: str | None = None  # bad input in this file (batch grading keeps going)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(v.ok for v in self.verdicts)
+
+    @property
+    def first_wrong(self) -> str | None:
+        return next((v.step for v in self.verdicts if not v.ok), None)
+
+
+def tolerance(expected: np.ndarray, decimals: np.ndarray, rtol: float | None,
+              atol: float | None) -> np.ndarray:
+    """Per entry: one unit in the last written decimal plus ``HAND_RTOL`` of the value (at
+    most 100 units of the last decimal), unless --rtol/--atol are given."""
+    unit = 10.0 ** (-decimals.astype(np.float64))
+    if rtol is None and atol is None:
+        return unit + np.minimum(HAND_RTOL, 100 * unit) * np.abs(expected)
+    return (0.0 if atol is None else atol) + (0.0 if rtol is None else rtol) * np.abs(expected)
+
+
+def _status(given, expected, decimals, rtol, atol) -> np.ndarray:
+    error = np.abs(given - expected)
+    rounded = error <= 0.5 * 10.0 ** (-decimals.astype(np.float64)) * (1 + 1e-9) + 1e-15
+    close = error <= tolerance(expected, decimals, rtol, atol)
+    return np.where(rounded, 0, np.where(close, 1, 2))
+
+
+def _expected(trace: Trace, step: str, answers: Answers, row: int | None):
+    """The trace's numbers for a step, narrowed to the answers' query row."""
+    data = trace[step]
+    axes = trace.step(step).axes
+    if row is not None and "query" in axes:
+        data = np.take(data, row, axis=axes.index("query"))
+        axes = tuple(a for a in axes if a != "query")
+    given = answers.steps[step]
+    if given.shape != data.shape:
+        where = f" for query {answers.query}" if row is not None else ""
+        raise InputError(f"{answers.source}: {step}: expected shape {tuple(data.shape)}{where}, "
+                         f"got {tuple(given.shape)}")
+    return data, axes
+
+
+def grade(trace: Trace, answers: Answers, rtol: float | None = None,
+          atol: float | None = None) -> Report:
+    """Each answered step against the trace. Raises: InputError for an answer of the wrong
+    shape, an unknown query, or a step this configuration does not compute."""
+    row = None if answers.query is None else trace.query_index(answers.query)
+    verdicts = []
+    for step in STEP_NAMES:
+        if step not in answers.steps:
+            continue
+        if step not in trace:
+            raise InputError(f"{answers.source}: {step}: this configuration computes no such "
+                             f"step (it has {', '.join(trace.names())})")
+        expected, axes = _expected(trace, step, answers, row)
+        given, decimals = answers.steps[step], answers.decimals[step]
+        status = _status(given, expected, decimals, rtol, atol)
+        verdicts.append(_verdict(step, given, expected, status, decimals, axes))
+    return Report(answers.source, answers.query, verdicts)
+
+
+def _verdict(step, given, expected, status, decimals, axes) -> StepVerdict:
+    wrong = int(np.sum(status == 2))
+    if wrong:
+        return StepVerdict(step, given, expected, status, axes, "wrong",
+                           f"{wrong} of {status.size} entries wrong")
+    if np.any(status == 1):
+        k = int(decimals.max())
+        units = np.max(np.abs(given - expected) * 10.0 ** decimals)
+        note = (f"matches within rounding: differs by up to {units:.0f} in the "
+                f"{_ordinal(k)} decimal (intermediate rounding)")
+        return StepVerdict(step, given, expected, status, axes, "right within rounding", note)
+    return StepVerdict(step, given, expected, status, axes, "right", "every entry right")
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+class Checker:
+    """Grades answers files against one problem; the mistaken traces are computed once each
+    and shared by every file."""
+
+    def __init__(self, problem: Problem, config: AttentionConfig, trace: Trace,
+                 rtol: float | None = None, atol: float | None = None):
+        from attncli.attention.pipeline import attend
+
+        self._attend = attend
+        self.problem, self.config, self.trace = problem, config, trace
+        self.rtol, self.atol = rtol, atol
+        self._mistaken: dict[str, Trace | None] = {}
+
+    def check(self, answers: Answers) -> Report:
+        report = grade(self.trace, answers, self.rtol, self.atol)
+        if not report.ok:
+            report.diagnosis = self.diagnose(answers, report)
+        return report
+
+    def _mistaken_trace(self, mistake: Mistake) -> Trace | None:
+        if mistake.name not in self._mistaken:
+            config = mistake.change(self.config, self.trace)
+            try:
+                trace = None if config is None else self._attend(self.problem, config)
+            except AttncliError:  # the mistake cannot happen with these shapes
+                trace = None
+            self._mistaken[mistake.name] = trace
+        return self._mistaken[mistake.name]
+
+    def diagnose(self, answers: Answers, report: Report) -> Diagnosis | None:
+        """The first mistake of :data:`MISTAKES` that reproduces every wrong step (and changes
+        at least one of them), else the rounded weights a wrong context implies, else None."""
+        wrong = [v.step for v in report.verdicts if not v.ok]
+        for mistake in MISTAKES:
+            trace = self._mistaken_trace(mistake)
+            if trace is None:
+                continue
+            try:
+                mistaken = grade(trace, answers, self.rtol, self.atol)
+            except InputError:  # a step this mistake does not compute, or another shape
+                continue
+            if all(v.ok for v in mistaken.verdicts if v.step in wrong):
+                return Diagnosis(mistake.name, mistake.says, wrong)
+        return _rounded_weights_behind(self.trace, answers, report)
+
+
+def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report) -> Diagnosis | None:
+    """A wrong context of one head that is the values times weights rounded to k decimals,
+    even when the rounding is not to the nearest (seed 004 writes 0.0634 as 0.0)."""
+    verdict = next((v for v in report.verdicts if v.step == "context" and not v.ok), None)
+    if verdict is None or trace.config["heads"] != 1 or "weights" not in trace:
+        return None
+    values = trace["values"]
+    weights = trace["weights"] if "dropped_weights" not in trace else None
+    if weights is None or values.ndim != 2:
+        return None
+    row = None if answers.query is None else trace.query_index(answers.query)
+    rows = [row] if row is not None else range(weights.shape[0])
+    given = verdict.given if row is None else verdict.given[None, :]
+    implied = []
+    for i, context in zip(rows, given, strict=True):
+        w, *_ = np.linalg.lstsq(values.T, context, rcond=None)  # context = w @ values
+        if np.linalg.matrix_rank(values) < values.shape[0] or not np.allclose(w @ values,
+                                                                             context, atol=1e-9):
+            return None
+        implied.append((i, w))
+    for k in (1, 2, 3, 4):
+        unit = 10.0 ** -k
+        if all(np.allclose(w, np.round(w, k), atol=1e-9) and
+               np.all(np.abs(w - weights[i]) <= unit + 1e-12) for i, w in implied):
+            shown = "; ".join(f"{_vector(np.round(w, k), k)} (exact {_vector(weights[i], 3)})"
+                              for i, w in implied[:3])
+            s = "s" if k > 1 else ""
+            return Diagnosis(f"weights_rounded_{k}",
+                             f"the weights were rounded to {k} decimal{s} before the weighted sum",
+                             ["context"], f"the context is the values weighted by {shown}")
+    return None
+
+
+def _vector(values: np.ndarray, decimals: int) -> str:
+    return "[" + ", ".join(f"{v:.{decimals}f}" for v in values) + "]"

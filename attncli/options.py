@@ -1,0 +1,189 @@
+"""The command-line options every command shares (input, variant, device), declared once.
+
+``@problem_options`` adds them to a Typer command's signature and hands the command one
+:class:`ProblemOptions`, whose :meth:`~ProblemOptions.load` gives the Problem and the config.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import typer
+
+from attncli.config import VARIANTS, Backend, CausalAlign, DType, Layout, Normalize, Score
+from attncli.errors import InputError
+
+INPUT, VARIANT, OUTPUT, DEVICE = "Input", "Variant", "Output", "Device"
+
+VariantName = enum.Enum("VariantName", {name: name for name in VARIANTS}, type=str)
+
+
+@dataclass
+class ProblemOptions:
+    """The shared options' values, as Typer parsed them."""
+
+    sample: str | None = None
+    x: str | None = None
+    memory: str | None = None
+    wq: str | None = None
+    wk: str | None = None
+    wv: str | None = None
+    wo: str | None = None
+    mask: str | None = None
+    set_: list[str] = field(default_factory=list)
+    weight_layout: Layout | None = None
+    variant: Any = None
+    score: Score | None = None
+    no_scale: bool = False
+    scale: float | None = None
+    no_project: bool = False
+    heads: int | None = None
+    causal: bool = False
+    causal_align: CausalAlign | None = None
+    window: int | None = None
+    normalize: Normalize | None = None
+    top_k: int | None = None
+    temperature: float | None = None
+    dropout: float | None = None
+    seed: int | None = None
+    backend: Backend | None = None
+    device: str = "cpu"
+    dtype: DType = DType.float64
+    debug: bool = False
+
+    def arrays(self) -> dict[str, str]:
+        """Problem key → file, from --x … --mask and --set KEY=FILE."""
+        arrays = {k: v for k, v in {"x": self.x, "memory": self.memory, "W_q": self.wq,
+                                    "W_k": self.wk, "W_v": self.wv, "W_o": self.wo,
+                                    "mask": self.mask}.items() if v is not None}
+        for item in self.set_:
+            key, sep, file = (part.strip() for part in item.partition("="))
+            if not sep or not key or not file:
+                raise InputError(f"--set {item!r}: expected KEY=FILE, e.g. --set b_q=bq.csv")
+            arrays[key] = file
+        return arrays
+
+    def load(self, file: str | None):
+        """The Problem (file, sample and per-key files) and its AttentionConfig.
+
+        Raises: InputError / ConfigError for bad input, contradictory options, or no input.
+        """
+        from attncli.config import build
+        from attncli.io import load_problem
+
+        arrays = self.arrays()
+        if file is None and self.sample is None and "x" not in arrays:
+            raise InputError("no input: give a problem FILE, --sample NAME or --x FILE "
+                             "(try: attncli compute --sample hello-shiny-sun)")
+        problem = load_problem(file, arrays=arrays, sample=self.sample)
+        variant = self.variant.value if self.variant is not None else None
+        config = build(
+            problem.config, variant, no_scale=self.no_scale,
+            project=False if self.no_project else None, score=self.score, scale=self.scale,
+            causal=self.causal or None, causal_align=self.causal_align, window=self.window,
+            normalize=self.normalize, top_k=self.top_k, temperature=self.temperature,
+            heads=self.heads, dropout=self.dropout, seed=self.seed,
+            weight_layout=self.weight_layout, backend=self.backend, device=self.device,
+            dtype=self.dtype)
+        if (variant or problem.config.get("variant")) == "cross" and "memory" not in problem:
+            raise InputError("the cross variant needs 'memory' (keys and values come from it): "
+                             "add it to the file or give --memory FILE")
+        return problem, config
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
+
+
+SHARED: list[inspect.Parameter] = [
+    _option("sample", Annotated[str | None, typer.Option(
+        help="A bundled sample (see: attncli samples).", rich_help_panel=INPUT)], None),
+    _option("x", Annotated[str | None, typer.Option(
+        "--x", help="Embeddings x (CSV/NPY/JSON).", rich_help_panel=INPUT)], None),
+    _option("memory", Annotated[str | None, typer.Option(
+        help="Memory for cross-attention (keys, values).", rich_help_panel=INPUT)], None),
+    _option("wq", Annotated[str | None, typer.Option(
+        "--wq", help="W_q file.", rich_help_panel=INPUT)], None),
+    _option("wk", Annotated[str | None, typer.Option(
+        "--wk", help="W_k file.", rich_help_panel=INPUT)], None),
+    _option("wv", Annotated[str | None, typer.Option(
+        "--wv", help="W_v file.", rich_help_panel=INPUT)], None),
+    _option("wo", Annotated[str | None, typer.Option(
+        "--wo", help="W_o file.", rich_help_panel=INPUT)], None),
+    _option("mask", Annotated[str | None, typer.Option(
+        help="Boolean mask file, True = may attend.", rich_help_panel=INPUT)], None),
+    _option("set_", Annotated[list[str], typer.Option(
+        "--set", metavar="KEY=FILE", help="Any other key from a file, e.g. b_q=bq.csv.",
+        rich_help_panel=INPUT)], []),
+    _option("weight_layout", Annotated[Layout | None, typer.Option(
+        help="in_out: Q = x @ W_q (the seeds); out_in: Q = x @ W_q.T (nn.Linear).",
+        rich_help_panel=INPUT)], None),
+    _option("variant", Annotated[VariantName | None, typer.Option(
+        help="A preset of the options below (see README).", rich_help_panel=VARIANT)], None),
+    _option("score", Annotated[Score | None, typer.Option(
+        help="Score function.", rich_help_panel=VARIANT)], None),
+    _option("no_scale", Annotated[bool, typer.Option(
+        "--no-scale", help="Unscaled dot product (seed 004).", rich_help_panel=VARIANT)], False),
+    _option("scale", Annotated[float | None, typer.Option(
+        help="Multiply the scores by this factor.", rich_help_panel=VARIANT)], None),
+    _option("no_project", Annotated[bool, typer.Option(
+        "--no-project", help="Ignore W_q/W_k/W_v: Q = K = V = x.",
+        rich_help_panel=VARIANT)], False),
+    _option("heads", Annotated[int | None, typer.Option(
+        help="Number of heads H.", rich_help_panel=VARIANT)], None),
+    _option("causal", Annotated[bool, typer.Option(
+        "--causal", help="Mask future keys (−∞ before softmax).", rich_help_panel=VARIANT)],
+        False),
+    _option("causal_align", Annotated[CausalAlign | None, typer.Option(
+        help="Causal diagonal when seq_q ≠ seq_k: top-left (torch) or bottom-right "
+             "(flash-attn); aligns --window too.", rich_help_panel=VARIANT)], None),
+    _option("window", Annotated[int | None, typer.Option(
+        help="Local attention: keys with |i − j| ≤ W.", rich_help_panel=VARIANT)], None),
+    _option("normalize", Annotated[Normalize | None, typer.Option(
+        help="softmax (soft), hard (one-hot arg-max) or topk.", rich_help_panel=VARIANT)],
+        None),
+    _option("top_k", Annotated[int | None, typer.Option(
+        help="K for --normalize topk.", rich_help_panel=VARIANT)], None),
+    _option("temperature", Annotated[float | None, typer.Option(
+        help="softmax(scores / T).", rich_help_panel=VARIANT)], None),
+    _option("dropout", Annotated[float | None, typer.Option(
+        help="Dropout probability on the weights.", rich_help_panel=VARIANT)], None),
+    _option("seed", Annotated[int | None, typer.Option(
+        help="Seed of the dropout mask.", rich_help_panel=VARIANT)], None),
+    _option("backend", Annotated[Backend | None, typer.Option(
+        help="numpy (default on cpu) or torch.", rich_help_panel=DEVICE)], None),
+    _option("device", Annotated[str, typer.Option(
+        help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=DEVICE)], "cpu"),
+    _option("dtype", Annotated[DType, typer.Option(
+        help="Floating-point precision.", rich_help_panel=DEVICE)], DType.float64),
+    _option("debug", Annotated[bool, typer.Option(help="Show tracebacks.")], False),
+]
+
+
+def problem_options(command):
+    """Add the shared options to ``command``'s signature; it receives them as ``opts``."""
+    signature = inspect.signature(command)
+    hints = typing_hints(command)  # resolved here: the wrapper's module is not the command's
+    own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values()
+           if p.name != "opts"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        opts = ProblemOptions(**{p.name: kwargs.pop(p.name) for p in SHARED})
+        return command(opts=opts, **kwargs)
+
+    del wrapper.__wrapped__  # Typer must read the new signature, not the command's
+    wrapper.__signature__ = signature.replace(parameters=[*own, *SHARED])
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *SHARED)}
+    return wrapper
+
+
+def typing_hints(function) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(function, include_extras=True)
