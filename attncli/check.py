@@ -9,6 +9,7 @@ reported. A new diagnosis is one more line in that list.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,29 +57,33 @@ class Answers:
             if name not in STEP_NAMES:
                 raise InputError(f"{source}: {name}: not a step; the steps are "
                                  f"{', '.join(STEP_NAMES)}")
-            array = np.asarray(_numbers(value, name, source), dtype=np.float64)
+            written = _numbers(value, name, source)
+            array = written.astype(np.float64)
             if not np.all(np.isfinite(array)):
                 raise InputError(f"{source}: {name}: every answer must be a finite number")
             steps[name] = array
-            decimals[name] = np.vectorize(_decimals, otypes=[int])(array) if array.size else array
+            decimals[name] = np.vectorize(_decimals, otypes=[int])(written)
         if not steps:
             raise InputError(f"{source}: no answers: give at least one step, e.g. \"context\"")
         return cls(steps, decimals, None if row is None else str(row), source)
 
 
-def _numbers(value: Any, name: str, source: str) -> Any:
+def _numbers(value: Any, name: str, source: str) -> np.ndarray:
+    """An object array of the numbers as written (Decimal, int or float)."""
     try:
-        array = np.asarray(value)
+        array = np.array(value, dtype=object)
     except ValueError:
-        raise InputError(f"{source}: {name}: ragged array (rows of different lengths)") from None
-    if array.dtype.kind not in "iuf" or array.size == 0:
-        raise InputError(f"{source}: {name}: expected an array of numbers")
+        array = None
+    if array is None or array.size == 0 or not all(
+            isinstance(v, Decimal | int | float) and not isinstance(v, bool) for v in array.flat):
+        raise InputError(f"{source}: {name}: expected a (rectangular) array of numbers")
     return array
 
 
-def _decimals(value: float) -> int:
-    exponent = Decimal(repr(float(value))).as_tuple().exponent
-    return max(0, -int(exponent))
+def _decimals(value: Decimal | int | float) -> int:
+    """Decimals as written: Decimal('0.8610') has 4; a float has those of its shortest text."""
+    exponent = (value if isinstance(value, Decimal) else Decimal(repr(value))).as_tuple().exponent
+    return max(0, -int(exponent)) if isinstance(exponent, int) else 0
 
 
 @dataclass
@@ -92,6 +97,7 @@ class StepVerdict:
     given: np.ndarray
     expected: np.ndarray
     status: np.ndarray
+    decimals: np.ndarray  # per entry, as written
     axes: tuple[str, ...]
     verdict: str  # "right", "right within rounding", "wrong"
     note: str
@@ -243,7 +249,13 @@ def grade(trace: Trace, answers: Answers, rtol: float | None = None,
           atol: float | None = None) -> Report:
     """Each answered step against the trace. Raises: InputError for an answer of the wrong
     shape, an unknown query, or a step this configuration does not compute."""
-    row = None if answers.query is None else trace.query_index(answers.query)
+    row = None
+    if answers.query is not None:
+        try:
+            row = trace.query_index(answers.query)
+        except InputError:
+            raise InputError(f"{answers.source}: query {answers.query!r}: no such token or "
+                             f"index; the queries are {', '.join(trace.query_tokens)}") from None
     verdicts = []
     for step in STEP_NAMES:
         if step not in answers.steps:
@@ -254,22 +266,23 @@ def grade(trace: Trace, answers: Answers, rtol: float | None = None,
         expected, axes = _expected(trace, step, answers, row)
         given, decimals = answers.steps[step], answers.decimals[step]
         status = _status(given, expected, decimals, rtol, atol)
-        verdicts.append(_verdict(step, given, expected, status, decimals, axes))
+        verdicts.append(_verdict(step, given, expected, status, decimals, tuple(axes)))
     return Report(answers.source, answers.query, verdicts)
 
 
 def _verdict(step, given, expected, status, decimals, axes) -> StepVerdict:
+    def verdict(word: str, note: str) -> StepVerdict:
+        return StepVerdict(step, given, expected, status, decimals, axes, word, note)
+
     wrong = int(np.sum(status == 2))
     if wrong:
-        return StepVerdict(step, given, expected, status, axes, "wrong",
-                           f"{wrong} of {status.size} entries wrong")
+        return verdict("wrong", f"{wrong} of {status.size} entries wrong")
     if np.any(status == 1):
         k = int(decimals.max())
         units = np.max(np.abs(given - expected) * 10.0 ** decimals)
-        note = (f"matches within rounding: differs by up to {units:.0f} in the "
-                f"{_ordinal(k)} decimal (intermediate rounding)")
-        return StepVerdict(step, given, expected, status, axes, "right within rounding", note)
-    return StepVerdict(step, given, expected, status, axes, "right", "every entry right")
+        return verdict("right within rounding", f"differs by up to {units:.0f} in the "
+                       f"{_ordinal(k)} decimal, as rounding intermediate steps does")
+    return verdict("right", "every entry right")
 
 
 def _ordinal(k: int) -> str:
@@ -323,36 +336,41 @@ class Checker:
 
 
 def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report) -> Diagnosis | None:
-    """A wrong context of one head that is the values times weights rounded to k decimals,
-    even when the rounding is not to the nearest (seed 004 writes 0.0634 as 0.0)."""
+    """A wrong context of one head that is the values times weights rounded to k decimals, up
+    or down (seed 004 writes its weight 0.0634 as 0.0): each weight is tried at its two
+    neighbours on the k-decimal grid, for rows of at most ``_MAX_KEYS`` keys."""
     verdict = next((v for v in report.verdicts if v.step == "context" and not v.ok), None)
-    if verdict is None or trace.config["heads"] != 1 or "weights" not in trace:
+    if (verdict is None or trace.config["heads"] != 1 or "dropped_weights" in trace
+            or trace["values"].ndim != 2 or trace["values"].shape[0] > _MAX_KEYS):
         return None
-    values = trace["values"]
-    weights = trace["weights"] if "dropped_weights" not in trace else None
-    if weights is None or values.ndim != 2:
-        return None
+    values, weights = trace["values"], trace["weights"]
     row = None if answers.query is None else trace.query_index(answers.query)
-    rows = [row] if row is not None else range(weights.shape[0])
-    given = verdict.given if row is None else verdict.given[None, :]
-    implied = []
-    for i, context in zip(rows, given, strict=True):
-        w, *_ = np.linalg.lstsq(values.T, context, rcond=None)  # context = w @ values
-        if np.linalg.matrix_rank(values) < values.shape[0] or not np.allclose(w @ values,
-                                                                             context, atol=1e-9):
-            return None
-        implied.append((i, w))
+    rows = [row] if row is not None else list(range(weights.shape[0]))
+    given = verdict.given.reshape(len(rows), -1)
+    decimals = answers.decimals["context"].reshape(len(rows), -1)
     for k in (1, 2, 3, 4):
-        unit = 10.0 ** -k
-        if all(np.allclose(w, np.round(w, k), atol=1e-9) and
-               np.all(np.abs(w - weights[i]) <= unit + 1e-12) for i, w in implied):
-            shown = "; ".join(f"{_vector(np.round(w, k), k)} (exact {_vector(weights[i], 3)})"
-                              for i, w in implied[:3])
+        found = []
+        for i, context, digits in zip(rows, given, decimals, strict=True):
+            scaled = weights[i] * 10.0 ** k
+            grid = [sorted({np.floor(w), np.ceil(w)}) for w in scaled]
+            match = next((np.array(c) / 10.0 ** k for c in itertools.product(*grid)
+                          if np.all(np.abs(np.array(c) / 10.0 ** k @ values - context)
+                                    <= tolerance(context, digits, None, None))), None)
+            if match is None:
+                break
+            found.append((i, match))
+        else:
+            shown = "; ".join(f"{_vector(w, k)} (exact {_vector(weights[i], 3)}), which gives "
+                              f"{_vector(w @ values, k)} where the exact context is "
+                              f"{_vector(weights[i] @ values, 3)}" for i, w in found[:3])
             s = "s" if k > 1 else ""
             return Diagnosis(f"weights_rounded_{k}",
                              f"the weights were rounded to {k} decimal{s} before the weighted sum",
                              ["context"], f"the context is the values weighted by {shown}")
     return None
+
+
+_MAX_KEYS = 12  # 2**12 roundings to try per row at most
 
 
 def _vector(values: np.ndarray, decimals: int) -> str:

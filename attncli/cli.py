@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import io
 import os
 import sys
@@ -177,6 +178,92 @@ def _emit(draw, output: Path | None) -> None:
                       color_system=None)
     draw(console)
     write_output(console.export_text(), output)
+
+
+class CheckFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command()
+@problem_options
+def check(
+    files: Annotated[list[str], typer.Argument(
+        help="PROBLEM then ANSWERS files (JSON, - for stdin); with --sample or --x, only "
+             "ANSWERS.", show_default=False)],
+    fmt: Annotated[CheckFormat, typer.Option(
+        "--format", "-f", help="table; json or csv (one line per answers file, for graders).",
+        rich_help_panel=OUTPUT)] = CheckFormat.table,
+    query: Annotated[str | None, typer.Option(
+        help="The query row of 1-D answers (or a \"query\" key in the answers).",
+        rich_help_panel=OUTPUT)] = None,
+    rtol: Annotated[float | None, typer.Option(
+        help="Relative tolerance (default: fits hand-rounded answers).",
+        rich_help_panel=OUTPUT)] = None,
+    atol: Annotated[float | None, typer.Option(help="Absolute tolerance.",
+                                               rich_help_panel=OUTPUT)] = None,
+    precision: Annotated[int | None, typer.Option(min=0, max=17, help="Decimals shown (4).",
+                                                  rich_help_panel=OUTPUT)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
+                                                rich_help_panel=OUTPUT)] = None,
+    opts: ProblemOptions | None = None,
+) -> None:
+    """Grade answers: each entry right or wrong, and the mistake behind a wrong one.
+
+    Exit status: 0 every given step matches, 1 some do not, 2 bad input.
+
+    [bold]Examples[/]
+
+      attncli check --sample hello-shiny-sun answers.json
+      attncli check problem.json answers/*.json --format csv
+    """
+    with handled(opts.debug):
+        from attncli.attention.pipeline import attend
+        from attncli.check import Checker
+
+        given_problem = opts.sample is not None or opts.x is not None
+        problem_file = None if given_problem else (files[0] if files else None)
+        answer_files = files if given_problem else files[1:]
+        if not answer_files:
+            raise InputError("no answers: give PROBLEM and ANSWERS files (or --sample NAME "
+                             "and ANSWERS)")
+        problem, config = opts.load(problem_file)
+        trace = attend(problem, config)
+        for warning in trace.warnings:
+            _say("warning", warning)
+        checker = Checker(problem, config, trace, rtol=rtol, atol=atol)
+        reports = [_check_one(checker, file, query, batch=len(answer_files) > 1)
+                   for file in answer_files]
+        if fmt is CheckFormat.table:
+            from attncli.render.check import print_report
+
+            digits = 4 if precision is None else precision
+            _emit(lambda console: [print_report(trace, r, console, digits) for r in reports],
+                  output)
+        else:
+            from attncli.render.check import render_csv, render_json
+
+            write_output((render_json if fmt is CheckFormat.json else render_csv)(reports),
+                         output)
+        if any(r.error for r in reports):
+            raise typer.Exit(int(ExitStatus.BAD_INPUT))
+        if not all(r.ok for r in reports):
+            raise typer.Exit(int(ExitStatus.MISMATCH))
+
+
+def _check_one(checker, file: str, query: str | None, batch: bool):
+    """One answers file's report; in a batch, bad input becomes that file's error row."""
+    from attncli.check import Answers, Report
+    from attncli.io.json_reader import read_json_value
+
+    try:
+        answers = Answers.from_mapping(read_json_value(file, decimals=True), file, query)
+        return checker.check(answers)
+    except AttncliError as exc:
+        if not batch:
+            raise
+        return Report(file, query, [], error=str(exc))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 from typing import Any
 
@@ -9,8 +10,9 @@ from attncli.errors import InputError
 from attncli.io import _name, open_text
 
 
-def read_json_value(path: str) -> Any:
-    """The parsed JSON document of ``path`` (``-``: stdin).
+def read_json_value(path: str, decimals: bool = False) -> Any:
+    """The parsed JSON document of ``path`` (``-``: stdin). With ``decimals``, numbers with a
+    fraction are ``decimal.Decimal`` so that 0.8610 keeps its four written decimals.
 
     Raises: InputError with the line and column of a syntax error.
     """
@@ -18,7 +20,7 @@ def read_json_value(path: str) -> Any:
     if not text.strip():
         raise InputError(f"{_name(path)}: empty file, expected a JSON object")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=decimal.Decimal if decimals else None)
     except json.JSONDecodeError as exc:
         raise InputError(f"{_name(path)}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
                          f"{exc.msg}") from None

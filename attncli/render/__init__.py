@@ -34,15 +34,20 @@ class Slice:
 
 def slices(trace: Trace, step: Step) -> Iterator[Slice]:
     """The 2-D tables of a step: its last two axes, one table per batch/head index."""
-    lead_axes, (row_axis, col_axis) = step.axes[:-2], step.axes[-2:]
-    n_rows, n_cols = step.data.shape[-2:]
+    return matrix_slices(trace, step.data, step.axes)
+
+
+def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iterator[Slice]:
+    """The 2-D tables of any array laid out on a trace's axes (a step, an answer)."""
+    lead_axes, (row_axis, col_axis) = axes[:-2], axes[-2:]
+    n_rows, n_cols = data.shape[-2:]
     rows, cols = trace.labels(row_axis, n_rows), trace.labels(col_axis, n_cols)
     first = trace.focus if row_axis == "query" and trace.focus is not None else 0
-    for index in np.ndindex(*step.data.shape[:-2]):
+    for index in np.ndindex(*data.shape[:-2]):
         lead = dict(zip(lead_axes, (int(i) for i in index), strict=True))
         where = ", ".join(f"{axis} {i}" for axis, i in lead.items())
         yield Slice(where, lead, row_axis, col_axis, rows, cols,
-                    list(range(first, first + n_rows)), step.data[index])
+                    list(range(first, first + n_rows)), data[index])
 
 
 def number(value: float, precision: int) -> str:

@@ -1,0 +1,127 @@
+"""check's reports: a table per answered step marking each entry, the verdicts, the diagnosis;
+and the one-line-per-file forms (CSV, JSON) for graders."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from attncli.check import Report, StepVerdict
+from attncli.render import matrix_slices, number
+from attncli.trace import Trace
+
+_MARK = {0: "green", 1: "yellow", 2: "bold red"}
+_VERDICT = {"right": "green", "right within rounding": "yellow", "wrong": "bold red"}
+
+
+def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
+    """given, expected and status on the step's own axes (a query row keeps a length-1 axis),
+    with the trace narrowed to that row for its labels."""
+    axes = trace.step(verdict.step).axes
+    arrays = [verdict.given, verdict.expected, verdict.status, verdict.decimals]
+    if query is not None and "query" in axes:
+        position = axes.index("query")
+        arrays = [np.expand_dims(a, position) for a in arrays]
+        trace = trace.at_query(query)
+    return trace, axes, arrays
+
+
+def print_report(trace: Trace, report: Report, console: Console, precision: int = 4) -> None:
+    """Each answered step as a table (given ✓, ≈ expected, or ✗ with the expected value),
+    its verdict, and the diagnosis of a wrong answer."""
+    query = None if report.query is None else trace.query_index(report.query)
+    title = escape(report.source) + (f"  (query {escape(report.query)})" if report.query else "")
+    console.print(f"[bold]{title}[/]")
+    if report.error:
+        console.print(f"[bold red]error:[/] {escape(report.error)}")
+        return
+    for verdict in report.verdicts:
+        view, axes, (given, expected, status, written) = _laid_out(trace, verdict, query)
+        decimals = max(precision, 1)
+        for part, exp, st, dec in zip(matrix_slices(view, given, axes),
+                                      matrix_slices(view, expected, axes),
+                                      matrix_slices(view, status, axes),
+                                      matrix_slices(view, written, axes), strict=True):
+            table = Table(title=escape(part.where) or None, title_style="dim",
+                          header_style="bold cyan")
+            table.add_column(f"{part.row_axis} \\ {part.col_axis}", style="bold", no_wrap=True)
+            for col in part.cols:
+                table.add_column(escape(col), justify="right", no_wrap=True)
+            for r, label in enumerate(part.rows):
+                cells = []
+                for g, e, s, k in zip(part.matrix[r], exp.matrix[r], st.matrix[r],
+                                      dec.matrix[r], strict=True):
+                    shown = number(g, int(k))  # as the answer wrote it
+                    text = shown if s == 0 else f"{shown} ≈ {number(e, decimals)}" if s == 1 \
+                        else f"{shown} ✗ {number(e, decimals)}"
+                    cells.append(f"[{_MARK[int(s)]}]{escape(text)}[/]")
+                table.add_row(escape(label), *cells)
+            console.print(f"[bold magenta]{verdict.step}[/]  "
+                          f"[{_VERDICT[verdict.verdict]}]{verdict.verdict}[/]: "
+                          f"{escape(verdict.note)}")
+            console.print(table)
+    console.print(summary_line(report, markup=True))
+
+
+def summary_line(report: Report, markup: bool = False) -> str:
+    """The verdict of a whole answers file in one line."""
+    if report.error:
+        return f"error: {report.error}"
+    wrong = [v.step for v in report.verdicts if not v.ok]
+    if not wrong:
+        text = f"all {len(report.verdicts)} step(s) right"
+        return f"[green]{text}[/]" if markup else text
+    parts = [f"{len(wrong)} of {len(report.verdicts)} step(s) wrong"]
+    if len(report.verdicts) > 1:
+        parts.append(f"the first wrong step is {report.first_wrong}")
+    if report.diagnosis is not None:
+        parts.append(f"diagnosis: {report.diagnosis.sentence()}")
+    else:
+        parts.append("no known mistake reproduces these numbers")
+    text = "; ".join(parts)
+    return f"[bold red]{escape(text)}[/]" if markup else text
+
+
+def report_dict(report: Report) -> dict:
+    return {
+        "file": report.source,
+        "query": report.query,
+        "ok": report.ok,
+        "error": report.error,
+        "steps": {v.step: {"verdict": v.verdict, "note": v.note,
+                           "given": v.given.tolist(), "expected": v.expected.tolist(),
+                           "status": v.status.tolist()} for v in report.verdicts},
+        "first_wrong": report.first_wrong,
+        "diagnosis": None if report.diagnosis is None else {
+            "mistake": report.diagnosis.name, "says": report.diagnosis.sentence(),
+            "explains": report.diagnosis.explains},
+    }
+
+
+def render_json(reports: list[Report]) -> str:
+    """{"ok": bool, "reports": [...]}: status per entry 0 = right, 1 = within rounding,
+    2 = wrong."""
+    document = {"ok": all(r.ok for r in reports), "reports": [report_dict(r) for r in reports]}
+    return orjson.dumps(document).decode() + "\n"
+
+
+def render_csv(reports: list[Report]) -> str:
+    """One line per answers file: file, result, steps right and wrong, first wrong step,
+    diagnosis (or the error)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["file", "result", "steps_right", "steps_wrong", "first_wrong", "diagnosis"])
+    for report in reports:
+        right = [v.step for v in report.verdicts if v.ok]
+        wrong = [v.step for v in report.verdicts if not v.ok]
+        result = "error" if report.error else "right" if report.ok else "wrong"
+        diagnosis = report.error or (report.diagnosis.sentence() if report.diagnosis else "")
+        writer.writerow([report.source, result, " ".join(right), " ".join(wrong),
+                         report.first_wrong or "", diagnosis])
+    return out.getvalue()
