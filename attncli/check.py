@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from attncli.config import AttentionConfig, Normalize, Score
+from attncli.config import AttentionConfig, Normalize, Score, build
 from attncli.errors import AttncliError, InputError
 from attncli.problem import Problem
 from attncli.trace import STEP_NAMES, Trace
@@ -152,10 +152,8 @@ MISTAKES: list[Mistake] = [
                                                                * t.config["d_k"])))),
     Mistake("softmax_wrong_axis", "the softmax ran over the wrong axis (columns, not rows)",
             _when(lambda c, t: c.normalize is not Normalize.hard, _slip(softmax_axis="query"))),
-    Mistake("transposed_weights", "a weight matrix was used transposed (x @ W.T)",
-            _when(lambda c, t: c.project and t.config["weight_layout"] is not None,
-                  lambda c, t: c.replace(weight_layout="out_in" if t.config["weight_layout"]
-                                         == "in_out" else "in_out"))),
+    Mistake("transposed_weights", "the projection matrices were used transposed (x @ W.T)",
+            _when(lambda c, t: c.project, _slip(transposed_projections=True))),
     Mistake("keys_as_values", "the keys were used as the values", _slip(values_from="keys")),
     Mistake("queries_keys_swapped", "queries and keys were swapped (K Qᵀ instead of Q Kᵀ)",
             _slip(swap_queries_keys=True)),
@@ -230,25 +228,22 @@ def _status(given, expected, decimals, rtol, atol) -> np.ndarray:
     return np.where(rounded, 0, np.where(close, 1, 2))
 
 
-def _expected(trace: Trace, step: str, answers: Answers, row: int | None):
+def _expected(trace: Trace, step: str, row: int | None):
     """The trace's numbers for a step, narrowed to the answers' query row."""
     data = trace[step]
     axes = trace.step(step).axes
     if row is not None and "query" in axes:
         data = np.take(data, row, axis=axes.index("query"))
         axes = tuple(a for a in axes if a != "query")
-    given = answers.steps[step]
-    if given.shape != data.shape:
-        where = f" for query {answers.query}" if row is not None else ""
-        raise InputError(f"{answers.source}: {step}: expected shape {tuple(data.shape)}{where}, "
-                         f"got {tuple(given.shape)}")
     return data, axes
 
 
 def grade(trace: Trace, answers: Answers, rtol: float | None = None,
           atol: float | None = None) -> Report:
-    """Each answered step against the trace. Raises: InputError for an answer of the wrong
-    shape, an unknown query, or a step this configuration does not compute."""
+    """Each answered step against the trace (an answer of another shape is wrong).
+
+    Raises: InputError for an unknown query or a step this configuration does not compute.
+    """
     row = None
     if answers.query is not None:
         try:
@@ -263,8 +258,14 @@ def grade(trace: Trace, answers: Answers, rtol: float | None = None,
         if step not in trace:
             raise InputError(f"{answers.source}: {step}: this configuration computes no such "
                              f"step (it has {', '.join(trace.names())})")
-        expected, axes = _expected(trace, step, answers, row)
+        expected, axes = _expected(trace, step, row)
         given, decimals = answers.steps[step], answers.decimals[step]
+        if given.shape != expected.shape:  # a wrong answer too (averaged heads, a lost W_o …)
+            where = f" for query {answers.query}" if row is not None else ""
+            verdicts.append(StepVerdict(
+                step, given, expected, np.full(given.shape, 2), decimals, tuple(axes), "wrong",
+                f"shape {tuple(given.shape)}, expected {tuple(expected.shape)}{where}"))
+            continue
         status = _status(given, expected, decimals, rtol, atol)
         verdicts.append(_verdict(step, given, expected, status, decimals, tuple(axes)))
     return Report(answers.source, answers.query, verdicts)
@@ -293,11 +294,12 @@ class Checker:
     """Grades answers files against one problem; the mistaken traces are computed once each
     and shared by every file."""
 
-    def __init__(self, problem: Problem, config: AttentionConfig, trace: Trace,
+    def __init__(self, problem: Problem, config: AttentionConfig | None, trace: Trace,
                  rtol: float | None = None, atol: float | None = None):
         from attncli.attention.pipeline import attend
 
         self._attend = attend
+        config = build(problem.config, None) if config is None else config
         self.problem, self.config, self.trace = problem, config, trace
         self.rtol, self.atol = rtol, atol
         self._mistaken: dict[str, Trace | None] = {}

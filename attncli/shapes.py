@@ -86,7 +86,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
                                    ("v", d_src, "memory" if cross else "x")):
         key = f"W_{name}"
         if config.project and key in problem:
-            W = _project_weight(problem, key, d_from, from_key, heads, layout)
+            W = _project_weight(problem, key, d_from, from_key, heads, layout,
+                                config.slip.transposed_projections)
         else:
             W = None
         params[key] = W
@@ -166,9 +167,14 @@ def _split_width(problem: Problem, from_key: str, width: int, heads: int) -> int
 
 
 def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, heads: int,
-                    layout: Layout) -> np.ndarray:
-    """W as (H, d_from, d_head), in_out, whatever form it came in."""
+                    layout: Layout, transposed: bool = False) -> np.ndarray:
+    """W as (H, d_from, d_head), in_out, whatever form it came in; ``transposed`` is the slip
+    of using a square W the wrong way round."""
     W = problem[key]
+    if transposed:
+        if W.ndim != 2 or W.shape[0] != W.shape[1]:
+            raise ConfigError(f"{problem.where(key)} is not square: it cannot be transposed")
+        W = W.T
     there = problem.where(key)
     other = Layout.out_in if layout is Layout.in_out else Layout.in_out
     if W.ndim == 3:

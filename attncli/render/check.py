@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import orjson
+from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -32,6 +33,29 @@ def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
     return trace, axes, arrays
 
 
+def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int) -> list:
+    view, axes, arrays = _laid_out(trace, verdict, query)
+    tables = []
+    for given, expected, status, written in zip(
+            *(matrix_slices(view, array, axes) for array in arrays), strict=True):
+        table = Table(title=escape(given.where) or None, title_style="dim",
+                      header_style="bold cyan")
+        table.add_column(f"{given.row_axis} \\ {given.col_axis}", style="bold", no_wrap=True)
+        for col in given.cols:
+            table.add_column(escape(col), justify="right", no_wrap=True)
+        for r, label in enumerate(given.rows):
+            cells = []
+            for g, e, s, k in zip(given.matrix[r], expected.matrix[r], status.matrix[r],
+                                  written.matrix[r], strict=True):
+                shown = number(g, int(k))  # as the answer wrote it
+                text = (shown if s == 0 else f"{shown} ≈ {number(e, decimals)}" if s == 1
+                        else f"{shown} ✗ {number(e, decimals)}")
+                cells.append(f"[{_MARK[int(s)]}]{escape(text)}[/]")
+            table.add_row(escape(label), *cells)
+        tables.append(table)
+    return tables
+
+
 def print_report(trace: Trace, report: Report, console: Console, precision: int = 4) -> None:
     """Each answered step as a table (given ✓, ≈ expected, or ✗ with the expected value),
     its verdict, and the diagnosis of a wrong answer."""
@@ -42,30 +66,11 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
         console.print(f"[bold red]error:[/] {escape(report.error)}")
         return
     for verdict in report.verdicts:
-        view, axes, (given, expected, status, written) = _laid_out(trace, verdict, query)
-        decimals = max(precision, 1)
-        for part, exp, st, dec in zip(matrix_slices(view, given, axes),
-                                      matrix_slices(view, expected, axes),
-                                      matrix_slices(view, status, axes),
-                                      matrix_slices(view, written, axes), strict=True):
-            table = Table(title=escape(part.where) or None, title_style="dim",
-                          header_style="bold cyan")
-            table.add_column(f"{part.row_axis} \\ {part.col_axis}", style="bold", no_wrap=True)
-            for col in part.cols:
-                table.add_column(escape(col), justify="right", no_wrap=True)
-            for r, label in enumerate(part.rows):
-                cells = []
-                for g, e, s, k in zip(part.matrix[r], exp.matrix[r], st.matrix[r],
-                                      dec.matrix[r], strict=True):
-                    shown = number(g, int(k))  # as the answer wrote it
-                    text = shown if s == 0 else f"{shown} ≈ {number(e, decimals)}" if s == 1 \
-                        else f"{shown} ✗ {number(e, decimals)}"
-                    cells.append(f"[{_MARK[int(s)]}]{escape(text)}[/]")
-                table.add_row(escape(label), *cells)
-            console.print(f"[bold magenta]{verdict.step}[/]  "
-                          f"[{_VERDICT[verdict.verdict]}]{verdict.verdict}[/]: "
-                          f"{escape(verdict.note)}")
-            console.print(table)
+        console.print(f"[bold magenta]{verdict.step}[/]  [{_VERDICT[verdict.verdict]}]"
+                      f"{verdict.verdict}[/]: {escape(verdict.note)}")
+        if verdict.given.shape == verdict.expected.shape:
+            tables = _tables(trace, verdict, query, max(precision, 1))
+            console.print(tables[0] if len(tables) == 1 else Columns(tables))
     console.print(summary_line(report, markup=True))
 
 
