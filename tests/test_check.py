@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,9 +150,8 @@ def test_cli_exit_statuses_and_batch_csv(tmp_path):
 
 
 def test_cli_json_report_and_problem_file(tmp_path):
-    problem = _write(tmp_path, "p.json", json.loads(
-        (load_problem.__globals__["Path"](__file__).parent.parent / "samples" /
-         "three-inputs.json").read_text()))
+    sample = Path(__file__).resolve().parent.parent / "samples" / "three-inputs.json"
+    problem = _write(tmp_path, "p.json", json.loads(sample.read_text()))
     answers = _write(tmp_path, "a.json", {"query": "Input 1", "context": [2.0, 7.0, 1.5]})
     result = runner.invoke(app, ["check", problem, answers, "--format", "json"])
     assert result.exit_code == 1
