@@ -17,6 +17,7 @@ from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import write_output
 from attncli.options import OUTPUT, ProblemOptions, problem_options
 from attncli.render import Format
+from attncli.render.explain import ExplainFormat
 from attncli.trace import STEP_NAMES
 
 app = typer.Typer(
@@ -264,6 +265,47 @@ def _check_one(checker, file: str, query: str | None, batch: bool):
         if not batch:
             raise
         return Report(file, query, [], error=str(exc))
+
+
+@app.command()
+@problem_options
+def explain(
+    file: Annotated[str | None, typer.Argument(
+        help="Problem file (as for compute); or --sample NAME.", show_default=False)] = None,
+    query: Annotated[str, typer.Option(help="The query row: a token or an index.",
+                                       rich_help_panel=OUTPUT)] = ...,
+    key: Annotated[str | None, typer.Option(help="Only the score with this key.",
+                                            rich_help_panel=OUTPUT)] = None,
+    batch: Annotated[int, typer.Option(help="The batch item, when x is 3-D.",
+                                       rich_help_panel=OUTPUT)] = 0,
+    fmt: Annotated[ExplainFormat, typer.Option(
+        "--format", "-f", help="text; markdown (with LaTeX math) or latex, to paste into a "
+        "write-up.", rich_help_panel=OUTPUT)] = ExplainFormat.text,
+    precision: Annotated[int, typer.Option(min=0, max=17, help="Decimals of the results.",
+                                           rich_help_panel=OUTPUT)] = 4,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
+                                                rich_help_panel=OUTPUT)] = None,
+    opts: ProblemOptions | None = None,
+) -> None:
+    """Write out one query row's arithmetic, as the tutorials do it by hand.
+
+    [bold]Examples[/]
+
+      attncli explain --sample hello-shiny-sun --query shiny
+      attncli explain --sample three-inputs --query "Input 1" --format latex
+      attncli explain --sample multihead-einsum --query name --key is
+    """
+    with handled(opts.debug):
+        from attncli.attention.pipeline import attend
+        from attncli.explain import explain as explain_row
+        from attncli.render.explain import notation, render_explain
+
+        problem, config = opts.load(file)
+        trace = attend(problem, config)
+        for warning in trace.warnings:
+            _say("warning", warning)
+        sections = explain_row(problem, trace, query, key, batch, notation(fmt, precision))
+        write_output(render_explain(sections, fmt), output)
 
 
 @app.command()

@@ -1,0 +1,92 @@
+"""attncli explain: the arithmetic of one query row, written out as the seeds do it by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from attncli import attend, load_problem
+from attncli.cli import app
+from attncli.config import AttentionConfig
+from attncli.errors import InputError
+from attncli.explain import Notation, explain
+from attncli.problem import Problem
+from attncli.render.explain import ExplainFormat, render_explain
+
+runner = CliRunner()
+
+
+def _text(problem, config=None, **kwargs) -> str:
+    trace = attend(problem, config)
+    return render_explain(explain(problem, trace, notation=Notation(4), **kwargs),
+                          ExplainFormat.text)
+
+
+def test_seed_000_shiny_written_out():
+    text = _text(load_problem(sample="hello-shiny-sun"), query="shiny")
+    # the seed's Step 1, with the numbers: 0.53×0.34 + 0.34×0.22 + 0.98×0.54 = 0.7842
+    assert "score(shiny, Hello) = 0.53 × 0.34 + 0.34 × 0.22 + 0.98 × 0.54 = 0.7842" in text
+    assert "exp(Hello) = e^0.7842 = 2.1907" in text  # e^0.7842 = 2.19065
+    assert "sum = 2.1907 + 3.8841 + 3.4858 = 9.5606" in text
+    assert "weight(Hello) = 2.1907 / 9.5606 = 0.2291" in text
+    assert ("weighted(Hello) = 0.2291 × v(Hello) = 0.2291 × [0.34, 0.22, 0.54] = "
+            "[0.0779, 0.0504, 0.1237]") in text
+    assert text.rstrip().endswith("= [0.3990, 0.3854, 0.8610]")
+
+
+def test_key_narrows_to_one_score_per_head():
+    text = _text(load_problem(sample="multihead-einsum"), query="name", key="is")
+    assert text.count("score(name, is)") == 4  # one per head
+    assert "Exponentials" not in text and "context" not in text
+
+
+def test_seed_004_scaled_masked_and_dropout_sections():
+    problem = load_problem(sample="three-inputs")
+    text = _text(problem, AttentionConfig(causal=True, dropout=0.5, seed=3), query="Input 2")
+    # scores of Input 2's query [2, 2, 2] with keys [0,1,1], [4,4,0], [2,3,1]: 4, 16, 12; / √3
+    assert "score(Input 2, Input 2) = 2 × 4 + 2 × 4 + 2 × 0 = 16" in text
+    assert "scaled(Input 2) = 16 / √3 = 9.2376" in text
+    assert "masked keys get minus infinity before the softmax: Input 3" in text
+    assert "Dropout (p = 0.5" in text
+
+
+def test_hard_additive_and_general_scores():
+    rng = np.random.default_rng(5)
+    raw = {"x": rng.normal(size=(3, 2)).round(1), "W_a": [[1.0, 0.5], [0.0, 1.0]],
+           "U_a": [[0.5, 0.0], [1.0, 1.0]], "v_a": [1.0, -1.0]}
+    problem = Problem.from_mapping(raw, "p.json")
+    additive = _text(problem, AttentionConfig(score="additive"), query="0")
+    assert "score(0, 0) = v_a·tanh([" in additive
+    general = _text(Problem.from_mapping({"x": raw["x"], "W_a": raw["W_a"]}, "p.json"),
+                    AttentionConfig(score="general", normalize="hard"), query="1")
+    assert "W_a)·k" in general and "Weights (hard attention)" in general
+
+
+def test_markdown_and_latex_for_a_write_up():
+    problem = load_problem(sample="hello-shiny-sun")
+    trace = attend(problem)
+    from attncli.explain import LatexNotation
+
+    sections = explain(problem, trace, "shiny", notation=LatexNotation(4))
+    markdown = render_explain(sections, ExplainFormat.markdown)
+    assert ("- $\\text{score(shiny, Hello)} = 0.53 \\times 0.34 + 0.34 \\times 0.22 + "
+            "0.98 \\times 0.54 = 0.7842$") in markdown
+    latex = render_explain(sections, ExplainFormat.latex)
+    assert "\\begin{align*}" in latex and "\\frac{2.1907}{9.5606} = 0.2291" in latex
+    assert "v_{\\text{Hello}}" in latex
+
+
+def test_unknown_key_is_bad_input():
+    problem = load_problem(sample="hello-shiny-sun")
+    with pytest.raises(InputError, match="--key 'moon'"):
+        explain(problem, attend(problem), "shiny", key="moon")
+
+
+def test_cli_explain():
+    result = runner.invoke(app, ["explain", "--sample", "hello-shiny-sun", "--query", "shiny",
+                                 "--key", "sun"])
+    assert result.exit_code == 0
+    assert "0.53 × 0.29 + 0.34 × 0.54 + 0.98 × 0.93 = 1.2487" in result.stdout
+    missing = runner.invoke(app, ["explain", "--sample", "hello-shiny-sun"])
+    assert missing.exit_code == 2  # --query is required
