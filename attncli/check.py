@@ -33,8 +33,10 @@ HAND_RTOL = 2e-3
 class Answers:
     """Answers to some steps: step name → array, for every query or for one query row.
 
-    ``decimals`` holds, per step, how many decimals each entry was written with (from its
-    shortest text, so 0.3992 has 4 and 2.0 has 1): the tolerance follows from it.
+    ``decimals`` holds, per step, how many decimals its answers were written with: the most
+    of any entry (0.8610 has 4, 2.0 has 1, 2 has 0), since a writer may drop trailing zeros.
+    The tolerance follows from it. ``null`` stands for −∞ (a masked score), as in compute's
+    JSON; compute's whole ``--format json`` document is accepted as answers too.
     """
 
     steps: dict[str, np.ndarray]
@@ -47,9 +49,16 @@ class Answers:
         """Raises: InputError for a non-object, an unknown step, or a non-numeric array."""
         if not isinstance(raw, Mapping):
             raise InputError(f"{source}: expected a JSON object of step → array")
-        row = raw.get("query", query)
-        if row is not None and not isinstance(row, str | int):
+        if isinstance(raw.get("steps"), Mapping):  # attncli compute --format json
+            raw = {"query": raw.get("query"), **{
+                name: entry.get("data") if isinstance(entry, Mapping) else entry
+                for name, entry in raw["steps"].items()}}
+        row = raw.get("query")
+        if row is not None and (isinstance(row, bool) or not isinstance(row, str | int)):
             raise InputError(f"{source}: query: expected a token or an index, got {row!r}")
+        if row is not None and query is not None and str(row) != query:
+            raise InputError(f"{source}: query {row!r} contradicts --query {query!r}")
+        row = query if row is None else row
         steps, decimals = {}, {}
         for name, value in raw.items():
             if name == "query":
@@ -58,11 +67,16 @@ class Answers:
                 raise InputError(f"{source}: {name}: not a step; the steps are "
                                  f"{', '.join(STEP_NAMES)}")
             written = _numbers(value, name, source)
-            array = written.astype(np.float64)
-            if not np.all(np.isfinite(array)):
-                raise InputError(f"{source}: {name}: every answer must be a finite number")
+            try:
+                array = np.array([-np.inf if v is None else float(v) for v in written.flat],
+                                 dtype=np.float64).reshape(written.shape)
+            except OverflowError:
+                raise InputError(f"{source}: {name}: a number too large for float64") from None
+            if not np.all(np.isfinite(array) | (np.isneginf(array) & (name == "masked_scores"))):
+                raise InputError(f"{source}: {name}: every answer must be a finite number "
+                                 "(null, for −∞, only in masked_scores)")
             steps[name] = array
-            decimals[name] = np.vectorize(_decimals, otypes=[int])(written)
+            decimals[name] = np.full(array.shape, max(_decimals(v) for v in written.flat))
         if not steps:
             raise InputError(f"{source}: no answers: give at least one step, e.g. \"context\"")
         return cls(steps, decimals, None if row is None else str(row), source)
@@ -75,13 +89,16 @@ def _numbers(value: Any, name: str, source: str) -> np.ndarray:
     except ValueError:
         array = None
     if array is None or array.size == 0 or not all(
-            isinstance(v, Decimal | int | float) and not isinstance(v, bool) for v in array.flat):
+            v is None or isinstance(v, Decimal | int | float) and not isinstance(v, bool)
+            for v in array.flat):
         raise InputError(f"{source}: {name}: expected a (rectangular) array of numbers")
     return array
 
 
-def _decimals(value: Decimal | int | float) -> int:
+def _decimals(value: Decimal | int | float | None) -> int:
     """Decimals as written: Decimal('0.8610') has 4; a float has those of its shortest text."""
+    if value is None:
+        return 0
     exponent = (value if isinstance(value, Decimal) else Decimal(repr(value))).as_tuple().exponent
     return max(0, -int(exponent)) if isinstance(exponent, int) else 0
 
@@ -211,20 +228,31 @@ class Report:
         return next((v.step for v in self.verdicts if not v.ok), None)
 
 
+def unit(decimals: np.ndarray) -> np.ndarray:
+    """One unit of the last written decimal; for whole numbers half of one (they must be the
+    correctly rounded integer)."""
+    decimals = decimals.astype(np.float64)
+    return np.where(decimals > 0, 10.0 ** -decimals, 0.5)
+
+
 def tolerance(expected: np.ndarray, decimals: np.ndarray, rtol: float | None,
               atol: float | None) -> np.ndarray:
-    """Per entry: one unit in the last written decimal plus ``HAND_RTOL`` of the value (at
-    most 100 units of the last decimal), unless --rtol/--atol are given."""
-    unit = 10.0 ** (-decimals.astype(np.float64))
+    """Per entry: one unit of the last written decimal plus ``HAND_RTOL`` of the value, the
+    two together at most 100 units; or what --rtol/--atol say."""
+    one = unit(decimals)
     if rtol is None and atol is None:
-        return unit + np.minimum(HAND_RTOL, 100 * unit) * np.abs(expected)
+        return np.minimum(one + HAND_RTOL * np.abs(expected), 100 * one)
     return (0.0 if atol is None else atol) + (0.0 if rtol is None else rtol) * np.abs(expected)
 
 
 def _status(given, expected, decimals, rtol, atol) -> np.ndarray:
-    error = np.abs(given - expected)
-    rounded = error <= 0.5 * 10.0 ** (-decimals.astype(np.float64)) * (1 + 1e-9) + 1e-15
-    close = error <= tolerance(expected, decimals, rtol, atol)
+    """Per entry: 0 correctly rounded, 1 within the tolerance, 2 wrong."""
+    same_inf = np.isneginf(given) & np.isneginf(expected)  # a masked score written as null
+    with np.errstate(invalid="ignore"):
+        error = np.where(same_inf, 0.0, np.abs(given - expected))
+    error = np.where(np.isnan(error), np.inf, error)
+    rounded = error <= 0.5 * unit(decimals) * (1 + 1e-9) + 1e-15
+    close = error <= tolerance(np.where(same_inf, 0.0, expected), decimals, rtol, atol)
     return np.where(rounded, 0, np.where(close, 1, 2))
 
 
@@ -239,7 +267,7 @@ def _expected(trace: Trace, step: str, row: int | None):
 
 
 def grade(trace: Trace, answers: Answers, rtol: float | None = None,
-          atol: float | None = None) -> Report:
+          atol: float | None = None, skip_missing: bool = False) -> Report:
     """Each answered step against the trace (an answer of another shape is wrong).
 
     Raises: InputError for an unknown query or a step this configuration does not compute.
@@ -255,6 +283,8 @@ def grade(trace: Trace, answers: Answers, rtol: float | None = None,
     for step in STEP_NAMES:
         if step not in answers.steps:
             continue
+        if step not in trace and skip_missing:
+            continue
         if step not in trace:
             raise InputError(f"{answers.source}: {step}: this configuration computes no such "
                              f"step (it has {', '.join(trace.names())})")
@@ -262,9 +292,11 @@ def grade(trace: Trace, answers: Answers, rtol: float | None = None,
         given, decimals = answers.steps[step], answers.decimals[step]
         if given.shape != expected.shape:  # a wrong answer too (averaged heads, a lost W_o …)
             where = f" for query {answers.query}" if row is not None else ""
+            hint = ("; is it one query row? say which with \"query\" or --query"
+                    if row is None and given.shape == expected.shape[1:] else "")
             verdicts.append(StepVerdict(
                 step, given, expected, np.full(given.shape, 2), decimals, tuple(axes), "wrong",
-                f"shape {tuple(given.shape)}, expected {tuple(expected.shape)}{where}"))
+                f"shape {tuple(given.shape)}, expected {tuple(expected.shape)}{where}{hint}"))
             continue
         status = _status(given, expected, decimals, rtol, atol)
         verdicts.append(_verdict(step, given, expected, status, decimals, tuple(axes)))
@@ -280,9 +312,11 @@ def _verdict(step, given, expected, status, decimals, axes) -> StepVerdict:
         return verdict("wrong", f"{wrong} of {status.size} entries wrong")
     if np.any(status == 1):
         k = int(decimals.max())
-        units = np.max(np.abs(given - expected) * 10.0 ** decimals)
-        return verdict("right within rounding", f"differs by up to {units:.0f} in the "
-                       f"{_ordinal(k)} decimal, as rounding intermediate steps does")
+        close = status == 1
+        units = np.max(np.abs(given[close] - expected[close]) * 10.0 ** k)
+        where = f"in the {_ordinal(k)} decimal" if k else "(whole numbers)"
+        return verdict("right within rounding", f"differs by up to {units:.0f} {where}, as "
+                       "rounding intermediate steps does")
     return verdict("right", "every entry right")
 
 
@@ -300,6 +334,8 @@ class Checker:
 
         self._attend = attend
         config = build(problem.config, None) if config is None else config
+        if config.seed is None:  # the mistaken runs must draw the dropout mask the run drew
+            config = config.replace(seed=trace.config.get("seed"))
         self.problem, self.config, self.trace = problem, config, trace
         self.rtol, self.atol = rtol, atol
         self._mistaken: dict[str, Trace | None] = {}
@@ -321,28 +357,55 @@ class Checker:
         return self._mistaken[mistake.name]
 
     def diagnose(self, answers: Answers, report: Report) -> Diagnosis | None:
-        """The first mistake of :data:`MISTAKES` that reproduces every wrong step (and changes
-        at least one of them), else the rounded weights a wrong context implies, else None."""
+        """The first mistake of :data:`MISTAKES` that explains the answers (see
+        :meth:`explains`), naming the others that give the same numbers here; else the rounded
+        weights a wrong context implies; else None."""
         wrong = [v.step for v in report.verdicts if not v.ok]
-        for mistake in MISTAKES:
-            trace = self._mistaken_trace(mistake)
-            if trace is None:
-                continue
-            try:
-                mistaken = grade(trace, answers, self.rtol, self.atol)
-            except InputError:  # a step this mistake does not compute, or another shape
-                continue
-            if all(v.ok for v in mistaken.verdicts if v.step in wrong):
-                return Diagnosis(mistake.name, mistake.says, wrong)
-        return _rounded_weights_behind(self.trace, answers, report)
+        found = [(m, t) for m in MISTAKES if (t := self._mistaken_trace(m)) is not None
+                 and self.explains(t, answers, report)]
+        if found:
+            (first, trace), others = found[0], found[1:]
+            same = [m.says for m, t in others if _same_numbers(t, trace, answers)]
+            detail = f"here it gives the same numbers as: {'; '.join(same)}" if same else ""
+            return Diagnosis(first.name, first.says, wrong, detail)
+        return _rounded_weights_behind(self.trace, answers, report, self.rtol, self.atol)
+
+    def explains(self, mistaken: Trace, answers: Answers, report: Report) -> bool:
+        """Whether a mistaken run explains the answers: every given step it computes matches
+        it (the right steps stay right), a wrong step is among them, and the wrong steps are
+        closer to it than to the correct run."""
+        try:
+            graded = grade(mistaken, answers, self.rtol, self.atol, skip_missing=True)
+        except InputError:
+            return False
+        wrong = {v.step: v for v in report.verdicts if not v.ok}
+        judged = [v for v in graded.verdicts if v.step in wrong]
+        if not judged or not all(v.ok for v in graded.verdicts):
+            return False
+        return sum(_distance(v) for v in judged) < sum(_distance(wrong[v.step]) for v in judged)
 
 
-def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report) -> Diagnosis | None:
+def _distance(verdict: StepVerdict) -> float:
+    if verdict.given.shape != verdict.expected.shape:
+        return math.inf
+    finite = np.isfinite(verdict.given) & np.isfinite(verdict.expected)
+    return float(np.sum((verdict.given[finite] - verdict.expected[finite]) ** 2))
+
+
+def _same_numbers(one: Trace, other: Trace, answers: Answers) -> bool:
+    steps = [s for s in answers.steps if s in one and s in other]
+    return bool(steps) and all(one[s].shape == other[s].shape and np.allclose(
+        one[s], other[s], rtol=1e-12, atol=1e-12) for s in steps)
+
+
+def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report,
+                            rtol: float | None, atol: float | None) -> Diagnosis | None:
     """A wrong context of one head that is the values times weights rounded to k decimals, up
     or down (seed 004 writes its weight 0.0634 as 0.0): each weight is tried at its two
     neighbours on the k-decimal grid, for rows of at most ``_MAX_KEYS`` keys."""
     verdict = next((v for v in report.verdicts if v.step == "context" and not v.ok), None)
-    if (verdict is None or trace.config["heads"] != 1 or "dropped_weights" in trace
+    if (verdict is None or verdict.given.shape != verdict.expected.shape
+            or trace.config["heads"] != 1 or "dropped_weights" in trace
             or trace["values"].ndim != 2 or trace["values"].shape[0] > _MAX_KEYS):
         return None
     values, weights = trace["values"], trace["weights"]
@@ -355,9 +418,12 @@ def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report) -> D
         for i, context, digits in zip(rows, given, decimals, strict=True):
             scaled = weights[i] * 10.0 ** k
             grid = [sorted({np.floor(w), np.ceil(w)}) for w in scaled]
+            # the answer must be these weights' context as correctly rounded as it is written
+            limit = (0.5 * unit(digits) * (1 + 1e-9) if rtol is None and atol is None
+                     else tolerance(context, digits, rtol, atol))
             match = next((np.array(c) / 10.0 ** k for c in itertools.product(*grid)
                           if np.all(np.abs(np.array(c) / 10.0 ** k @ values - context)
-                                    <= tolerance(context, digits, None, None))), None)
+                                    <= limit)), None)
             if match is None:
                 break
             found.append((i, match))

@@ -223,6 +223,9 @@ def check(
         from attncli.attention.pipeline import attend
         from attncli.check import Checker
 
+        for name, value in (("--rtol", rtol), ("--atol", atol)):
+            if value is not None and not (value >= 0 and value != float("inf")):
+                raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
         given_problem = opts.sample is not None or opts.x is not None
         problem_file = None if given_problem else (files[0] if files else None)
         answer_files = files if given_problem else files[1:]

@@ -160,3 +160,104 @@ def test_cli_json_report_and_problem_file(tmp_path):
     (report,) = document["reports"]
     assert report["diagnosis"]["mistake"] == "weights_rounded_1"
     assert report["steps"]["context"]["status"] == [1, 2, 1]
+
+
+# --- The tolerance and the diagnosis on hand-written answers (review findings) --------------
+
+
+@pytest.mark.parametrize("raw", [
+    {"query": "shiny", "context": [0.3, 0.39, 0.86]},  # 0.3 is 10 units of the 2nd decimal off
+    {"query": "shiny", "weights": [0, 1, 0]},  # whole numbers must be the rounded integers
+    {"query": "shiny", "scores": [0.7842, 1.3869, 1.2487]},  # 300 units: over the 100 cap
+])
+def test_plainly_wrong_answers_are_wrong(raw):
+    problem = load_problem(sample="hello-shiny-sun")
+    assert not _check(problem, None, raw).ok
+
+
+def test_a_typo_gets_no_diagnosis():
+    # exact [0.398960, 0.385424, 0.860951]: 0.388 is a typo for 0.385, not a known mistake
+    problem = load_problem(sample="hello-shiny-sun")
+    report = _check(problem, None, {"query": "shiny", "context": [0.399, 0.388, 0.861]})
+    assert not report.ok and report.diagnosis is None
+
+
+def test_masked_scores_with_null_and_compute_json_as_answers():
+    problem = load_problem(sample="your-journey-causal")
+    result = runner.invoke(app, ["compute", "--sample", "your-journey-causal", "--json"])
+    document = json.loads(result.stdout, parse_float=Decimal)
+    report = Checker(problem, None, attend(problem)).check(Answers.from_mapping(document, "c"))
+    assert report.ok and {v.step for v in report.verdicts} >= {"masked_scores", "weights"}
+
+
+def test_mistakes_that_coincide_are_named_together():
+    # 2 heads of width 2: √d_model = √4 = 2 = d_k, so dividing by d_k and by √d_model agree.
+    rng = np.random.default_rng(11)
+    problem = Problem.from_mapping({"x": rng.normal(size=(3, 4)).round(2),
+                                    **{k: rng.normal(size=(4, 4)).round(2)
+                                       for k in ("W_q", "W_k", "W_v")}}, "p.json")
+    config = AttentionConfig(heads=2)
+    wrong = attend(problem, config.replace(scale=0.5))
+    report = _check(problem, config, {"context": np.round(wrong["context"], 6).tolist()})
+    assert report.diagnosis.name == "scaled_by_d_k"
+    assert "same numbers as: the scores were divided by √d_model" in report.diagnosis.sentence()
+
+
+def test_dropout_without_a_seed_is_diagnosed_with_the_runs_own_mask():
+    config = CONFIG.replace(seed=None)
+    trace = attend(PROBLEM, config)
+    mistaken = attend(PROBLEM, config.replace(seed=trace.config["seed"]).replace(
+        slip=next(m for m in MISTAKES if m.name == "dropout_not_rescaled").change(
+            config, trace).slip))
+    report = Checker(PROBLEM, config, trace).check(
+        _answers({"context": np.round(mistaken["context"], 6).tolist()}))
+    assert report.diagnosis.name == "dropout_not_rescaled"
+
+
+def test_bad_tolerances_are_bad_input():
+    result = runner.invoke(app, ["check", "--sample", "hello-shiny-sun", "--rtol", "-1",
+                                 "samples/answers/hello-shiny-sun.published.json"])
+    assert result.exit_code == 2 and "--rtol" in result.stderr
+
+
+# --- Wrong answers computed by independent numpy code, not by attncli's slips --------------
+
+
+def _softmax(s, axis=-1):
+    e = np.exp(s - s.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+SEED004 = load_problem(sample="three-inputs")
+X, WQ, WK, WV = (SEED004[k] for k in ("x", "W_q", "W_k", "W_v"))
+Q, K, V = X @ WQ, X @ WK, X @ WV
+CAUSAL = np.tril(np.ones((3, 3), dtype=bool))
+
+
+@pytest.mark.parametrize(("name", "context", "config"), [
+    # seed 004 with scaling (d_k = 3) as the correct computation:
+    ("no_scaling", _softmax(Q @ K.T) @ V, {}),
+    ("scaled_by_d_k", _softmax(Q @ K.T / 3) @ V, {}),
+    ("softmax_wrong_axis", _softmax(Q @ K.T / np.sqrt(3), axis=0) @ V, {}),
+    ("keys_as_values", _softmax(Q @ K.T / np.sqrt(3)) @ K, {}),
+    # …and with the causal mask:
+    ("causal_forgotten", _softmax(Q @ K.T / np.sqrt(3)) @ V, {"causal": True}),
+    ("mask_zero_fill", _softmax(np.where(CAUSAL, Q @ K.T / np.sqrt(3), 0)) @ V, {"causal": True}),
+    ("mask_after_softmax", (_softmax(Q @ K.T / np.sqrt(3)) * CAUSAL) @ V, {"causal": True}),
+])
+def test_mistakes_worked_by_independent_numpy_are_diagnosed(name, context, config):
+    config = AttentionConfig(score="scaled_dot", **config)
+    report = _check(SEED004, config, {"context": np.round(context, 4).tolist()})
+    assert not report.ok
+    assert report.diagnosis is not None and report.diagnosis.name == name
+
+
+def test_swapped_queries_and_keys_worked_by_numpy():
+    # seed 004's Q Kᵀ happens to be symmetric, so a random problem: K Qᵀ ≠ Q Kᵀ
+    rng = np.random.default_rng(8)
+    x, wq, wk, wv = (rng.normal(size=s).round(2) for s in ((4, 3), (3, 3), (3, 3), (3, 3)))
+    q, k, v = x @ wq, x @ wk, x @ wv
+    problem = Problem.from_mapping({"x": x, "W_q": wq, "W_k": wk, "W_v": wv}, "p.json")
+    report = _check(problem, AttentionConfig(),
+                    {"context": np.round(_softmax(k @ q.T / np.sqrt(3)) @ v, 4).tolist()})
+    assert report.diagnosis is not None and report.diagnosis.name == "queries_keys_swapped"

@@ -17,6 +17,7 @@ from attncli.check import Report, StepVerdict
 from attncli.render import matrix_slices, number
 from attncli.trace import Trace
 
+NO_DIAGNOSIS = "no known mistake reproduces these numbers"
 _MARK = {0: "green", 1: "yellow", 2: "bold red"}
 _VERDICT = {"right": "green", "right within rounding": "yellow", "wrong": "bold red"}
 
@@ -88,7 +89,7 @@ def summary_line(report: Report, markup: bool = False) -> str:
     if report.diagnosis is not None:
         parts.append(f"diagnosis: {report.diagnosis.sentence()}")
     else:
-        parts.append("no known mistake reproduces these numbers")
+        parts.append(NO_DIAGNOSIS)
     text = "; ".join(parts)
     return f"[bold red]{escape(text)}[/]" if markup else text
 
@@ -126,7 +127,8 @@ def render_csv(reports: list[Report]) -> str:
         right = [v.step for v in report.verdicts if v.ok]
         wrong = [v.step for v in report.verdicts if not v.ok]
         result = "error" if report.error else "right" if report.ok else "wrong"
-        diagnosis = report.error or (report.diagnosis.sentence() if report.diagnosis else "")
+        diagnosis = report.error or (report.diagnosis.sentence() if report.diagnosis else
+                                     "" if report.ok else NO_DIAGNOSIS)
         writer.writerow([report.source, result, " ".join(right), " ".join(wrong),
                          report.first_wrong or "", diagnosis])
     return out.getvalue()
