@@ -11,10 +11,10 @@ import orjson
 from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from attncli.check import Report, StepVerdict
 from attncli.render import matrix_slices, number
+from attncli.render.table import blocked_tables
 from attncli.trace import Trace
 
 NO_DIAGNOSIS = "no known mistake reproduces these numbers"
@@ -34,27 +34,26 @@ def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
     return trace, axes, arrays
 
 
-def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int) -> list:
+def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int,
+            width: int) -> list:
     view, axes, arrays = _laid_out(trace, verdict, query)
     tables = []
     for given, expected, status, written in zip(
             *(matrix_slices(view, array, axes) for array in arrays), strict=True):
-        table = Table(title=escape(given.where) or None, title_style="dim",
-                      header_style="bold cyan")
-        table.add_column(f"{given.row_axis} \\ {given.col_axis}", style="bold", no_wrap=True)
-        for col in given.cols:
-            table.add_column(escape(col), justify="right", no_wrap=True)
-        for r, label in enumerate(given.rows):
-            cells = []
-            for g, e, s, k in zip(given.matrix[r], expected.matrix[r], status.matrix[r],
-                                  written.matrix[r], strict=True):
-                shown = number(g, int(k))  # as the answer wrote it
-                text = (shown if s == 0 else f"{shown} ≈ {number(e, decimals)}" if s == 1
-                        else f"{shown} ✗ {number(e, decimals)}")
-                cells.append(f"[{_MARK[int(s)]}]{escape(text)}[/]")
-            table.add_row(escape(label), *cells)
-        tables.append(table)
+        plain = [[_cell(g, e, int(s), int(k), decimals) for g, e, s, k in zip(*rows, strict=True)]
+                 for rows in zip(given.matrix, expected.matrix, status.matrix, written.matrix,
+                                 strict=True)]
+        styled = [[f"[{_MARK[int(s)]}]{escape(text)}[/]" for text, s in zip(row, st, strict=True)]
+                  for row, st in zip(plain, status.matrix, strict=True)]
+        tables += blocked_tables(given, plain, styled, width)
     return tables
+
+
+def _cell(given: float, expected: float, status: int, written: int, decimals: int) -> str:
+    shown = number(given, written)  # as the answer wrote it
+    if status == 0:
+        return shown
+    return f"{shown} {'≈' if status == 1 else '✗'} {number(expected, decimals)}"
 
 
 def print_report(trace: Trace, report: Report, console: Console, precision: int = 4) -> None:
@@ -70,7 +69,7 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
         console.print(f"[bold magenta]{verdict.step}[/]  [{_VERDICT[verdict.verdict]}]"
                       f"{verdict.verdict}[/]: {escape(verdict.note)}")
         if verdict.given.shape == verdict.expected.shape:
-            tables = _tables(trace, verdict, query, max(precision, 1))
+            tables = _tables(trace, verdict, query, max(precision, 1), console.width)
             console.print(tables[0] if len(tables) == 1 else Columns(tables))
     console.print(summary_line(report, markup=True))
 

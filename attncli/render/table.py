@@ -21,7 +21,7 @@ _CELL = 3  # a column's padding and its border
 def _column_blocks(corner: str, part: Slice, cells: list[list[str]], width: int) -> list[range]:
     """Column ranges that each fit ``width``, so numbers are never cut to "0.3…"."""
     label_width = max(cell_len(corner), *(cell_len(r) for r in part.rows)) + _EDGE
-    widths = [max(cell_len(col), *(len(row[c]) for row in cells)) + _CELL
+    widths = [max(cell_len(col), *(cell_len(row[c]) for row in cells)) + _CELL
               for c, col in enumerate(part.cols)]
     blocks, start, used = [], 0, label_width
     for c, w in enumerate(widths):
@@ -34,14 +34,22 @@ def _column_blocks(corner: str, part: Slice, cells: list[list[str]], width: int)
 
 
 def _tables(step: Step, part: Slice, precision: int, width: int) -> list[Table]:
-    corner = f"{part.row_axis} \\ {part.col_axis}"
-    cells = [[number(v, precision) for v in row] for row in part.matrix]
-    blocks = _column_blocks(corner, part, cells, width)
+    plain = [[number(v, precision) for v in row] for row in part.matrix]
+    styled = [list(row) for row in plain]
     if step.name in _STRESSED:  # the largest weight of each row, stressed
-        for row, values in zip(cells, part.matrix, strict=True):
+        for row, values in zip(styled, part.matrix, strict=True):
             if values.max() > 0:
                 best = int(np.argmax(values))
                 row[best] = f"[bold reverse]{row[best]}[/]"
+    return blocked_tables(part, plain, styled, width)
+
+
+def blocked_tables(part: Slice, plain: list[list[str]], styled: list[list[str]],
+                   width: int) -> list[Table]:
+    """A slice as tables of ``styled`` cells (rich markup), split into blocks of columns that
+    fit ``width`` as measured on the ``plain`` text of the cells."""
+    corner = f"{part.row_axis} \\ {part.col_axis}"
+    blocks = _column_blocks(corner, part, plain, width)
     tables = []
     for block in blocks:
         title = part.where
@@ -52,7 +60,7 @@ def _tables(step: Step, part: Slice, precision: int, width: int) -> list[Table]:
         table.add_column(corner, style="bold", no_wrap=True)
         for c in block:
             table.add_column(escape(part.cols[c]), justify="right", no_wrap=True)
-        for label, row in zip(part.rows, cells, strict=True):
+        for label, row in zip(part.rows, styled, strict=True):
             table.add_row(escape(label), *(row[c] for c in block))
         tables.append(table)
     return tables
