@@ -1,9 +1,9 @@
 """explain: one query row's arithmetic written out the way the seed tutorials do it by hand.
 
-Each score as a sum of products with the numbers (0.53×0.34 + 0.34×0.22 + 0.98×0.54 =
-0.7842), the scaling, the mask, the exponentials and their sum, each weight, each weighted
-value vector and the final sum, per head. The numbers come from the Trace; what is written
-here is only the arithmetic that produced them, laid out term by term.
+The projections, each score as a sum of products with the numbers (0.53×0.34 + 0.34×0.22 +
+0.98×0.54 = 0.7842), the scaling, the mask, the exponentials and their sum, each weight, each
+weighted value vector and the final sum, per head. The numbers come from the Trace; what is
+added here is the layout of the arithmetic that produced them, term by term.
 """
 
 from __future__ import annotations
@@ -19,41 +19,56 @@ from attncli.trace import Trace
 
 @dataclass
 class Section:
-    """A titled block of equations; each equation is a list of parts joined by " = "."""
+    """A titled block of equations; each equation is a list of parts joined by " = "; the
+    first part is a name in words (set as text, not math, in LaTeX)."""
 
     title: str
     equations: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
+def latex_escape(text: str) -> str:
+    """Text for LaTeX's text mode: its special characters escaped, the arithmetic symbols
+    the sections use written as math."""
+    out = []
+    for char in text:
+        out.append({"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#",
+                    "$": r"\$", "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}",
+                    "×": r"$\times$", "−": "-", "∞": r"$\infty$", "√": r"$\surd$",
+                    "…": r"\ldots{}", "·": r"$\cdot$", "ᵀ": r"$^\top$"}.get(char, char))
+    return "".join(out)
+
+
 class Notation:
-    """How numbers and symbols are written; :class:`LatexNotation` writes them for LaTeX."""
+    """How numbers and symbols are written; :class:`LatexNotation` writes them for LaTeX.
+
+    Inputs (embeddings, weights as given) are written as they were given; results with
+    ``precision`` fixed decimals, whole numbers without any (as seed 004 writes its keys).
+    """
 
     times, plus, dot = " × ", " + ", "·"
 
     def __init__(self, precision: int):
         self.precision = precision
 
-    def num(self, value: float, wrap: bool = False) -> str:
-        text = f"{value:.{self.precision}f}".rstrip("0").rstrip(".")
-        text = "0" if text in ("-0", "") else text
+    def _sign(self, text: str, wrap: bool) -> str:
         if text.startswith("-"):
             text = "−" + text[1:]
             return f"({text})" if wrap else text
         return text
 
+    def num(self, value: float, wrap: bool = False) -> str:
+        """An input, as written (its shortest decimal form)."""
+        return self._sign(np.format_float_positional(float(value), trim="-"), wrap)
+
     def res(self, value: float, wrap: bool = False) -> str:
-        """A result: fixed decimals, as the tutorials write them (0.8610); whole numbers
-        without them (16, as seed 004 writes its keys)."""
+        """A result, rounded to ``precision`` decimals."""
         value = float(value)
         text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else (
             f"{value:.{self.precision}f}")
         if float(text) == 0:
             text = text.lstrip("-")
-        if text.startswith("-"):
-            text = "−" + text[1:]
-            return f"({text})" if wrap else text
-        return text
+        return self._sign(text, wrap)
 
     def vec(self, values, result: bool = False) -> str:
         write = self.res if result else self.num
@@ -68,6 +83,9 @@ class Notation:
     def var(self, name: str, label: str) -> str:
         return f"{name}({label})"
 
+    def text(self, words: str) -> str:
+        return words
+
     def tanh(self, text: str) -> str:
         return f"tanh({text})"
 
@@ -78,11 +96,8 @@ class Notation:
 class LatexNotation(Notation):
     times, plus, dot = r" \times ", " + ", r" \cdot "
 
-    def num(self, value: float, wrap: bool = False) -> str:
-        return super().num(value, wrap).replace("−", "-")
-
-    def res(self, value: float, wrap: bool = False) -> str:
-        return super().res(value, wrap).replace("−", "-")
+    def _sign(self, text: str, wrap: bool) -> str:
+        return f"({text})" if wrap and text.startswith("-") else text
 
     def vec(self, values, result: bool = False) -> str:
         write = self.res if result else self.num
@@ -95,8 +110,10 @@ class LatexNotation(Notation):
         return rf"\sqrt{{{self.num(value)}}}"
 
     def var(self, name: str, label: str) -> str:
-        safe = label.replace("\\", "").replace("{", "").replace("}", "").replace("_", r"\_")
-        return rf"{name}_{{\text{{{safe}}}}}"
+        return rf"{name}_{{\text{{{latex_escape(label)}}}}}"
+
+    def text(self, words: str) -> str:
+        return rf"\text{{{latex_escape(words)}}}"
 
     def tanh(self, text: str) -> str:
         return rf"\tanh\left({text}\right)"
@@ -133,7 +150,9 @@ def explain(problem: Problem, trace: Trace, query: str, key: str | None = None,
     batches = trace["context"].shape[0] if "batch" in trace.step("context").axes else 1
     if not 0 <= batch < batches:
         raise InputError(f"--batch {batch}: the problem has {batches} batch item(s)")
-    sections = []
+    sections = [Section("About these numbers", notes=[
+        f"Each result is computed exactly and shown to {write.precision} decimals, so the "
+        "shown terms of a sum may differ from the shown total in the last decimal."])]
     for h in range(heads):
         rows = _Rows(trace, batch, h)
         label = trace.query_tokens[i] + (f", head {h}" if heads > 1 else "")
@@ -156,79 +175,97 @@ def _key_index(trace: Trace, key: str) -> int:
                      f"{', '.join(trace.key_tokens)}")
 
 
-def _products(write: Notation, a, b, computed: bool = False) -> str:
-    """a₁×b₁ + a₂×b₂ + …: inputs as written (0.53), computed vectors with fixed decimals."""
-    number = write.res if computed else write.num
-    return write.plus.join(f"{number(x, True)}{write.times}{number(y, True)}"
+def _products(write: Notation, a, b, a_result: bool = False, b_result: bool = False) -> str:
+    """a₁×b₁ + a₂×b₂ + …: inputs as written (0.53), results with fixed decimals."""
+    left, right = (write.res if a_result else write.num), (write.res if b_result else write.num)
+    return write.plus.join(f"{left(x, True)}{write.times}{right(y, True)}"
                            for x, y in zip(a, b, strict=True))
 
 
 def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     keys_range = range(len(trace.key_tokens)) if j_only is None else [j_only]
     q, keys, values = rows("queries", i), rows("keys"), rows("values")
-    score_name = trace.config["score"]
-    projected = "W_" in trace.step("queries").formula  # else q and k are x as written
-    scores = Section(f"Scores of {label}")
+    projected = set(trace.config.get("projected", []))
+    sections = []
+    if projected:
+        sections.append(_projections(trace, rows, i, keys_range, projected, label, write,
+                                     values=j_only is None))
+    scores = Section(f"Scores ({label})")
     s = rows("scores", i)
     for j in keys_range:
-        lhs = f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})"
-        terms = _score_terms(problem, score_name, q, keys[j], write, projected)
-        scores.equations.append([lhs, *terms, write.res(s[j])])
-    sections = [scores]
+        terms = _score_terms(problem, trace.config["score"], q, keys[j], write,
+                             "W_q" in projected, "W_k" in projected)
+        scores.equations.append([f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})",
+                                 *terms, write.res(s[j])])
+    sections.append(scores)
     last = s
     if "scaled_scores" in trace:
         scaled = rows("scaled_scores", i)
         factor = trace.config["scale"]
-        how = (f"{write.sqrt(trace.config['d_k'])}" if trace.config["scale"] == 1 / np.sqrt(
-            trace.config["d_k"]) else None)
-        section = Section("Scaling")
+        by_root = np.isclose(factor, 1 / np.sqrt(trace.config["d_k"]), rtol=1e-15, atol=0)
+        section = Section(f"Scaling ({label})")
         for j in keys_range:
-            step = (write.frac(write.res(s[j]), how) if how else
-                    f"{write.res(s[j], True)}{write.times}{write.num(factor)}")
+            step = (write.frac(write.res(s[j]), write.sqrt(trace.config["d_k"])) if by_root
+                    else f"{write.res(s[j], True)}{write.times}{write.num(factor)}")
             section.equations.append([f"scaled({trace.key_tokens[j]})", step,
                                       write.res(scaled[j])])
         sections.append(section)
         last = scaled
     if "masked_scores" in trace:
         masked = rows("masked_scores", i)
-        blocked = [j for j in keys_range if np.isneginf(masked[j])]
-        section = Section("Mask")
-        section.notes.append(
+        blocked = [trace.key_tokens[j] for j in keys_range if np.isneginf(masked[j])]
+        sections.append(Section(f"Mask ({label})", notes=[
             "masked keys get minus infinity before the softmax: "
-            + (", ".join(trace.key_tokens[j] for j in blocked) if blocked else "none here"))
-        sections.append(section)
+            + (", ".join(blocked) if blocked else "none here")]))
         last = masked
     if j_only is not None:
         return sections
-    sections += _normalize(trace, rows, i, last, write)
-    sections += _weighted_sum(trace, rows, i, values, write, label)
+    sections += _normalize(trace, rows, i, last, label, write)
+    sections += _weighted_sum(trace, rows, i, values, label, "W_v" in projected, write)
     return sections
 
 
-def _score_terms(problem, score, q, k, write, projected: bool) -> list[str]:
+def _projections(trace, rows, i, keys_range, projected, label, write, values: bool):
+    source = "memory" if "memory" in trace.steps[1].formula else "x"
+    section = Section(f"Projections ({label})")
+    bias = {name: f" + b_{name}" if f"+ b_{name}" in trace.step(step).formula else ""
+            for name, step in (("q", "queries"), ("k", "keys"), ("v", "values"))}
+    if "W_q" in projected:
+        token = trace.query_tokens[i]
+        section.equations.append([f"q({token})", f"{write.var('x', token)} W_q{bias['q']}",
+                                  write.vec(rows("queries", i), True)])
+    for name, step, key in (("k", "keys", "W_k"), ("v", "values", "W_v")):
+        if key not in projected or (name == "v" and not values):
+            continue
+        for j in keys_range:
+            token = trace.key_tokens[j]
+            section.equations.append([f"{name}({token})",
+                                      f"{write.var(source, token)} {key}{bias[name]}",
+                                      write.vec(rows(step)[j], True)])
+    return section
+
+
+def _score_terms(problem, score, q, k, write, q_result: bool, k_result: bool) -> list[str]:
     if score == "general":
         qW = q @ problem["W_a"]
-        return [f"({write.vec(q, projected)} W_a){write.dot}k",
-                f"{write.vec(qW, True)}{write.dot}{write.vec(k, projected)}",
-                _products(write, qW, k, True)]
+        return [f"({write.vec(q, q_result)} W_a){write.dot}k",
+                f"{write.vec(qW, True)}{write.dot}{write.vec(k, k_result)}",
+                _products(write, qW, k, True, k_result)]
     if score == "additive":
         hidden = q @ problem["W_a"] + k @ problem["U_a"]
         if "b_a" in problem:
             hidden = hidden + problem["b_a"]
-        v_a = problem["v_a"]
         return [f"v_a{write.dot}{write.tanh(write.vec(hidden, True))}",
-                _products(write, v_a, np.tanh(hidden), True)]
-    return [_products(write, q, k, projected)]
+                _products(write, problem["v_a"], np.tanh(hidden), False, True)]
+    return [_products(write, q, k, q_result, k_result)]
 
 
-def _normalize(trace, rows, i, last, write) -> list[Section]:
+def _normalize(trace, rows, i, last, label, write) -> list[Section]:
     weights = rows("weights", i)
-    normalize = trace.config["normalize"]
     tokens = trace.key_tokens
-    if normalize == "hard":
-        finite = np.isfinite(last)
-        section = Section("Weights (hard attention)")
-        if finite.any():
+    if trace.config["normalize"] == "hard":
+        section = Section(f"Weights, hard attention ({label})")
+        if np.isfinite(last).any():
             best = int(np.argmax(last))
             section.notes.append(f"the largest score is {write.res(last[best])}, key "
                                  f"{tokens[best]}: its weight is 1, every other weight 0")
@@ -236,66 +273,62 @@ def _normalize(trace, rows, i, last, write) -> list[Section]:
             section.notes.append("every key is masked: all weights are 0")
         return [section]
     temperature = trace.config["temperature"]
-    kept = np.isfinite(last) & (weights > 0) if normalize == "topk" else np.isfinite(last)
+    topk = trace.config["normalize"] == "topk"
+    kept = np.isfinite(last) & (weights > 0) if topk else np.isfinite(last)
     if not kept.any():
-        return [Section("Weights", notes=["every key is masked: all weights are 0 and the "
-                                           "context is 0"])]
+        return [Section(f"Weights ({label})", notes=["every key is masked: all weights are 0 "
+                                                     "and the context is 0"])]
     tempered = last / temperature
     shift = float(np.max(tempered[kept])) if np.max(np.abs(tempered[kept])) > 30 else 0.0
-    exps = Section("Exponentials" + (f" (scores minus their maximum {write.res(shift)}, so "
-                                     "that e^x stays finite)" if shift else ""))
-    values = {}
-    for j in np.flatnonzero(kept):
-        x = tempered[j] - shift
-        values[j] = float(np.exp(x))
-        arg = write.frac(write.res(last[j]), write.num(temperature))
-        exps.equations.append([f"exp({tokens[j]})", write.exp(float(x)) if temperature == 1.0
-                               else f"e^({arg})", write.res(values[j])])
-    if normalize == "topk":
+    of = "scores" if temperature == 1.0 else f"scores / {write.num(temperature)}"
+    if shift:
+        of += f" minus their maximum {write.res(shift)}, so that e^x stays finite"
+    exps = Section(f"Exponentials of the {of} ({label})")
+    values = {int(j): float(np.exp(tempered[j] - shift)) for j in np.flatnonzero(kept)}
+    for j, e in values.items():
+        exps.equations.append([f"exp({tokens[j]})", write.exp(tempered[j] - shift), write.res(e)])
+    if topk:
         exps.notes.append(f"top-{trace.config['top_k']}: only the largest scores are kept")
     total = sum(values.values())
-    sums = Section("Sum", [["sum", write.plus.join(write.res(v) for v in values.values()),
-                            write.res(total)]])
-    shares = Section("Weights")
-    for j in range(len(tokens)):
+    sums = Section(f"Sum ({label})", [["sum", write.plus.join(write.res(v) for v in
+                                                               values.values()),
+                                       write.res(total)]])
+    shares = Section(f"Weights ({label})")
+    for j, token in enumerate(tokens):
         if j in values:
-            shares.equations.append([f"weight({tokens[j]})",
+            shares.equations.append([f"weight({token})",
                                      write.frac(write.res(values[j]), write.res(total)),
                                      write.res(weights[j])])
         else:
-            shares.equations.append([f"weight({tokens[j]})", write.res(0.0)])
+            shares.equations.append([f"weight({token})", write.res(0.0)])
     return [exps, sums, shares]
 
 
-def _weighted_sum(trace, rows, i, values, write, label) -> list[Section]:
+def _weighted_sum(trace, rows, i, values, label, projected, write) -> list[Section]:
     name = "dropped_weights" if "dropped_weights" in trace else "weights"
     weights = rows(name, i)
-    projected = "W_" in trace.step("values").formula
     sections = []
     if name == "dropped_weights":
         p = trace.config["dropout"]
-        section = Section(f"Dropout (p = {write.num(p)}: kept weights × 1/(1 − p))")
+        section = Section(f"Dropout, p = {write.num(p)}: kept weights × 1/(1 − p) ({label})")
         plain = rows("weights", i)
         for j, token in enumerate(trace.key_tokens):
             kept = weights[j] != 0 or plain[j] == 0
-            step = (f"{write.res(plain[j], True)}{write.times}{write.num(1 / (1 - p))}" if kept
-                    else "dropped")
+            factor = write.num(1 / (1 - p)) if kept else f"0 {write.text('(dropped)')}"
+            step = f"{write.res(plain[j], True)}{write.times}{factor}"
             section.equations.append([f"dropped({token})", step, write.res(weights[j])])
         sections.append(section)
-    weighted = Section("Weighted values")
+    weighted = Section(f"Weighted values ({label})")
     parts = []
     for j, token in enumerate(trace.key_tokens):
         product = weights[j] * values[j]
         parts.append(product)
-        weighted.equations.append([f"weighted({token})",
-                                   f"{write.res(weights[j], True)}{write.times}"
-                                   f"{write.var('v', token)}",
-                                   f"{write.res(weights[j], True)}{write.times}"
-                                   f"{write.vec(values[j], projected)}",
-                                   write.vec(product, True)])
-    context_name = "head_context" if "head_context" in trace else "context"
-    context = rows(context_name, i)
-    total = Section(f"Context of {label}", [[
+        weighted.equations.append([
+            f"weighted({token})", f"{write.res(weights[j], True)}{write.times}"
+            f"{write.var('v', token)}", f"{write.res(weights[j], True)}{write.times}"
+            f"{write.vec(values[j], projected)}", write.vec(product, True)])
+    context = rows("head_context" if "head_context" in trace else "context", i)
+    total = Section(f"Context ({label})", [[
         "context", write.plus.join(write.vec(p, True) for p in parts),
         write.vec(context, True)]])
     return [*sections, weighted, total]
@@ -304,14 +337,15 @@ def _weighted_sum(trace, rows, i, values, write, label) -> list[Section]:
 def _merge(trace, rows, i, heads, write) -> list[Section]:
     sections = []
     context = rows("context", i)
+    token = trace.query_tokens[i]
     if heads > 1:
-        sections.append(Section("Heads concatenated", [[
-            "context", "concat(" + ", ".join(write.vec(_Rows(trace, rows.batch, h)(
-                "head_context", i), True) for h in range(heads)) + ")",
-            write.vec(context, True)]]))
+        parts = ", ".join(write.vec(_Rows(trace, rows.batch, h)("head_context", i), True)
+                          for h in range(heads))
+        sections.append(Section(f"Heads concatenated ({token})", [[
+            "context", f"{write.text('concat')}({parts})", write.vec(context, True)]]))
     if "output" in trace:
         formula = trace.step("output").formula.split(" = ", 1)[1]
-        sections.append(Section("Output projection", [[
+        sections.append(Section(f"Output projection ({token})", [[
             "output", formula.replace("context", write.vec(context, True)),
             write.vec(rows("output", i), True)]]))
     return sections

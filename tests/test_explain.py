@@ -48,7 +48,7 @@ def test_seed_004_scaled_masked_and_dropout_sections():
     assert "score(Input 2, Input 2) = 2 × 4 + 2 × 4 + 2 × 0 = 16" in text
     assert "scaled(Input 2) = 16 / √3 = 9.2376" in text
     assert "masked keys get minus infinity before the softmax: Input 3" in text
-    assert "Dropout (p = 0.5" in text
+    assert "Dropout, p = 0.5: kept weights × 1/(1 − p) (Input 2)" in text
 
 
 def test_hard_additive_and_general_scores():
@@ -60,7 +60,7 @@ def test_hard_additive_and_general_scores():
     assert "score(0, 0) = v_a·tanh([" in additive
     general = _text(Problem.from_mapping({"x": raw["x"], "W_a": raw["W_a"]}, "p.json"),
                     AttentionConfig(score="general", normalize="hard"), query="1")
-    assert "W_a)·k" in general and "Weights (hard attention)" in general
+    assert "W_a)·k" in general and "Weights, hard attention (1)" in general
 
 
 def test_markdown_and_latex_for_a_write_up():
@@ -90,3 +90,33 @@ def test_cli_explain():
     assert "0.53 × 0.29 + 0.34 × 0.54 + 0.98 × 0.93 = 1.2487" in result.stdout
     missing = runner.invoke(app, ["explain", "--sample", "hello-shiny-sun"])
     assert missing.exit_code == 2  # --query is required
+
+
+def test_inputs_as_written_whatever_the_precision():
+    problem = load_problem(sample="hello-shiny-sun")
+    text = render_explain(explain(problem, attend(problem), "shiny", notation=Notation(1)),
+                          ExplainFormat.text)
+    assert "0.53 × 0.34 + 0.34 × 0.22 + 0.98 × 0.54 = 0.8" in text  # 0.7842 at 1 decimal
+
+
+def test_temperature_and_large_scores_write_the_real_exponent():
+    # x = [[10, 9], [8, 7]], T = 2: scores of row 0 are [181, 143]; / 2 = [90.5, 71.5];
+    # shifted by the maximum 90.5: exponents 0 and −19
+    problem = Problem.from_mapping({"x": [[10, 9], [8, 7]], "tokens": ["a", "b"]}, "p.json")
+    text = _text(problem, AttentionConfig(temperature=2.0), query="a")
+    assert "Exponentials of the scores / 2 minus their maximum 90.5000" in text
+    assert "exp(a) = e^0 = 1" in text and "exp(b) = e^(−19) = 0.0000" in text
+
+
+def test_latex_escapes_token_labels():
+    from attncli.explain import LatexNotation
+
+    problem = Problem.from_mapping({"x": [[1.0, 0.0], [0.0, 1.0]], "tokens": ["50%", "R&D"]},
+                                   "p.json")
+    latex = render_explain(explain(problem, attend(problem), "50%", notation=LatexNotation(4)),
+                           ExplainFormat.latex)
+    assert r"v_{\text{50\%}}" in latex and r"v_{\text{R\&D}}" in latex
+    assert r"\paragraph{Scores (50\%)}" in latex
+    lines = latex.splitlines()
+    assert not any(line.rstrip().endswith("\\\\") and following.startswith("\\end{align*}")
+                   for line, following in zip(lines, lines[1:], strict=False))

@@ -199,6 +199,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
         "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
+        "projected": [k for k in ("W_q", "W_k", "W_v") if p[k] is not None],
         "seed": seed,
     }
     trace.conventions = _conventions(config, prepared, scale, score_fn)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from attncli.explain import LatexNotation, Notation, Section
+from attncli.explain import LatexNotation, Notation, Section, latex_escape
 
 
 class ExplainFormat(enum.StrEnum):
@@ -15,13 +15,6 @@ class ExplainFormat(enum.StrEnum):
 
 def notation(fmt: ExplainFormat, precision: int) -> Notation:
     return Notation(precision) if fmt is ExplainFormat.text else LatexNotation(precision)
-
-
-def _latex_text(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
-                          ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-        text = text.replace(char, escaped)
-    return text
 
 
 def render_explain(sections: list[Section], fmt: ExplainFormat) -> str:
@@ -43,19 +36,19 @@ def render_explain(sections: list[Section], fmt: ExplainFormat) -> str:
         return "\n".join(lines)
     lines = []
     for section in sections:
-        lines.append(rf"\paragraph{{{_latex_text(section.title)}}}")
+        lines.append(rf"\paragraph{{{latex_escape(section.title)}}}")
         if section.equations:
             lines.append(r"\begin{align*}")
-            lines += [_latex_equation(equation, " &= ", " = ") + r" \\"
-                      for equation in section.equations]
+            lines.append(" \\\\\n".join(_latex_equation(equation, " &= ", " = ")
+                                         for equation in section.equations))
             lines.append(r"\end{align*}")
-        lines += [_latex_text(note) + r"\par" for note in section.notes]
+        lines += [latex_escape(note) + r"\par" for note in section.notes]
         lines.append("")
     return "\n".join(lines)
 
 
 def _latex_equation(parts: list[str], first: str, rest: str | None = None) -> str:
-    head = rf"\text{{{_latex_text(parts[0])}}}"
+    head = rf"\text{{{latex_escape(parts[0])}}}"
     tail = parts[1:]
     if not tail:
         return head
