@@ -27,6 +27,8 @@ from attncli.trace import STEP_NAMES, Trace
 #: steps), on top of one unit in its last written decimal; answers written with more decimals
 #: get a tighter allowance, 100 units of their last decimal at most.
 HAND_RTOL = 2e-3
+#: Answers printed with all their digits by another program may carry float32 rounding.
+MACHINE_RTOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -238,10 +240,12 @@ def unit(decimals: np.ndarray) -> np.ndarray:
 def tolerance(expected: np.ndarray, decimals: np.ndarray, rtol: float | None,
               atol: float | None) -> np.ndarray:
     """Per entry: one unit of the last written decimal plus ``HAND_RTOL`` of the value, the
-    two together at most 100 units; or what --rtol/--atol say."""
+    two together at most 100 units, and never below ``MACHINE_RTOL`` of the value (answers
+    printed in full from a float32 computation); or what --rtol/--atol say."""
     one = unit(decimals)
     if rtol is None and atol is None:
-        return np.minimum(one + HAND_RTOL * np.abs(expected), 100 * one)
+        hand = np.minimum(one + HAND_RTOL * np.abs(expected), 100 * one)
+        return np.maximum(hand, MACHINE_RTOL * np.abs(expected))
     return (0.0 if atol is None else atol) + (0.0 if rtol is None else rtol) * np.abs(expected)
 
 
