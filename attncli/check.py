@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -219,7 +219,6 @@ class Report:
     verdicts: list[StepVerdict]
     diagnosis: Diagnosis | None = None
     error: str | None = None  # bad input in this file (batch grading keeps going)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from dataclasses import dataclass, field
+import typing
 from typing import Annotated, Any
 
 import typer
@@ -22,38 +22,12 @@ INPUT, VARIANT, OUTPUT, DEVICE = "Input", "Variant", "Output", "Device"
 VariantName = enum.Enum("VariantName", {name: name for name in VARIANTS}, type=str)
 
 
-@dataclass
 class ProblemOptions:
-    """The shared options' values, as Typer parsed them."""
+    """The shared options' values, as Typer parsed them: one attribute per entry of
+    :data:`SHARED` (its name, default and type are declared there, once)."""
 
-    sample: str | None = None
-    x: str | None = None
-    memory: str | None = None
-    wq: str | None = None
-    wk: str | None = None
-    wv: str | None = None
-    wo: str | None = None
-    mask: str | None = None
-    set_: list[str] = field(default_factory=list)
-    weight_layout: Layout | None = None
-    variant: Any = None
-    score: Score | None = None
-    no_scale: bool = False
-    scale: float | None = None
-    no_project: bool = False
-    heads: int | None = None
-    causal: bool = False
-    causal_align: CausalAlign | None = None
-    window: int | None = None
-    normalize: Normalize | None = None
-    top_k: int | None = None
-    temperature: float | None = None
-    dropout: float | None = None
-    seed: int | None = None
-    backend: Backend | None = None
-    device: str = "cpu"
-    dtype: DType = DType.float64
-    debug: bool = False
+    def __init__(self, **values: Any):
+        self.__dict__.update({p.name: p.default for p in SHARED}, **values)
 
     def arrays(self) -> dict[str, str]:
         """Problem key → file, from --x … --mask and --set KEY=FILE."""
@@ -168,7 +142,8 @@ SHARED: list[inspect.Parameter] = [
 def problem_options(command):
     """Add the shared options to ``command``'s signature; it receives them as ``opts``."""
     signature = inspect.signature(command)
-    hints = typing_hints(command)  # resolved here: the wrapper's module is not the command's
+    # resolved here: the wrapper's module is not the command's
+    hints = typing.get_type_hints(command, include_extras=True)
     own = [p.replace(annotation=hints[p.name]) for p in signature.parameters.values()
            if p.name != "opts"]
 
@@ -182,8 +157,3 @@ def problem_options(command):
     wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *SHARED)}
     return wrapper
 
-
-def typing_hints(function) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(function, include_extras=True)
