@@ -47,6 +47,7 @@ class Notation:
     """
 
     times, plus, dot = " × ", " + ", "·"
+    brackets = ("[", ", ", "]")  # a vector's opening, separator and closing
 
     def __init__(self, precision: int):
         self.precision = precision
@@ -72,7 +73,8 @@ class Notation:
 
     def vec(self, values, result: bool = False) -> str:
         write = self.res if result else self.num
-        return "[" + ", ".join(write(v) for v in values) + "]"
+        return self.brackets[0] + self.brackets[1].join(write(v) for v in values) + \
+            self.brackets[2]
 
     def exp(self, value: float) -> str:
         return f"e^{self.res(value, wrap=True)}"
@@ -95,13 +97,10 @@ class Notation:
 
 class LatexNotation(Notation):
     times, plus, dot = r" \times ", " + ", r" \cdot "
+    brackets = (r"\begin{bmatrix}", " & ", r"\end{bmatrix}")
 
     def _sign(self, text: str, wrap: bool) -> str:
         return f"({text})" if wrap and text.startswith("-") else text
-
-    def vec(self, values, result: bool = False) -> str:
-        write = self.res if result else self.num
-        return r"\begin{bmatrix}" + " & ".join(write(v) for v in values) + r"\end{bmatrix}"
 
     def exp(self, value: float) -> str:
         return f"e^{{{self.res(value)}}}"
