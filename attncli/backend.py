@@ -34,7 +34,8 @@ def _import_torch():
 class Runtime:
     """Where the math runs: the array namespace, the device and the dtype.
 
-    ``xp`` is an array-API namespace (array_api_compat.numpy or array_api_compat.torch).
+    ``xp`` is an array-API namespace: numpy itself (NumPy ≥ 2 implements the standard) or
+    array_api_compat.torch.
     """
 
     backend: Backend
@@ -67,10 +68,19 @@ class Runtime:
         return getattr(_import_torch(), self.dtype.value)
 
 
-def resolve(backend: Backend | None, device: str | None, dtype: DType) -> Runtime:
+#: ``--backend auto`` runs on torch (when installed) from this many matmul FLOPs: below it,
+#: torch's import (about a second) costs more than its faster kernels save. Measured with
+#: bench/auto_threshold.py (see bench/README.md).
+AUTO_TORCH_FLOPS = 2 * 10**9
+
+
+def resolve(backend: Backend | None, device: str | None, dtype: DType,
+            flops: int = 0) -> Runtime:
     """Pick the backend and check the device.
 
-    ``backend=None`` means numpy on the CPU, or torch when ``device`` is anything but ``cpu``.
+    ``backend=None`` or ``auto`` means numpy on the CPU, or torch when ``device`` is anything
+    but ``cpu``; ``auto`` also takes torch, when it is installed, for a problem of at least
+    :data:`AUTO_TORCH_FLOPS` matmul FLOPs (``flops``).
     ``device='auto'`` means the best device torch has (cuda, then mps, then cpu), or numpy on
     the CPU when torch is not installed.
 
@@ -79,6 +89,9 @@ def resolve(backend: Backend | None, device: str | None, dtype: DType) -> Runtim
             or a device that is not there; each message says how to fix it.
     """
     device = (device or "cpu").strip().lower()
+    if backend is Backend.auto:
+        backend = (Backend.torch if device == "cpu" and flops >= AUTO_TORCH_FLOPS
+                   and torch_installed() else None)
     if device == "auto":
         if backend is Backend.numpy or (backend is None and not torch_installed()):
             return _numpy_runtime(dtype)
@@ -107,9 +120,10 @@ def resolve(backend: Backend | None, device: str | None, dtype: DType) -> Runtim
 
 
 def _numpy_runtime(dtype: DType) -> Runtime:
-    import array_api_compat.numpy as xp
-
-    return Runtime(Backend.numpy, "cpu", dtype, xp)
+    # NumPy ≥ 2 implements the array API in its main namespace; array_api_compat.numpy would
+    # add only a copy of that namespace, whose building imports numpy.f2py, numpy.ma and
+    # numpy.testing and so doubles a small run's start-up.
+    return Runtime(Backend.numpy, "cpu", dtype, np)
 
 
 def _check_device(torch, device: str) -> None:

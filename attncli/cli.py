@@ -16,8 +16,7 @@ from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import write_output
 from attncli.options import OUTPUT, ProblemOptions, problem_options
-from attncli.render import Format
-from attncli.render.explain import ExplainFormat
+from attncli.render import ExplainFormat, Format
 from attncli.trace import STEP_NAMES
 
 app = typer.Typer(

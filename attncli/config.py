@@ -43,6 +43,7 @@ class CausalAlign(enum.StrEnum):
 
 
 class Backend(enum.StrEnum):
+    auto = "auto"  # numpy for small problems, torch (when installed) for large ones
     numpy = "numpy"
     torch = "torch"
 

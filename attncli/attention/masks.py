@@ -7,10 +7,11 @@ from __future__ import annotations
 
 
 def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,
-               window: int | None, device=None):
+               window: int | None, device=None, rows: tuple[int, int] | None = None):
     """The causal and/or local mask, or None when neither is asked for.
 
-    Shapes: returns (seq_q, seq_k) bool.
+    Shapes: returns (seq_q, seq_k) bool, or (stop − start, seq_k) for ``rows=(start, stop)``,
+    the query rows start … stop − 1 of it.
     Causal, top-left: query i sees keys j ≤ i (torch SDPA is_causal=True, torch.tril).
     Causal, bottom-right: j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1, for decoding with a cache).
     Local: |i + offset − j| ≤ window, offset as above; with causal this is a sliding window
@@ -19,9 +20,10 @@ def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,
     if not causal and window is None:
         return None
     offset = seq_k - seq_q if bottom_right else 0
-    i = xp.reshape(xp.arange(seq_q, device=device), (seq_q, 1)) + offset
+    start, stop = rows if rows is not None else (0, seq_q)
+    i = xp.reshape(xp.arange(start, stop, device=device), (stop - start, 1)) + offset
     j = xp.reshape(xp.arange(seq_k, device=device), (1, seq_k))
-    mask = xp.ones((seq_q, seq_k), dtype=xp.bool, device=device)
+    mask = xp.ones((stop - start, seq_k), dtype=xp.bool, device=device)
     if causal:
         mask = mask & (j <= i)
     if window is not None:

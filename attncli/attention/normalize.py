@@ -41,7 +41,9 @@ def top_k(xp, scores, k: int):
     Ties at the k-th place go to the lower-index keys (a stable sort). Rows with fewer than k
     unmasked keys keep those they have.
     """
-    order = xp.argsort(scores, axis=-1, descending=True, stable=True)
+    # Largest first, equal scores in key order: an ascending stable sort of −scores (plain
+    # numpy's argsort has no ``descending``).
+    order = xp.argsort(-scores, axis=-1, stable=True)
     rank = xp.argsort(order, axis=-1, stable=True)  # rank of each key within its row
     kept = xp.where(rank < k, scores, xp.asarray(-xp.inf, dtype=scores.dtype,
                                                   device=scores.device))

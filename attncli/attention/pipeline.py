@@ -10,48 +10,17 @@ from collections.abc import Iterable
 import numpy as np
 
 from attncli.attention import masks, normalize, scores
+from attncli.attention.blocks import N_BY_N, Monitor, Recorder, block_rows, fused_sdpa
 from attncli.backend import Runtime, dropout_keep, resolve
-from attncli.config import AttentionConfig, CausalAlign, Normalize, Score, build
+from attncli.config import AttentionConfig, Backend, CausalAlign, Normalize, Score, Slip, build
 from attncli.errors import ConfigError, InputError
 from attncli.problem import Problem
 from attncli.shapes import Prepared, prepare
-from attncli.trace import STEP_NAMES, Step, Trace
-
-_AXES = {
-    "queries": ("batch", "head", "query", "dim"),
-    "keys": ("batch", "head", "key", "dim"),
-    "values": ("batch", "head", "key", "dim"),
-    "head_context": ("batch", "head", "query", "dim"),
-    "context": ("batch", "query", "dim"),
-    "output": ("batch", "query", "dim"),
-}
-_SCORE_AXES = ("batch", "head", "query", "key")
-
-
-class _Recorder:
-    """Appends requested steps to the trace, dropping the batch axis of unbatched input and the
-    head axis of single-head runs, and moving the data to numpy (once, here)."""
-
-    def __init__(self, trace: Trace, runtime: Runtime, prepared: Prepared,
-                 wanted: Iterable[str] | None):
-        self.trace, self.runtime = trace, runtime
-        self.drop = {"batch"} if not prepared.batched else set()
-        if prepared.heads == 1:
-            self.drop.add("head")
-        self.wanted = set(STEP_NAMES if wanted is None else wanted)
-
-    def __call__(self, name: str, formula: str, data) -> None:
-        if name not in self.wanted:
-            return
-        axes = _AXES.get(name, _SCORE_AXES)
-        array = self.runtime.to_numpy(data)
-        keep = tuple(i for i, axis in enumerate(axes) if axis not in self.drop)
-        array = array.reshape([array.shape[i] for i in keep])
-        self.trace.steps.append(Step(name, formula, array, tuple(axes[i] for i in keep)))
+from attncli.trace import Trace
 
 
 def attend(problem: Problem, config: AttentionConfig | None = None,
-           steps: Iterable[str] | None = None) -> Trace:
+           steps: Iterable[str] | None = None, monitor: Monitor | None = None) -> Trace:
     """Run attention on ``problem`` as ``config`` says, recording every stage.
 
     Shapes (B = batch, H = heads; axes B and H are left out of a step when x is 2-D / H = 1):
@@ -61,7 +30,12 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
         context (B, seq_q, H·d_v), heads concatenated; output (B, seq_q, d_out) when W_o is given
     Args:
         config: how to attend; None takes the problem's own ``config`` (as a file gives it).
-        steps: the step names to record (all of them when None); the math runs regardless.
+        steps: the step names to record (all of them when None). When none of the n×n steps
+            (scores … dropped_weights) is asked for, the rows are computed in query blocks
+            (memory n·d, not n²), or by torch's fused scaled_dot_product_attention where it
+            computes the same thing; the trace's ``config["path"]`` says which.
+        monitor: told of progress and of big steps before they are allocated, and asked
+            where to keep them (:class:`attncli.attention.blocks.Monitor`).
     Returns: a Trace whose steps are in pipeline order.
     Raises:
         InputError / ConfigError: from :func:`attncli.shapes.prepare` (shapes, options);
@@ -73,12 +47,14 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     config = (build(problem.config, None) if config is None else config).validate()
     # Overflow is caught and reported by _check_finite, so numpy's own warnings stay quiet.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _attend(problem, config, steps)
+        return _attend(problem, config, steps, monitor or Monitor())
 
 
-def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | None) -> Trace:
+def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | None,
+            monitor: Monitor) -> Trace:
     prepared = prepare(problem, config)
-    runtime = resolve(config.backend, config.device, config.dtype)
+    flops = matmul_flops(prepared, config)
+    runtime = resolve(config.backend, config.device, config.dtype, flops=flops)
     xp, H = runtime.xp, prepared.heads
     p = {k: runtime.asarray(v) for k, v in prepared.params.items()}
     score_fn, scale = prepared.score, prepared.scale
@@ -86,7 +62,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
                   backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
                   warnings=prepared.warnings)
-    record = _Recorder(trace, runtime, prepared, steps)
+    record = Recorder(trace, runtime, prepared.batched, H, steps, monitor)
     src = "memory" if prepared.cross else "x"
     x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
 
@@ -108,72 +84,35 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
             raise ConfigError("queries and keys cannot be swapped: their shapes differ")
         queries, keys = keys, queries
 
-    # (B, H, seq_q, seq_k) from here to the weights
-    if score_fn is Score.general:
-        s, score_formula = scores.general(xp, queries, keys, p["W_a"]), "queries W_a keysᵀ"
-    elif score_fn is Score.additive:
-        s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
-        score_formula = "tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "") + ") v_a"
+    rows = _Rows(xp, runtime, prepared, config, p, keys, values, record, trace)
+    batch, _, seq_q, _ = queries.shape
+    seq_k = keys.shape[2]
+    n_by_n_wanted = bool(record.wanted & set(N_BY_N))
+    if _fused_applies(runtime, prepared, config, n_by_n_wanted):
+        # torch's fused kernel: softmax(q kᵀ · scale / T) v without the n×n matrices
+        head_context = fused_sdpa(runtime, queries, keys, values, causal=config.causal,
+                                  scale=scale / config.temperature)
+        monitor.advance(1, 1)
+        path = "fused: torch.nn.functional.scaled_dot_product_attention"
     else:
-        s, score_formula = scores.dot(xp, queries, keys), "queries keysᵀ"
-    _check_finite(xp, s, "scores", config)
-    record("scores", f"scores = {score_formula}", s)
-    last = "scores"
-    if scale != 1.0:
-        s = s * scale
-        how = (f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None else f"× {scale:g}")
-        record("scaled_scores", f"scaled_scores = scores {how}", s)
-        last = "scaled_scores"
+        # The pipeline's mistakes (slips) and dropout act on whole matrices: one block.
+        whole = slip != Slip() or config.dropout > 0.0
+        width = p["W_a"].shape[1] if score_fn is Score.additive else 1
+        step = seq_q if whole else block_rows((batch, H, seq_q, seq_k),
+                                              runtime.float_dtype().itemsize, width)
+        total = -(-seq_q // step)
+        pieces = []
+        for n, start in enumerate(range(0, seq_q, step)):
+            pieces.append(rows(queries[:, :, start:start + step, :], start, seq_q))
+            monitor.advance(n + 1, total)
+        head_context = pieces[0] if total == 1 else xp.concat(pieces, axis=2)
+        path = "whole matrices" if total == 1 else f"query blocks of {step} rows"
+    if rows.empty:
+        trace.warnings.append(f"{rows.empty} query row(s) have no key to attend to: their "
+                              "weights and context are zero")
 
-    mask, mask_parts = _combined_mask(xp, prepared, config, runtime)
-    weights = None
-    if mask is not None and slip.mask == "inverted":
-        mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
-    if mask is not None and slip.mask == "zero_fill":
-        s = xp.where(mask, s, xp.zeros_like(s))
-        record("masked_scores", f"masked_scores = {last}, 0 where masked (slip: not −∞)", s)
-        last, mask = "masked_scores", None
-    if mask is not None and slip.mask == "after_softmax":
-        weights, formula = _normalize(xp, s, config, last)
-        weights = xp.where(mask, weights, xp.zeros_like(weights))
-        formula += f" · mask, not renormalised (slip: {mask_parts} after the softmax)"
-        mask = None
-    if mask is not None:
-        s = masks.apply(xp, s, mask)
-        record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
-        last = "masked_scores"
-        rows = (s.shape[0], 1, *s.shape[2:])  # (B, 1, seq_q, seq_k): count each row once
-        empty = int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, rows), axis=-1), xp.int64)))
-        if empty:
-            trace.warnings.append(f"{empty} query row(s) have no key to attend to: their weights "
-                                  "and context are zero")
-
-    if weights is None:
-        weights, formula = _normalize(xp, s, config, last)
-    if slip.round_weights is not None:  # a slip: weights rounded before the weighted sum
-        factor = 10.0 ** slip.round_weights
-        weights = xp.round(weights * factor) / factor
-        formula += f", rounded to {slip.round_weights} decimals (slip)"
-    _check_finite(xp, weights, "weights", config)
-    record("weights", formula, weights)
-
-    attended = weights
-    seed = config.seed
-    if config.dropout > 0.0:
-        if seed is None and prepared.dropout_mask is None:
-            seed = secrets.randbelow(2**31)  # recorded in the trace, so the run can be repeated
-        keep = (runtime.asarray(prepared.dropout_mask, boolean=True)
-                if prepared.dropout_mask is not None
-                else dropout_keep(runtime, tuple(weights.shape), config.dropout, seed))
-        kept = weights / (1.0 - config.dropout) if slip.dropout_rescale else weights
-        attended = xp.where(keep, kept, xp.zeros_like(weights))
-        origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {seed}"
-        record("dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
-                                  f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
-
-    head_context = xp.matmul(attended, values)  # (B, H, seq_q, d_v)
     weights_name = "dropped_weights" if config.dropout > 0.0 else "weights"
-    batch, _, seq_q, d_v = head_context.shape
+    _, _, seq_q, d_v = head_context.shape
     # (B, seq_q, H·d_v): the heads side by side, head h in columns h·d_v … (h+1)·d_v − 1
     context = xp.reshape(xp.permute_dims(head_context, (0, 2, 1, 3)), (batch, seq_q, H * d_v))
     if slip.merge_heads == "mean":  # a slip: (B, seq_q, d_v), the heads averaged
@@ -194,16 +133,132 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         _check_finite(xp, output, "output", config)
         record("output", "output = context W_o" + (" + b_o" if p["b_o"] is not None else ""),
                output)
+    record.finish()
 
     trace.config = {
         **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
         "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
         "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
         "projected": [k for k in ("W_q", "W_k", "W_v") if p[k] is not None],
-        "seed": seed,
+        "seed": rows.seed, "path": path, "matmul_flops": flops,
     }
     trace.conventions = _conventions(config, prepared, scale, score_fn)
     return trace
+
+
+def matmul_flops(prepared: Prepared, config: AttentionConfig) -> int:
+    """The multiply-adds of the run's matrix products, counted as 2 FLOPs each: projections,
+    q kᵀ, weights · values and W_o. (Softmax and masks add O(n²) more, not counted.)"""
+    batch, seq_q, d_in = prepared.x.shape
+    seq_k, d_src = prepared.source.shape[1:]
+    H, d_k, d_v = prepared.heads, prepared.d_k, prepared.d_v
+    p = prepared.params
+    total = 2 * batch * H * seq_q * seq_k * (d_k + d_v)
+    total += 2 * batch * H * d_k * seq_q * d_in if p["W_q"] is not None else 0
+    total += 2 * batch * H * d_k * seq_k * d_src if p["W_k"] is not None else 0
+    total += 2 * batch * H * d_v * seq_k * d_src if p["W_v"] is not None else 0
+    if p["W_o"] is not None:
+        total += 2 * batch * seq_q * p["W_o"].shape[0] * p["W_o"].shape[1]
+    return int(total)
+
+
+def _fused_applies(runtime: Runtime, prepared: Prepared, config: AttentionConfig,
+                   n_by_n_wanted: bool) -> bool:
+    """torch SDPA computes exactly this run: a dot-product softmax with at most a top-left
+    causal mask, no dropout, no slip, and no n×n step to show."""
+    return (runtime.backend is Backend.torch and not n_by_n_wanted
+            and prepared.score in (Score.dot, Score.scaled_dot)
+            and config.normalize is Normalize.softmax and config.dropout == 0.0
+            and config.slip == Slip() and config.window is None and prepared.mask is None
+            and (not config.causal or config.causal_align is CausalAlign.top_left))
+
+
+class _Rows:
+    """A block of query rows from queries to head context: score → scale → mask → normalise →
+    dropout → weighted sum, each step recorded into its rows of the trace."""
+
+    def __init__(self, xp, runtime: Runtime, prepared: Prepared, config: AttentionConfig, p,
+                 keys, values, record: Recorder, trace: Trace):
+        self.xp, self.runtime, self.prepared, self.config = xp, runtime, prepared, config
+        self.p, self.keys, self.values, self.record = p, keys, values, record
+        self.trace = trace
+        self.empty = 0  # query rows with no key to attend to
+        self.seed = config.seed
+
+    def __call__(self, queries, start: int, seq_q: int):
+        """queries (B, H, rows, d_k), rows start … of seq_q → head context (B, H, rows, d_v)."""
+        xp, config, p, keys = self.xp, self.config, self.p, self.keys
+        prepared, slip = self.prepared, config.slip
+        score_fn, scale = prepared.score, prepared.scale
+
+        def record(name, formula, data):
+            self.record.rows(name, formula, data, start, seq_q)
+
+        # (B, H, rows, seq_k) from here to the weights
+        if score_fn is Score.general:
+            s, score_formula = scores.general(xp, queries, keys, p["W_a"]), "queries W_a keysᵀ"
+        elif score_fn is Score.additive:
+            s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
+            score_formula = ("tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "")
+                             + ") v_a")
+        else:
+            s, score_formula = scores.dot(xp, queries, keys), "queries keysᵀ"
+        _check_finite(xp, s, "scores", config)
+        record("scores", f"scores = {score_formula}", s)
+        last = "scores"
+        if scale != 1.0:
+            s = s * scale
+            how = (f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None
+                   else f"× {scale:g}")
+            record("scaled_scores", f"scaled_scores = scores {how}", s)
+            last = "scaled_scores"
+
+        mask, mask_parts = _combined_mask(xp, prepared, config, self.runtime, start,
+                                          start + s.shape[2])
+        weights = None
+        if mask is not None and slip.mask == "inverted":
+            mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
+        if mask is not None and slip.mask == "zero_fill":
+            s = xp.where(mask, s, xp.zeros_like(s))
+            record("masked_scores", f"masked_scores = {last}, 0 where masked (slip: not −∞)", s)
+            last, mask = "masked_scores", None
+        if mask is not None and slip.mask == "after_softmax":
+            weights, formula = _normalize(xp, s, config, last)
+            weights = xp.where(mask, weights, xp.zeros_like(weights))
+            formula += f" · mask, not renormalised (slip: {mask_parts} after the softmax)"
+            mask = None
+        if mask is not None:
+            s = masks.apply(xp, s, mask)
+            record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
+            last = "masked_scores"
+            rows = (s.shape[0], 1, *s.shape[2:])  # (B, 1, rows, seq_k): count each row once
+            self.empty += int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, rows), axis=-1),
+                                               xp.int64)))
+
+        if weights is None:
+            weights, formula = _normalize(xp, s, config, last)
+        if slip.round_weights is not None:  # a slip: weights rounded before the weighted sum
+            factor = 10.0 ** slip.round_weights
+            weights = xp.round(weights * factor) / factor
+            formula += f", rounded to {slip.round_weights} decimals (slip)"
+        _check_finite(xp, weights, "weights", config)
+        record("weights", formula, weights)
+
+        attended = weights
+        if config.dropout > 0.0:  # one block: the mask is drawn for the whole weights
+            if self.seed is None and prepared.dropout_mask is None:
+                self.seed = secrets.randbelow(2**31)  # in the trace: the run can be repeated
+            keep = (self.runtime.asarray(prepared.dropout_mask, boolean=True)
+                    if prepared.dropout_mask is not None
+                    else dropout_keep(self.runtime, tuple(weights.shape), config.dropout,
+                                      self.seed))
+            kept = weights / (1.0 - config.dropout) if slip.dropout_rescale else weights
+            attended = xp.where(keep, kept, xp.zeros_like(weights))
+            origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {self.seed}"
+            record("dropped_weights",
+                   f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
+                   f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
+        return xp.matmul(attended, self.values)  # (B, H, rows, d_v)
 
 
 def _check_finite(xp, array, what: str, config: AttentionConfig) -> None:
@@ -225,23 +280,25 @@ def _projection_formula(name: str, src: str, which: str, p, heads: int) -> str:
     return f"{name} = {src} W_{which}" + (f" + b_{which}" if p[f"b_{which}"] is not None else "")
 
 
-def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Runtime):
-    """(B or 1, 1, seq_q, seq_k) bool, True = may attend, or None; and its parts in words."""
+def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Runtime,
+                   start: int, stop: int):
+    """Query rows start … stop − 1 of the mask, (B or 1, 1, rows, seq_k) bool, True = may
+    attend, or None; and its parts in words."""
     seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
     parts = []
     # A window wider than both sequences masks nothing; clamping keeps the indices in int64.
     window = None if config.window is None else min(config.window, seq_q + seq_k)
     mask = masks.structural(xp, seq_q, seq_k, causal=config.causal,
                             bottom_right=config.causal_align is CausalAlign.bottom_right,
-                            window=window, device=runtime.device)
+                            window=window, device=runtime.device, rows=(start, stop))
     if config.causal:
         parts.append(f"causal, {config.causal_align.value}")
     if config.window is not None:
         parts.append(f"window |i − j| ≤ {config.window}")
     if mask is not None:
-        mask = xp.reshape(mask, (1, 1, seq_q, seq_k))
+        mask = xp.reshape(mask, (1, 1, stop - start, seq_k))
     if prepared.mask is not None:
-        given = runtime.asarray(prepared.mask, boolean=True)
+        given = runtime.asarray(prepared.mask[:, :, start:stop], boolean=True)
         mask = given if mask is None else mask & given
         parts.append("mask / key_padding_mask")
     return mask, ", ".join(parts)

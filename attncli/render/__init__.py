@@ -18,6 +18,14 @@ class Format(enum.StrEnum):
     markdown = "markdown"
 
 
+class ExplainFormat(enum.StrEnum):
+    """explain's formats (here, so the command line does not import explain to declare them)."""
+
+    text = "text"
+    markdown = "markdown"
+    latex = "latex"
+
+
 @dataclass(frozen=True)
 class Slice:
     """One 2-D piece of a step: ``where`` names the leading indices ("batch 0, head 1")."""

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import enum
-
 from attncli.explain import LatexNotation, Notation, Section, latex_escape
-
-
-class ExplainFormat(enum.StrEnum):
-    text = "text"
-    markdown = "markdown"
-    latex = "latex"
+from attncli.render import ExplainFormat
 
 
 def notation(fmt: ExplainFormat, precision: int) -> Notation:
