@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 import functools
 import inspect
@@ -41,6 +42,28 @@ class ProblemOptions:
             arrays[key] = file
         return arrays
 
+    def tensors(self) -> dict[str, str] | None:
+        """Problem key → tensor name of a .safetensors FILE, from --tensor KEY=NAME; None
+        without --tensor (the tensors named like problem keys are taken)."""
+        from attncli.io.safetensors_reader import TENSOR_KEYS
+
+        tensors: dict[str, str] = {}
+        for item in self.tensor:
+            key, sep, name = (part.strip() for part in item.partition("="))
+            if not sep or not key or not name:
+                raise InputError(f"--tensor {item!r}: expected KEY=NAME, e.g. "
+                                 "--tensor W_q=model.layers.0.self_attn.q_proj.weight")
+            if key not in TENSOR_KEYS:
+                close = difflib.get_close_matches(key, TENSOR_KEYS, n=1, cutoff=0.5)
+                hint = f"did you mean {close[0]!r}?" if close else \
+                    f"expected one of {', '.join(TENSOR_KEYS)}"
+                raise InputError(f"--tensor {item!r}: {key!r} is not a problem key; {hint}")
+            if key in tensors:
+                raise InputError(f"--tensor {item!r}: {key} is already mapped to "
+                                 f"{tensors[key]!r}; give each KEY once")
+            tensors[key] = name
+        return tensors or None
+
     def load(self, file: str | None):
         """The Problem (file, sample and per-key files) and its AttentionConfig.
 
@@ -50,10 +73,15 @@ class ProblemOptions:
         from attncli.io import load_problem
 
         arrays = self.arrays()
+        tensors = self.tensors()
+        checkpoint = file is not None and file.lower().endswith(".safetensors")
+        if tensors and not checkpoint:
+            raise InputError("--tensor maps the tensor names of a .safetensors problem FILE; "
+                             f"got {'no FILE' if file is None else file}")
         if file is None and self.sample is None and "x" not in arrays:
             raise InputError("no input: give a problem FILE, --sample NAME or --x FILE "
                              "(try: attncli compute --sample hello-shiny-sun)")
-        problem = load_problem(file, arrays=arrays, sample=self.sample)
+        problem = load_problem(file, arrays=arrays, sample=self.sample, tensors=tensors)
         variant = self.variant.value if self.variant is not None else None
         config = build(
             problem.config, variant, no_scale=self.no_scale,
@@ -66,6 +94,13 @@ class ProblemOptions:
         if (variant or problem.config.get("variant")) == "cross" and "memory" not in problem:
             raise InputError("the cross variant needs 'memory' (keys and values come from it): "
                              "add it to the file or give --memory FILE")
+        weights = [k for k in ("W_q", "W_k", "W_v", "W_o") if problem.origin.get(k) == file]
+        if checkpoint and weights and not (config.weight_layout or problem.weight_layout):
+            # nn.Linear stores (out, in); a square matrix fits either layout without an error
+            problem.warnings.append(
+                f"{file}: {', '.join(weights)} used in the in_out layout (Q = x @ W_q); "
+                "checkpoints store nn.Linear weights as (out, in): pass --weight-layout out_in "
+                "(or in_out to keep this and silence the warning)")
         return problem, config
 
 
@@ -93,6 +128,10 @@ SHARED: list[inspect.Parameter] = [
         help="Boolean mask file, True = may attend.", rich_help_panel=INPUT)], None),
     _option("set_", Annotated[list[str], typer.Option(
         "--set", metavar="KEY=FILE", help="Any other key from a file, e.g. b_q=bq.csv.",
+        rich_help_panel=INPUT)], []),
+    _option("tensor", Annotated[list[str], typer.Option(
+        "--tensor", metavar="KEY=NAME", help="A key from a tensor of the .safetensors FILE, "
+        "e.g. W_q=model.layers.0.self_attn.q_proj.weight (nn.Linear: --weight-layout out_in).",
         rich_help_panel=INPUT)], []),
     _option("weight_layout", Annotated[Layout | None, typer.Option(
         help="in_out: Q = x @ W_q (the seeds); out_in: Q = x @ W_q.T (nn.Linear).",
@@ -129,8 +168,9 @@ SHARED: list[inspect.Parameter] = [
         help="Dropout probability on the weights.", rich_help_panel=VARIANT)], None),
     _option("seed", Annotated[int | None, typer.Option(
         help="Seed of the dropout mask.", rich_help_panel=VARIANT)], None),
-    _option("backend", Annotated[Backend | None, typer.Option(
-        help="numpy (default on cpu) or torch.", rich_help_panel=DEVICE)], None),
+    _option("backend", Annotated[Backend, typer.Option(
+        help="numpy, torch, or auto: numpy for small problems, torch (if installed) from "
+             "about 2 GFLOP.", rich_help_panel=DEVICE)], Backend.auto),
     _option("device", Annotated[str, typer.Option(
         help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=DEVICE)], "cpu"),
     _option("dtype", Annotated[DType, typer.Option(

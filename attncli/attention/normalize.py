@@ -17,8 +17,10 @@ def softmax(xp, scores):
     row_max = xp.where(xp.isfinite(row_max), row_max, xp.zeros_like(row_max))
     exps = xp.exp(scores - row_max)  # exp(−∞) = 0 at masked keys
     total = xp.sum(exps, axis=-1, keepdims=True)
-    safe_total = xp.where(total > 0, total, xp.ones_like(total))
-    return xp.where(total > 0, exps / safe_total, xp.zeros_like(exps))
+    # A row that is all −∞ has exps all 0: dividing by 1 leaves its zeros. (In place: exps is
+    # this function's own array, and the row-sized divisor costs nothing.)
+    exps /= xp.where(total > 0, total, xp.ones_like(total))
+    return exps
 
 
 def hard(xp, scores):

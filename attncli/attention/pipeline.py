@@ -146,6 +146,11 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     return trace
 
 
+def _scaled(s, scale: float):
+    s *= scale
+    return s
+
+
 def matmul_flops(prepared: Prepared, config: AttentionConfig) -> int:
     """The multiply-adds of the run's matrix products, counted as 2 FLOPs each: projections,
     q kᵀ, weights · values and W_o. (Softmax and masks add O(n²) more, not counted.)"""
@@ -182,6 +187,7 @@ class _Rows:
         self.xp, self.runtime, self.prepared, self.config = xp, runtime, prepared, config
         self.p, self.keys, self.values, self.record = p, keys, values, record
         self.trace = trace
+        self.keys_t = scores.keys_transposed(xp, keys)  # once, for every block
         self.empty = 0  # query rows with no key to attend to
         self.seed = config.seed
 
@@ -196,18 +202,20 @@ class _Rows:
 
         # (B, H, rows, seq_k) from here to the weights
         if score_fn is Score.general:
-            s, score_formula = scores.general(xp, queries, keys, p["W_a"]), "queries W_a keysᵀ"
+            s = scores.general(xp, queries, keys, p["W_a"], self.keys_t)
+            score_formula = "queries W_a keysᵀ"
         elif score_fn is Score.additive:
             s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
             score_formula = ("tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "")
                              + ") v_a")
         else:
-            s, score_formula = scores.dot(xp, queries, keys), "queries keysᵀ"
+            s, score_formula = scores.dot(xp, queries, keys, self.keys_t), "queries keysᵀ"
         _check_finite(xp, s, "scores", config)
         record("scores", f"scores = {score_formula}", s)
         last = "scores"
         if scale != 1.0:
-            s = s * scale
+            # in place unless the scores were kept (on numpy the trace holds this very array)
+            s = s * scale if "scores" in self.record.wanted else _scaled(s, scale)
             how = (f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None
                    else f"× {scale:g}")
             record("scaled_scores", f"scaled_scores = scores {how}", s)

@@ -1,4 +1,4 @@
-"""Readers for JSON, CSV and NPY/NPZ, all ending in one validated :class:`Problem`.
+"""Readers for JSON, CSV, NPY/NPZ and safetensors, all ending in one validated :class:`Problem`.
 
 ``load_problem(path)`` reads a whole problem; ``load_array(path, key)`` reads one matrix for
 an option such as ``--wq wq.csv``. Paths may be ``-`` for standard input (JSON only).
@@ -15,23 +15,32 @@ from attncli.problem import MASK_KEYS, Problem
 
 def _kind(path: str) -> str:
     suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".tsv": "csv", ".npy": "npy", ".npz": "npz"}.get(suffix, "json")
+    return {".csv": "csv", ".tsv": "csv", ".npy": "npy", ".npz": "npz",
+            ".safetensors": "safetensors"}.get(suffix, "json")
 
 
 def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | None = None,
-                 sample: str | None = None) -> Problem:
-    """Load a problem from a file (JSON object, NPZ of keys, or one CSV/NPY matrix taken as x),
-    a bundled sample, and/or per-key files, later sources winning.
+                 sample: str | None = None, tensors: Mapping[str, str] | None = None) -> Problem:
+    """Load a problem from a file (JSON object, NPZ of keys, safetensors checkpoint, or one
+    CSV/NPY matrix taken as x), a bundled sample, and/or per-key files, later sources winning.
 
     Args:
-        path: a JSON/NPZ/CSV/NPY file, or ``-`` for JSON on standard input.
+        path: a JSON/NPZ/safetensors/CSV/NPY file, or ``-`` for JSON on standard input.
         arrays: problem key → file holding that one array (CSV, NPY, or JSON array); these win
             over keys in ``path``, as command-line options do.
         sample: the name of a bundled sample (see :func:`attncli.samples.names`).
+        tensors: for a ``.safetensors`` path, problem key → the checkpoint's tensor name
+            (see :func:`attncli.io.safetensors_reader.read_safetensors`); None (or empty)
+            takes the tensors named like problem keys. Checkpoints store nn.Linear weights as
+            (out, in): the ``out_in`` weight layout, which is not chosen for you.
     Raises:
         InputError: a missing or unreadable file, malformed content (with line and column for
-            JSON, row and column for CSV), or any check of :meth:`Problem.from_mapping`.
+            JSON, row and column for CSV), ``tensors`` without a .safetensors path, or any
+            check of :meth:`Problem.from_mapping`.
     """
+    if tensors and (path is None or _kind(str(path)) != "safetensors"):
+        raise InputError(f"tensors map the names of a .safetensors problem file, got "
+                         f"{'no file' if path is None else _name(str(path))}")
     problem = Problem()
     if sample is not None:
         from attncli.io.json_reader import read_json
@@ -50,6 +59,10 @@ def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | 
             from attncli.io.npy_reader import read_npz
 
             problem = problem.merged(Problem.from_mapping(read_npz(path), _name(path)))
+        elif kind == "safetensors":
+            from attncli.io.safetensors_reader import read_safetensors
+
+            problem = problem.merged(Problem.from_mapping(read_safetensors(path, tensors), path))
         else:
             problem = problem.merged(_single(path, "x"))
     for key, file in (arrays or {}).items():
@@ -72,6 +85,9 @@ def _single(path: str, key: str) -> Problem:
     elif kind == "npz":
         raise InputError(f"{_name(path)}: an NPZ holds several arrays; give it as the problem "
                          f"FILE, not for {key}")
+    elif kind == "safetensors":
+        raise InputError(f"{path}: a safetensors file holds several tensors; give it as the "
+                         f"problem FILE, with --tensor {key}=NAME, not for {key}")
     else:
         from attncli.io.json_reader import read_json_value
 
