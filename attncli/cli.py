@@ -103,8 +103,10 @@ def compute(
     file: Annotated[str | None, typer.Argument(
         help="Problem file: JSON (or - for stdin), NPZ, or one CSV/NPY matrix taken as x.",
         show_default=False)] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.",
-                                        rich_help_panel=OUTPUT)] = Format.table,
+    fmt: Annotated[Format | None, typer.Option(
+        "--format", "-f", help="Output format [default: from -o's extension, else table]; "
+        "npz/npy are binary, for large steps.", rich_help_panel=OUTPUT,
+        show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.",
                                           rich_help_panel=OUTPUT)] = False,
     steps: Annotated[str | None, typer.Option(help=f"Steps to show: {','.join(STEP_NAMES)}.",
@@ -120,38 +122,64 @@ def compute(
 ) -> None:
     """Run an attention variant and show every step.
 
+    Without an n×n step in --steps (scores … weights), queries are processed in blocks, so
+    memory grows with n·d: thousands of tokens fit.
+
     [bold]Examples[/]
 
       attncli compute --sample hello-shiny-sun --query shiny
       attncli compute --sample three-inputs --steps weights,context --json
       attncli compute problem.json --causal --heads 2 --format markdown -o steps.md
       attncli compute --x x.csv --wq wq.csv --wk wk.csv --wv wv.csv --no-scale
+      attncli compute layer.npz --heads 8 --steps output -o output.npz
     """
     with handled(opts.debug):
         from attncli.attention.pipeline import attend
+        from attncli.progress import CliMonitor
 
         wanted = _steps(steps)
-        if as_json and fmt not in (Format.table, Format.json):
+        if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
-        fmt = Format.json if as_json else fmt
+        fmt = Format.json if as_json else fmt or Format.for_output(output)
+        if fmt is Format.npy and (wanted is None or len(wanted) != 1):
+            raise InputError("--format npy holds one array: give --steps NAME (one step), or "
+                             "write NPZ (-o FILE.npz)")
         problem, config = opts.load(file)
-        trace = attend(problem, config, steps=wanted)
-        if query is not None:
-            trace = trace.at_query(trace.query_index(query))
-        trace.warnings += [f"step {name!r} is not computed in this configuration"
-                           for name in wanted or [] if name not in trace]
-        for warning in trace.warnings:
-            _say("warning", warning)
-        if fmt is Format.table:
-            from attncli.render.table import print_tables
+        piped = output is None and not sys.stdout.isatty()
+        monitor = CliMonitor(_say, fmt.value, fmt.binary, near=output,
+                             show=_stderr().is_terminal and not piped)
+        try:
+            trace = attend(problem, config, steps=wanted, monitor=monitor)
+            if query is not None:
+                trace = trace.at_query(trace.query_index(query))
+            trace.warnings += [f"step {name!r} is not computed in this configuration"
+                               for name in wanted or [] if name not in trace]
+            for warning in trace.warnings:
+                _say("warning", warning)
+            _write(trace, fmt, precision, output)
+        finally:
+            monitor.close()
 
-            digits = 4 if precision is None else precision
-            _emit(lambda console: print_tables(trace, console, digits), output)
-        else:
-            from attncli.render import render
 
-            pretty = output is None and sys.stdout.isatty()
-            write_output(render(trace, fmt, precision, pretty=pretty), output)
+def _write(trace, fmt: Format, precision: int | None, output: Path | None) -> None:
+    if fmt is Format.table:
+        from attncli.render.table import print_tables
+
+        digits = 4 if precision is None else precision
+        _emit(lambda console: print_tables(trace, console, digits), output)
+    elif fmt.binary:
+        from attncli.io.writer import write_binary
+        from attncli.render.npz import write_npy, write_npz
+
+        if fmt is Format.npy and len(trace.steps) != 1:
+            write_npy(trace, None)  # raises the error that says what to do
+        write_binary(lambda handle: (write_npz if fmt is Format.npz else write_npy)(
+            trace, handle), output)
+    else:
+        from attncli.render import render
+
+        pretty = output is None and sys.stdout.isatty()
+        write_output(render(trace, fmt, precision, pretty=pretty), output)
 
 
 def _stdout_console():

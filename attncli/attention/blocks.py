@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from attncli.trace import Step, Trace
+from attncli.trace import STEP_NAMES, Step, Trace
 
 #: The steps of shape (…, seq_q, seq_k): n² numbers each.
 N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "masked_scores", "weights",
@@ -23,6 +23,9 @@ N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "masked_scores", "weights"
 BLOCK_BYTES = 32 * 2**20
 #: Steps bigger than this are announced (Monitor.note) before they are allocated.
 ANNOUNCE_BYTES = 256 * 2**20
+
+#: A step this small is recorded as it comes; a bigger one goes through Monitor.place first.
+SMALL_BYTES = 2**20
 
 AXES = {
     "queries": ("batch", "head", "query", "dim"),
@@ -72,6 +75,13 @@ def human(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _size(data) -> int:
+    count = 1
+    for n in data.shape:
+        count *= int(n)
+    return count * 8
+
+
 def block_rows(shape: tuple[int, int, int, int], itemsize: int, width: int = 1) -> int:
     """Query rows per block for scores of ``shape`` (B, H, seq_q, seq_k): about BLOCK_BYTES per
     block array, at least one row. ``width`` multiplies the per-row size (the additive score's
@@ -95,7 +105,7 @@ class Recorder:
         self.drop = {"batch"} if not batched else set()
         if heads == 1:
             self.drop.add("head")
-        self.wanted = set(_all_steps() if wanted is None else wanted)
+        self.wanted = set(STEP_NAMES if wanted is None else wanted)
         self._filling: dict[str, np.ndarray] = {}  # name → the canonical (B, H, …) view
 
     def __call__(self, name: str, formula: str, data) -> None:
@@ -114,8 +124,8 @@ class Recorder:
             return
         axes = AXES.get(name, SCORE_AXES)
         q_axis = axes.index("query")
-        if start == 0 and data.shape[q_axis] == seq_q:  # one block: the whole step
-            self(name, formula, data)
+        if start == 0 and data.shape[q_axis] == seq_q and _size(data) <= SMALL_BYTES:
+            self(name, formula, data)  # one small block: the whole step
             return
         block = self.runtime.to_numpy(data)
         if name not in self._filling:
@@ -146,17 +156,11 @@ class Recorder:
     def finish(self) -> None:
         """Put the steps in pipeline order (block-filled ones were appended when first seen)
         and flush memory-mapped steps to their files."""
-        order = {name: i for i, name in enumerate(_all_steps())}
+        order = {name: i for i, name in enumerate(STEP_NAMES)}
         self.trace.steps.sort(key=lambda step: order[step.name])
         for step in self.trace.steps:
             if isinstance(step.data, np.memmap):
                 step.data.flush()
-
-
-def _all_steps() -> tuple[str, ...]:
-    from attncli.trace import STEP_NAMES
-
-    return STEP_NAMES
 
 
 def fused_sdpa(runtime, queries, keys, values, *, causal: bool, scale: float):

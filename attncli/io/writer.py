@@ -7,7 +7,9 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from attncli.errors import InputError
 
@@ -31,13 +33,19 @@ def write_output(text: str, path: Path | None) -> None:
         except OSError as exc:
             raise InputError(f"cannot write to standard output: {exc.strerror}") from None
         return
+    _atomic(path, lambda handle: handle.write(text), binary=False)
+
+
+def _atomic(path: Path, write: Callable, binary: bool) -> None:
+    """``write(handle)`` into ``path`` through a temporary file renamed over it."""
     target = path.resolve()  # through symbolic links: the link stays, its target changes
     if target.is_dir():
         raise InputError(f"{path}: is a directory; -o needs a file name")
+    mode, encoding = ("wb", None) if binary else ("w", "utf-8")
     try:
         if target.exists() and not stat.S_ISREG(target.stat().st_mode):
-            with open(target, "w", encoding="utf-8") as handle:  # a device or a FIFO
-                handle.write(text)
+            with open(target, mode, encoding=encoding) as handle:  # a device or a FIFO
+                write(handle)
             return
         if target.exists() and not os.access(target, os.W_OK):
             raise InputError(f"{path}: permission denied (the file is read-only)")
@@ -47,10 +55,10 @@ def write_output(text: str, path: Path | None) -> None:
     try:
         umask = os.umask(0)
         os.umask(umask)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~umask
-        os.fchmod(fd, mode)  # mkstemp made it private (0600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        file_mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~umask
+        os.fchmod(fd, file_mode)  # mkstemp made it private (0600)
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            write(handle)
         os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -58,3 +66,20 @@ def write_output(text: str, path: Path | None) -> None:
         if isinstance(exc, OSError):
             raise InputError(f"{path}: cannot write: {exc.strerror}") from None
         raise
+
+
+def write_binary(write: Callable[[BinaryIO], None], path: Path | None) -> None:
+    """Binary output (NPZ, NPY) made by ``write(handle)``: to ``path`` whole or not at all,
+    as :func:`write_output` does, or to stdout when it is not a terminal.
+
+    Raises: InputError for a terminal stdout, and as :func:`write_output`.
+    """
+    if path is None or str(path) == "-":
+        if sys.stdout.isatty():
+            raise InputError("binary output (npz, npy) is not for a terminal: give -o FILE or "
+                             "redirect standard output")
+        sys.stdout.flush()
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    _atomic(path, write, binary=True)

@@ -16,6 +16,19 @@ class Format(enum.StrEnum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+    npz = "npz"  # every step as an array (binary; -o FILE.npz)
+    npy = "npy"  # one step (binary; -o FILE.npy)
+
+    @property
+    def binary(self) -> bool:
+        return self in (Format.npz, Format.npy)
+
+    @classmethod
+    def for_output(cls, path) -> Format:
+        """The format an -o file's extension names (table for none or an unknown one)."""
+        suffix = "" if path is None else str(path).rsplit(".", 1)[-1].lower()
+        return {"json": cls.json, "csv": cls.csv, "md": cls.markdown, "npz": cls.npz,
+                "npy": cls.npy}.get(suffix, cls.table)
 
 
 class ExplainFormat(enum.StrEnum):
