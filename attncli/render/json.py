@@ -10,5 +10,6 @@ from attncli.trace import Trace
 def render_json(trace: Trace, precision: int | None, indent: bool = False) -> str:
     """One document, compact unless ``indent``; full float precision unless ``precision`` is
     given; −∞ (masked scores) becomes null."""
-    document = trace.to_dict(precision)
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0).decode() + "\n"
+    document = trace.to_dict(precision, arrays=True)  # orjson writes −inf and NaN as null
+    option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(document, option=option).decode() + "\n"
