@@ -193,24 +193,19 @@ class _Rows:
 
     def __call__(self, queries, start: int, seq_q: int):
         """queries (B, H, rows, d_k), rows start … of seq_q → head context (B, H, rows, d_v)."""
-        xp, config, p, keys = self.xp, self.config, self.p, self.keys
-        prepared, slip = self.prepared, config.slip
-        score_fn, scale = prepared.score, prepared.scale
+        xp, config, prepared = self.xp, self.config, self.prepared
+        slip, scale = config.slip, prepared.scale
 
         def record(name, formula, data):
             self.record.rows(name, formula, data, start, seq_q)
 
         # (B, H, rows, seq_k) from here to the weights
-        if score_fn is Score.general:
-            s = scores.general(xp, queries, keys, p["W_a"], self.keys_t)
-            score_formula = "queries W_a keysᵀ"
-        elif score_fn is Score.additive:
-            s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
-            score_formula = ("tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "")
-                             + ") v_a")
-        else:
-            s, score_formula = scores.dot(xp, queries, keys, self.keys_t), "queries keysᵀ"
-        _check_finite(xp, s, "scores", config)
+        s, score_formula = self._scores(queries)
+        # With an n×n step to show, every stage is checked as it comes; otherwise only the
+        # block's context is, and a non-finite one is traced back below (no extra passes).
+        checked = bool(self.record.wanted & set(N_BY_N))
+        if checked:
+            _check_finite(xp, s, "scores", config)
         record("scores", f"scores = {score_formula}", s)
         last = "scores"
         if scale != 1.0:
@@ -244,12 +239,15 @@ class _Rows:
                                                xp.int64)))
 
         if weights is None:
-            weights, formula = _normalize(xp, s, config, last)
+            # s may be overwritten unless the trace holds it
+            weights, formula = _normalize(xp, s, config, last,
+                                          inplace=last not in self.record.wanted)
         if slip.round_weights is not None:  # a slip: weights rounded before the weighted sum
             factor = 10.0 ** slip.round_weights
             weights = xp.round(weights * factor) / factor
             formula += f", rounded to {slip.round_weights} decimals (slip)"
-        _check_finite(xp, weights, "weights", config)
+        if checked:
+            _check_finite(xp, weights, "weights", config)
         record("weights", formula, weights)
 
         attended = weights
@@ -266,7 +264,31 @@ class _Rows:
             record("dropped_weights",
                    f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
                    f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
-        return xp.matmul(attended, self.values)  # (B, H, rows, d_v)
+        head_context = xp.matmul(attended, self.values)  # (B, H, rows, d_v)
+        if not checked and not bool(xp.all(xp.isfinite(head_context))):
+            self._overflow(queries, head_context)
+        return head_context
+
+    def _scores(self, queries):
+        """Raw scores of a block of queries, (B, H, rows, seq_k), and their formula."""
+        xp, p, keys = self.xp, self.p, self.keys
+        score_fn = self.prepared.score
+        if score_fn is Score.general:
+            return scores.general(xp, queries, keys, p["W_a"], self.keys_t), "queries W_a keysᵀ"
+        if score_fn is Score.additive:
+            s = scores.additive(xp, queries, keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
+            return s, ("tanh(queries W_a + keys U_a" + (" + b_a" if "b_a" in p else "")
+                       + ") v_a")
+        return scores.dot(xp, queries, keys, self.keys_t), "queries keysᵀ"
+
+    def _overflow(self, queries, head_context) -> None:
+        """A non-finite block context traced back to its stage, with that stage's error."""
+        xp, config = self.xp, self.config
+        s, _ = self._scores(queries)
+        _check_finite(xp, s, "scores", config)
+        s = s * (self.prepared.scale / config.temperature)
+        _check_finite(xp, s, "weights", config)  # overflow of the scaled or tempered scores
+        _check_finite(xp, head_context, "context", config)
 
 
 def _check_finite(xp, array, what: str, config: AttentionConfig) -> None:
@@ -312,7 +334,9 @@ def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Run
     return mask, ", ".join(parts)
 
 
-def _normalize(xp, s, config: AttentionConfig, last: str):
+def _normalize(xp, s, config: AttentionConfig, last: str, inplace: bool = False):
+    """Weights from the scores s as config says, and their formula; ``inplace``: s may be
+    overwritten."""
     if config.slip.softmax_axis == "query":  # a slip: normalised down the columns
         weights, formula = _normalize(xp, xp.matrix_transpose(s), config.replace(
             slip=dataclasses.replace(config.slip, softmax_axis="key")), last)
@@ -325,7 +349,8 @@ def _normalize(xp, s, config: AttentionConfig, last: str):
     if config.normalize is Normalize.topk:
         return (normalize.top_k(xp, tempered, config.top_k),
                 f"weights = softmax(top-{config.top_k} of {over})")
-    return normalize.softmax(xp, tempered), f"weights = softmax({over})"
+    return (normalize.softmax(xp, tempered, inplace=inplace or t != 1.0),
+            f"weights = softmax({over})")
 
 
 def _conventions(config: AttentionConfig, prepared: Prepared, scale: float,

@@ -155,3 +155,17 @@ def test_big_steps_are_streamed_to_npy_files(tmp_path, tiny_blocks, monkeypatch)
     # 7 rows in blocks of 3: three blocks, reported one by one
     assert monitor.progress == [(1, 3), (2, 3), (3, 3)]
     assert trace.names() == ["weights", "context"]
+
+
+@pytest.mark.parametrize("steps", [None, ["context"]])
+def test_overflow_is_named_with_or_without_the_n_by_n_steps(steps, tiny_blocks):
+    from attncli.config import DType
+    from attncli.errors import InputError
+
+    big = np.full((4, 2), 1e20)  # x·x = 2e40 > float32's 3.4e38
+    with pytest.raises(InputError, match=r"^the scores \(\d.*overflow float32"):
+        _run({"x": big}, {"dtype": DType.float32}, Backend.numpy, steps=steps)
+    # finite scores, overflowing once divided by a tiny temperature: the weights' error
+    with pytest.raises(InputError, match="--temperature 1e-38 is too small"):
+        _run({"x": np.full((4, 2), 1e10)}, {"dtype": DType.float32, "temperature": 1e-38},
+             Backend.numpy, steps=steps)
