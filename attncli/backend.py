@@ -68,10 +68,12 @@ class Runtime:
         return getattr(_import_torch(), self.dtype.value)
 
 
-#: ``--backend auto`` runs on torch (when installed) from this many matmul FLOPs: below it,
-#: torch's import (about a second) costs more than its faster kernels save. Measured with
-#: bench/auto_threshold.py (see bench/README.md).
-AUTO_TORCH_FLOPS = 2 * 10**9
+#: ``--backend auto`` runs on torch (when installed) from this many matmul FLOPs, by dtype:
+#: below it, importing torch (about 2.5 s on a 2-core machine) costs more than its kernels
+#: save. Measured with bench/auto_threshold.py, end to end, numpy against torch, on problems
+#: of d_model 512 and 8 heads; the crossover was about 5e10 FLOPs in float64 and 1e11 in
+#: float32 (bench/README.md).
+AUTO_TORCH_FLOPS = {DType.float64: 5 * 10**10, DType.float32: 10**11}
 
 
 def resolve(backend: Backend | None, device: str | None, dtype: DType,
@@ -80,7 +82,7 @@ def resolve(backend: Backend | None, device: str | None, dtype: DType,
 
     ``backend=None`` or ``auto`` means numpy on the CPU, or torch when ``device`` is anything
     but ``cpu``; ``auto`` also takes torch, when it is installed, for a problem of at least
-    :data:`AUTO_TORCH_FLOPS` matmul FLOPs (``flops``).
+    :data:`AUTO_TORCH_FLOPS` matmul FLOPs (``flops``) in its ``dtype``.
     ``device='auto'`` means the best device torch has (cuda, then mps, then cpu), or numpy on
     the CPU when torch is not installed.
 
@@ -90,7 +92,7 @@ def resolve(backend: Backend | None, device: str | None, dtype: DType,
     """
     device = (device or "cpu").strip().lower()
     if backend is Backend.auto:
-        backend = (Backend.torch if device == "cpu" and flops >= AUTO_TORCH_FLOPS
+        backend = (Backend.torch if device == "cpu" and flops >= AUTO_TORCH_FLOPS[dtype]
                    and torch_installed() else None)
     if device == "auto":
         if backend is Backend.numpy or (backend is None and not torch_installed()):

@@ -170,7 +170,7 @@ SHARED: list[inspect.Parameter] = [
         help="Seed of the dropout mask.", rich_help_panel=VARIANT)], None),
     _option("backend", Annotated[Backend, typer.Option(
         help="numpy, torch, or auto: numpy for small problems, torch (if installed) from "
-             "about 2 GFLOP.", rich_help_panel=DEVICE)], Backend.auto),
+             "5e10 FLOPs (1e11 in float32).", rich_help_panel=DEVICE)], Backend.auto),
     _option("device", Annotated[str, typer.Option(
         help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=DEVICE)], "cpu"),
     _option("dtype", Annotated[DType, typer.Option(

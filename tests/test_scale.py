@@ -138,11 +138,13 @@ def test_binary_output_refuses_a_terminal(monkeypatch):
 
 def test_auto_backend_is_numpy_for_homework_and_torch_past_the_threshold(torch):
     assert resolve(Backend.auto, "cpu", DType.float64, flops=10**6).backend is Backend.numpy
-    large = resolve(Backend.auto, "cpu", DType.float64, flops=AUTO_TORCH_FLOPS)
-    assert large.backend is Backend.torch
+    for dtype in DType:
+        threshold = AUTO_TORCH_FLOPS[dtype]
+        assert resolve(Backend.auto, "cpu", dtype, flops=threshold).backend is Backend.torch
+        assert resolve(Backend.auto, "cpu", dtype, flops=threshold - 1).backend is Backend.numpy
     # an explicit choice always wins
     assert resolve(Backend.numpy, "cpu", DType.float64,
-                   flops=10 * AUTO_TORCH_FLOPS).backend is Backend.numpy
+                   flops=10**15).backend is Backend.numpy
 
 
 def test_auto_backend_without_torch_stays_on_numpy(monkeypatch):
@@ -150,7 +152,7 @@ def test_auto_backend_without_torch_stays_on_numpy(monkeypatch):
 
     monkeypatch.setattr(backend, "torch_installed", lambda: False)
     assert resolve(Backend.auto, "cpu", DType.float64,
-                   flops=10 * AUTO_TORCH_FLOPS).backend is Backend.numpy
+                   flops=10**15).backend is Backend.numpy
 
 
 def test_the_progress_bar_shows_after_a_second_and_only_when_allowed(monkeypatch):
