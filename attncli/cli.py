@@ -147,7 +147,7 @@ def compute(
         problem, config = opts.load(file)
         piped = output is None and not sys.stdout.isatty()
         monitor = CliMonitor(_say, fmt.value, fmt.binary, near=output,
-                             show=_stderr().is_terminal and not piped)
+                             show=sys.stderr.isatty() and not piped)
         try:
             trace = attend(problem, config, steps=wanted, monitor=monitor)
             if query is not None:

@@ -3,9 +3,6 @@ long runs, notes before big allocations, and where big steps go for each output 
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,6 +75,8 @@ class CliMonitor(Monitor):
         if nbytes(shape, dtype) <= SPILL_BYTES:
             return None
         if self._spill is None:
+            import tempfile
+
             folder = self.near.resolve().parent if self.near is not None else None
             self._spill = tempfile.mkdtemp(prefix=".attncli-steps-", dir=folder)
         return str(Path(self._spill) / f"{name}.npy")
@@ -92,6 +91,7 @@ class CliMonitor(Monitor):
         the steps' arrays read from it until then)."""
         self._pause()
         if self._spill is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self._spill)
+            import shutil
+
+            shutil.rmtree(self._spill, ignore_errors=True)
             self._spill = None

@@ -5,7 +5,6 @@ They live in the repository's ``samples/`` and are installed as ``attncli/_sampl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from attncli.errors import InputError
@@ -33,5 +32,6 @@ def sample_path(name: str) -> Path:
 
 
 def about(name: str) -> str:
-    with open(sample_path(name), encoding="utf-8") as handle:
-        return str(json.load(handle).get("about", ""))
+    import orjson
+
+    return str(orjson.loads(sample_path(name).read_bytes()).get("about", ""))

@@ -4,7 +4,6 @@ output projection, each stage recorded into a Trace."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Iterable
 
 import numpy as np
@@ -254,6 +253,8 @@ class _Rows:
         attended = weights
         if config.dropout > 0.0:  # one block: the mask is drawn for the whole weights
             if self.seed is None and prepared.dropout_mask is None:
+                import secrets  # here: it imports hashlib, a cost at every start-up
+
                 self.seed = secrets.randbelow(2**31)  # in the trace: the run can be repeated
             keep = (self.runtime.asarray(prepared.dropout_mask, boolean=True)
                     if prepared.dropout_mask is not None

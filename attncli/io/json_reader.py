@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import decimal
-import json
 from typing import Any
 
 from attncli.errors import InputError
@@ -29,6 +27,9 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
+    import decimal
+    import json
+
     try:
         return json.loads(text, parse_float=decimal.Decimal if decimals else None)
     except json.JSONDecodeError as exc:

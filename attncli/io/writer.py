@@ -6,7 +6,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -49,6 +48,8 @@ def _atomic(path: Path, write: Callable, binary: bool) -> None:
             return
         if target.exists() and not os.access(target, os.W_OK):
             raise InputError(f"{path}: permission denied (the file is read-only)")
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror}") from None
