@@ -175,11 +175,13 @@ def speed(args, attncli: list[str], workdir: Path, backends: list[str],
     for backend in backends:
         reference = Command(f"reference {backend}",
                             [sys.executable, str(HERE / f"reference_{backend}.py"), str(problem),
-                             str(workdir / f"ref_{backend}.npz"), "--heads", str(heads)],
+                             str(workdir / f"ref_{backend}.npz"), "--heads", str(heads)]
+                            + (["--device", args.device] if backend == "torch" else []),
                             workdir / f"ref_{backend}.npz", "output")
         ours = Command(f"attncli {backend}",
                        attncli + ["compute", str(problem), "--heads", str(heads), "--steps",
                                   "output", "--backend", backend, "--dtype", "float32",
+                                  "--device", args.device if backend == "torch" else "cpu",
                                   "-o", str(workdir / f"attncli_{backend}.npz")],
                        workdir / f"attncli_{backend}.npz", "output")
         cases[backend] = (reference, ours)
@@ -284,6 +286,8 @@ def main() -> None:
                              "temporary directory)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per command")
     parser.add_argument("--skip", choices=["speed", "memory"], action="append", default=[])
+    parser.add_argument("--device", default="cpu",
+                        help="the torch cases' device (cuda on a GPU machine); numpy stays on cpu")
     args = parser.parse_args()
 
     attncli = shutil.which("attncli")

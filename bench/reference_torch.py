@@ -7,6 +7,7 @@ torch.nn.functional.scaled_dot_product_attention does the attention in both case
 dtype. Saves only the requested step, as NPZ.
 
 Usage: python bench/reference_torch.py PROBLEM.npz OUT.npz [--heads 8] [--steps output|context]
+       [--device cuda]
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--steps", choices=["output", "context"], default="output")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     args = parser.parse_args()
 
     with np.load(args.problem) as archive:
-        arrays = {key: torch.from_numpy(archive[key]) for key in archive.files}
+        arrays = {key: torch.from_numpy(archive[key]).to(args.device) for key in archive.files}
     x = arrays["x"]                                              # (n, d_model)
     n = x.shape[0]
     with torch.inference_mode():
@@ -45,7 +47,7 @@ def main() -> None:
         else:
             x = x.view(1, 1, n, -1)                              # (1, 1, n, d)
             result = F.scaled_dot_product_attention(x, x, x, scale=1.0).view(n, -1)
-    np.savez(args.out, **{args.steps: result.numpy()})
+    np.savez(args.out, **{args.steps: result.cpu().numpy()})
 
 
 if __name__ == "__main__":
