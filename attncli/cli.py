@@ -14,7 +14,7 @@ import typer
 
 from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
-from attncli.io.writer import write_output
+from attncli.io.writer import check_target, write_output
 from attncli.options import OUTPUT, ProblemOptions, problem_options
 from attncli.render import ExplainFormat, Format
 from attncli.trace import STEP_NAMES
@@ -148,10 +148,9 @@ def compute(
         piped = output is None and not sys.stdout.isatty()
         monitor = CliMonitor(_say, fmt.value, fmt.binary, near=output,
                              show=sys.stderr.isatty() and not piped)
+        check_target(output)  # before a long run, not after it
         try:
-            trace = attend(problem, config, steps=wanted, monitor=monitor)
-            if query is not None:
-                trace = trace.at_query(trace.query_index(query))
+            trace = attend(problem, config, steps=wanted, monitor=monitor, query=query)
             trace.warnings += [f"step {name!r} is not computed in this configuration"
                                for name in wanted or [] if name not in trace]
             for warning in trace.warnings:

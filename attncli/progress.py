@@ -78,7 +78,11 @@ class CliMonitor(Monitor):
             import tempfile
 
             folder = self.near.resolve().parent if self.near is not None else None
-            self._spill = tempfile.mkdtemp(prefix=".attncli-steps-", dir=folder)
+            try:
+                self._spill = tempfile.mkdtemp(prefix=".attncli-steps-", dir=folder)
+            except OSError as exc:
+                raise InputError(f"cannot make a folder for the big steps in "
+                                 f"{folder or tempfile.gettempdir()}: {exc.strerror}") from None
         return str(Path(self._spill) / f"{name}.npy")
 
     def _pause(self) -> None:

@@ -26,7 +26,8 @@ class Prepared:
     Shapes (B = batch or 1, H = heads):
         x (B, seq_q, d_in); source (B, seq_k, d_src): memory, or x for self-attention
         W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
-        W_o (H·d_v, d_out), b_o (d_out,); mask (B, 1, seq_q, seq_k) True = may attend
+        W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q or 1, seq_k), True = may
+        attend (broadcast over the query rows when it is a key padding mask alone)
         dropout_mask (B, H, seq_q, seq_k) True = kept
     """
 
@@ -268,13 +269,14 @@ def _output_projection(problem: Problem, width: int, layout: Layout):
 
 
 def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
-    mask = np.ones((batch, 1, seq_q, seq_k), dtype=bool)
-    given = False
+    """The given masks combined, True = may attend: (B or 1, 1, seq_q, seq_k) when ``mask`` is
+    given, (B or 1, 1, 1, seq_k) for a ``key_padding_mask`` alone (it is the same for every
+    query row, so it stays n numbers, not n²); None when neither is given."""
+    mask = None
     if "mask" in problem:
         m = problem["mask"]
         if m.shape == (seq_q, seq_k) or (batched and m.shape == (batch, seq_q, seq_k)):
-            mask &= m.reshape(-1, 1, seq_q, seq_k)
-            given = True
+            mask = m.reshape(-1, 1, seq_q, seq_k)
         else:
             expected = "(seq_q, seq_k)" + (" or (batch, seq_q, seq_k)" if batched else "")
             raise InputError(f"{problem.where('mask')}: expected {expected} = "
@@ -282,13 +284,13 @@ def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
     if "key_padding_mask" in problem:
         p = problem["key_padding_mask"]
         if p.shape == (seq_k,) or (batched and p.shape == (batch, seq_k)):
-            mask &= ~p.reshape(-1, 1, 1, seq_k)
-            given = True
+            keep = ~p.reshape(-1, 1, 1, seq_k)
+            mask = keep if mask is None else mask & keep
         else:
             expected = "(seq_k,)" + (" or (batch, seq_k)" if batched else "")
             raise InputError(f"{problem.where('key_padding_mask')}: expected {expected} = "
                              f"({seq_k},), got {fmt_shape(p.shape)}")
-    return mask if given else None
+    return mask
 
 
 def _dropout_mask(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: int,

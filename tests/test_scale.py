@@ -172,3 +172,35 @@ def test_the_progress_bar_shows_after_a_second_and_only_when_allowed(monkeypatch
     monitor.advance(4, 4)
     assert monitor._bar is None  # finished: removed
     assert "query blocks" in stderr.getvalue()
+
+
+def test_npz_to_a_device_is_written_as_a_stream(tmp_path):
+    """/dev/null accepts seek() and answers tell() with 0: a seeking zip writer would build
+    wrong offsets; a streamed one does not care."""
+    result = _invoke(["compute", "--sample", "hello-shiny-sun", "-o", "/dev/null",
+                      "--format", "npz"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_an_unwritable_output_fails_before_the_run(tmp_path):
+    out = tmp_path / "missing" / "w.npz"
+    result = _invoke(["compute", "--sample", "hello-shiny-sun", "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"attncli: error: {out}: cannot write: the folder "
+                                     f"{out.parent} does not exist")
+
+
+def test_one_query_of_a_big_problem_is_one_row_of_work(tmp_path, monkeypatch):
+    """--query computes that row alone: 40 numbers of weights, not 40 × 40 (refused above)."""
+    monkeypatch.setattr(progress, "TEXT_LIMIT", 1000)
+    problem = _big_problem(tmp_path, 40)
+    result = _invoke(["compute", problem, "--steps", "weights,context", "--query", "7",
+                      "--backend", "numpy", "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = __import__("json").loads(result.stdout)
+    assert document["config"]["path"] == "one query row"
+    x = np.load(problem)["x"]
+    s = x[7] @ x.T  # the hand check of test_a_big_step_is_announced_and_streamed_to_npz
+    expected = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    np.testing.assert_allclose(document["steps"]["weights"]["data"], expected, rtol=1e-12)
+    np.testing.assert_allclose(document["steps"]["context"]["data"], expected @ x, rtol=1e-12)

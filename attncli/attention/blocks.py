@@ -60,6 +60,7 @@ class Monitor:
 
 
 def nbytes(shape: Iterable[int], dtype: np.dtype) -> int:
+    """The bytes of an array of ``shape`` and ``dtype``."""
     size = 1
     for n in shape:
         size *= int(n)
@@ -168,8 +169,9 @@ def fused_sdpa(runtime, queries, keys, values, *, causal: bool, scale: float):
 
     Shapes: queries (B, H, seq_q, d_k), keys (B, H, seq_k, d_k), values (B, H, seq_k, d_v)
     → (B, H, seq_q, d_v). ``causal`` is torch's is_causal (top-left: query i sees keys j ≤ i).
-    On the CPU, torch picks its flash-attention kernel for these inputs, which keeps memory
-    at n·d; on CUDA, flash or memory-efficient attention.
+    torch picks the kernel: on the CPU its flash-attention kernel when d_k = d_v (memory n·d;
+    bench/large.py measures it), otherwise its math kernel, which builds the n×n matrices;
+    the pipeline calls this only when d_k = d_v, and on a GPU not in float64.
     Source: torch.nn.functional.scaled_dot_product_attention (PyTorch ≥ 2.1, ``scale``).
     """
     import torch

@@ -9,7 +9,16 @@ from collections.abc import Iterable
 import numpy as np
 
 from attncli.attention import masks, normalize, scores
-from attncli.attention.blocks import N_BY_N, Monitor, Recorder, block_rows, fused_sdpa
+from attncli.attention.blocks import (
+    ANNOUNCE_BYTES,
+    N_BY_N,
+    Monitor,
+    Recorder,
+    block_rows,
+    fused_sdpa,
+    human,
+    nbytes,
+)
 from attncli.attention.conventions import conventions
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, Backend, CausalAlign, Normalize, Score, Slip, build
@@ -20,7 +29,8 @@ from attncli.trace import Trace
 
 
 def attend(problem: Problem, config: AttentionConfig | None = None,
-           steps: Iterable[str] | None = None, monitor: Monitor | None = None) -> Trace:
+           steps: Iterable[str] | None = None, monitor: Monitor | None = None,
+           query: str | int | None = None) -> Trace:
     """Run attention on ``problem`` as ``config`` says, recording every stage.
 
     Shapes (B = batch, H = heads; axes B and H are left out of a step when x is 2-D / H = 1):
@@ -36,10 +46,12 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
             computes the same thing; the trace's ``config["path"]`` says which.
         monitor: told of progress and of big steps before they are allocated, and asked
             where to keep them (:class:`attncli.attention.blocks.Monitor`).
+        query: one query row (a token or an index): only that row is computed, and the
+            trace is as :meth:`Trace.at_query` would narrow it.
     Returns: a Trace whose steps are in pipeline order.
     Raises:
         InputError / ConfigError: from :func:`attncli.shapes.prepare` (shapes, options);
-            InputError when scores overflow the dtype.
+            InputError when scores overflow the dtype, or for an unknown ``query``.
         BackendError: an unavailable backend or device.
     Source: Vaswani et al. 2017, eq. 1 and §3.2.2 (multi-head); torch.nn.MultiheadAttention
     and torch.nn.functional.scaled_dot_product_attention are the numerical reference.
@@ -47,11 +59,11 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     config = (build(problem.config, None) if config is None else config).validate()
     # Overflow is caught and reported by _check_finite, so numpy's own warnings stay quiet.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _attend(problem, config, steps, monitor or Monitor())
+        return _attend(problem, config, steps, monitor or Monitor(), query)
 
 
 def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | None,
-            monitor: Monitor) -> Trace:
+            monitor: Monitor, query: str | int | None) -> Trace:
     prepared = prepare(problem, config)
     flops = matmul_flops(prepared, config)
     runtime = resolve(config.backend, config.device, config.dtype, flops=flops)
@@ -63,16 +75,19 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
                   backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
                   warnings=prepared.warnings)
     record = Recorder(trace, runtime, prepared.batched, H, steps, monitor)
+    slip = config.slip
+    focus = None if query is None else trace.query_index(str(query))
+    # one row alone, unless a slip needs them all (the softmax over the query axis does)
+    first, last = (focus, focus + 1) if focus is not None and slip == Slip() else (0, None)
     src = "memory" if prepared.cross else "x"
     x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
 
     # (B, H, seq, d_head) each
-    queries = scores.project(xp, x, p["W_q"], p["b_q"], H)
+    queries = scores.project(xp, x[:, first:last], p["W_q"], p["b_q"], H)
     record("queries", _projection_formula("queries", "x", "q", p, H), queries)
     keys = scores.project(xp, source, p["W_k"], p["b_k"], H)
     record("keys", _projection_formula("keys", src, "k", p, H), keys)
     values = scores.project(xp, source, p["W_v"], p["b_v"], H)
-    slip = config.slip
     if slip.values_from == "keys":  # a slip: the keys used as the values
         if keys.shape != values.shape:
             raise ConfigError("keys cannot stand in for values: their shapes differ")
@@ -84,11 +99,10 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
             raise ConfigError("queries and keys cannot be swapped: their shapes differ")
         queries, keys = keys, queries
 
-    rows = _Rows(xp, runtime, prepared, config, p, keys, values, record, trace)
-    batch, _, seq_q, _ = queries.shape
+    rows = _Rows(xp, runtime, prepared, config, p, queries, keys, values, record)
+    batch, _, seq_q, _ = queries.shape  # seq_q: the rows computed (1 for a focus row)
     seq_k = keys.shape[2]
-    n_by_n_wanted = bool(record.wanted & set(N_BY_N))
-    if _fused_applies(runtime, prepared, config, n_by_n_wanted):
+    if _fused_applies(runtime, prepared, config, rows.checked) and first == 0:
         # torch's fused kernel: softmax(q kᵀ · scale / T) v without the n×n matrices
         head_context = fused_sdpa(runtime, queries, keys, values, causal=config.causal,
                                   scale=scale / config.temperature)
@@ -98,15 +112,20 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         # The pipeline's mistakes (slips) and dropout act on whole matrices: one block.
         whole = slip != Slip() or config.dropout > 0.0
         width = p["W_a"].shape[1] if score_fn is Score.additive else 1
-        step = seq_q if whole else block_rows((batch, H, seq_q, seq_k),
-                                              runtime.float_dtype().itemsize, width)
+        dtype = np.dtype(config.dtype.value)
+        step = seq_q if whole else block_rows((batch, H, seq_q, seq_k), dtype.itemsize, width)
+        size = nbytes((batch, H, seq_q, seq_k), dtype)
+        if whole and size > ANNOUNCE_BYTES:
+            monitor.note(f"dropout and check's mistakes work on whole matrices: each n×n step "
+                         f"is {batch} × {H} × {seq_q} × {seq_k} = {human(size)}")
         total = -(-seq_q // step)
         pieces = []
         for n, start in enumerate(range(0, seq_q, step)):
-            pieces.append(rows(queries[:, :, start:start + step, :], start, seq_q))
+            pieces.append(rows(queries[:, :, start:start + step, :], first + start, start))
             monitor.advance(n + 1, total)
         head_context = pieces[0] if total == 1 else xp.concat(pieces, axis=2)
-        path = "whole matrices" if total == 1 else f"query blocks of {step} rows"
+        path = ("one query row" if focus is not None and first == focus else
+                "whole matrices" if total == 1 else f"query blocks of {step} rows")
     if rows.empty:
         trace.warnings.append(f"{rows.empty} query row(s) have no key to attend to: their "
                               "weights and context are zero")
@@ -143,7 +162,25 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         "seed": rows.seed, "path": path, "matmul_flops": flops,
     }
     trace.conventions = conventions(config, prepared, scale, score_fn)
+    if focus is not None and first == focus:
+        trace.focus = focus  # the steps hold that one row already
+    elif focus is not None:
+        trace = trace.at_query(focus)
     return trace
+
+
+def _score_bound(xp, prepared: Prepared, config: AttentionConfig, p, queries, keys) -> float:
+    """An upper bound of |scores| · scale / temperature over the whole run (inf when the
+    norms themselves overflow): |q·k| ≤ ‖q‖ ‖k‖ (Cauchy–Schwarz); |v_aᵀ tanh(…)| ≤ Σ|v_a|."""
+    if prepared.score is Score.additive:
+        bound = float(xp.sum(xp.abs(p["v_a"])))
+    else:
+        if prepared.score is Score.general:
+            queries = xp.matmul(queries, p["W_a"])
+        norms = [float(xp.max(xp.sqrt(xp.sum(a * a, axis=-1)))) if a.shape[2] else 0.0
+                 for a in (queries, keys)]
+        bound = norms[0] * norms[1]
+    return bound * abs(prepared.scale) / config.temperature
 
 
 def _scaled(s, scale: float):
@@ -168,10 +205,14 @@ def matmul_flops(prepared: Prepared, config: AttentionConfig) -> int:
 
 
 def _fused_applies(runtime: Runtime, prepared: Prepared, config: AttentionConfig,
-                   n_by_n_wanted: bool) -> bool:
-    """torch SDPA computes exactly this run: a dot-product softmax with at most a top-left
-    causal mask, no dropout, no slip, and no n×n step to show."""
-    return (runtime.backend is Backend.torch and not n_by_n_wanted
+                   checked: bool) -> bool:
+    """torch SDPA computes exactly this run, without n×n memory: a dot-product softmax with at
+    most a top-left causal mask, no dropout, no slip, no n×n step to show and no score that
+    could overflow (``checked``); d_k = d_v, and no float64 on a GPU (otherwise torch picks
+    its math kernel, which builds the n×n matrices)."""
+    return (runtime.backend is Backend.torch and not checked
+            and prepared.d_k == prepared.d_v
+            and (runtime.device == "cpu" or config.dtype.value != "float64")
             and prepared.score in (Score.dot, Score.scaled_dot)
             and config.normalize is Normalize.softmax and config.dropout == 0.0
             and config.slip == Slip() and config.window is None and prepared.mask is None
@@ -183,16 +224,23 @@ class _Rows:
     dropout → weighted sum, each step recorded into its rows of the trace."""
 
     def __init__(self, xp, runtime: Runtime, prepared: Prepared, config: AttentionConfig, p,
-                 keys, values, record: Recorder, trace: Trace):
+                 queries, keys, values, record: Recorder):
         self.xp, self.runtime, self.prepared, self.config = xp, runtime, prepared, config
         self.p, self.keys, self.values, self.record = p, keys, values, record
-        self.trace = trace
+        self.seq_q = queries.shape[2]  # the rows this run computes
         self.keys_t = scores.keys_transposed(xp, keys)  # once, for every block
         self.empty = 0  # query rows with no key to attend to
         self.seed = config.seed
+        # With an n×n step to show, or scores that could overflow, every stage is checked
+        # as it comes; otherwise only each block's context is (no extra n² passes).
+        limit = float(np.finfo(config.dtype.value).max) / 4
+        self.checked = (bool(record.wanted & set(N_BY_N))
+                        or not _score_bound(xp, prepared, config, p, queries, keys) < limit)
 
-    def __call__(self, queries, start: int, seq_q: int):
-        """queries (B, H, rows, d_k), rows start … of seq_q → head context (B, H, rows, d_v)."""
+    def __call__(self, queries, first: int, start: int):
+        """queries (B, H, rows, d_k) → head context (B, H, rows, d_v). ``first`` is the
+        block's first query row in the problem (for masks), ``start`` in this run's rows."""
+        seq_q = self.seq_q
         xp, config, prepared = self.xp, self.config, self.prepared
         slip, scale = config.slip, prepared.scale
 
@@ -201,9 +249,7 @@ class _Rows:
 
         # (B, H, rows, seq_k) from here to the weights
         s, score_formula = self._scores(queries)
-        # With an n×n step to show, every stage is checked as it comes; otherwise only the
-        # block's context is, and a non-finite one is traced back below (no extra passes).
-        checked = bool(self.record.wanted & set(N_BY_N))
+        checked = self.checked
         if checked:
             _check_finite(xp, s, "scores", config)
         record("scores", f"scores = {score_formula}", s)
@@ -216,8 +262,8 @@ class _Rows:
             record("scaled_scores", f"scaled_scores = scores {how}", s)
             last = "scaled_scores"
 
-        mask, mask_parts = _combined_mask(xp, prepared, config, self.runtime, start,
-                                          start + s.shape[2])
+        mask, mask_parts = _combined_mask(xp, prepared, config, self.runtime, first,
+                                          first + s.shape[2])
         weights = None
         if mask is not None and slip.mask == "inverted":
             mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
@@ -256,10 +302,12 @@ class _Rows:
                 import secrets  # here: it imports hashlib, a cost at every start-up
 
                 self.seed = secrets.randbelow(2**31)  # in the trace: the run can be repeated
+            # drawn for every row, so that one row gets the mask of the whole run
+            shape = (*weights.shape[:2], prepared.x.shape[1], weights.shape[3])
             keep = (self.runtime.asarray(prepared.dropout_mask, boolean=True)
                     if prepared.dropout_mask is not None
-                    else dropout_keep(self.runtime, tuple(weights.shape), config.dropout,
-                                      self.seed))
+                    else dropout_keep(self.runtime, shape, config.dropout, self.seed))
+            keep = keep[:, :, first:first + weights.shape[2]]
             kept = weights / (1.0 - config.dropout) if slip.dropout_rescale else weights
             attended = xp.where(keep, kept, xp.zeros_like(weights))
             origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {self.seed}"
@@ -330,7 +378,8 @@ def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Run
     if mask is not None:
         mask = xp.reshape(mask, (1, 1, stop - start, seq_k))
     if prepared.mask is not None:
-        given = runtime.asarray(prepared.mask[:, :, start:stop], boolean=True)
+        rows = prepared.mask if prepared.mask.shape[2] == 1 else prepared.mask[:, :, start:stop]
+        given = runtime.asarray(rows, boolean=True)
         mask = given if mask is None else mask & given
         parts.append("mask / key_padding_mask")
     return mask, ", ".join(parts)

@@ -35,17 +35,60 @@ def write_output(text: str, path: Path | None) -> None:
     _atomic(path, lambda handle: handle.write(text), binary=False)
 
 
+def check_target(path: Path | None) -> None:
+    """Fail early, before a long computation, when ``path`` cannot be written: a folder, a
+    missing or read-only parent folder, a read-only file. (Writing checks again.)
+
+    Raises: InputError naming the path and the reason.
+    """
+    if path is None or str(path) == "-" or _special(path):
+        return
+    target = path.resolve()
+    if target.is_dir():
+        raise InputError(f"{path}: is a directory; -o needs a file name")
+    if not target.parent.is_dir():
+        raise InputError(f"{path}: cannot write: the folder {target.parent} does not exist")
+    if target.exists():
+        if stat.S_ISREG(target.stat().st_mode) and not os.access(target, os.W_OK):
+            raise InputError(f"{path}: permission denied (the file is read-only)")
+    elif not os.access(target.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: permission denied (cannot create files in "
+                         f"{target.parent})")
+
+
+def _special(path: Path) -> bool:
+    """A device, FIFO or socket (followed through links, as open() does), not a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+class _Stream:
+    """A write-only view of a device or FIFO: zipfile then writes an NPZ as a stream (with
+    data descriptors) instead of seeking back, which /dev/null's tell() of 0 would corrupt."""
+
+    def __init__(self, handle):
+        self.write, self.flush = handle.write, handle.flush
+
+
 def _atomic(path: Path, write: Callable, binary: bool) -> None:
     """``write(handle)`` into ``path`` through a temporary file renamed over it."""
+    mode, encoding = ("wb", None) if binary else ("w", "utf-8")
+    try:
+        if _special(path):  # a device or a FIFO (/dev/null, /dev/stdout into a pipe)
+            with open(path, mode, encoding=encoding) as handle:
+                write(_Stream(handle) if binary else handle)
+            return
+    except BrokenPipeError:
+        raise  # a closed pipe: quiet, as for stdout
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror}") from None
     target = path.resolve()  # through symbolic links: the link stays, its target changes
     if target.is_dir():
         raise InputError(f"{path}: is a directory; -o needs a file name")
-    mode, encoding = ("wb", None) if binary else ("w", "utf-8")
     try:
-        if target.exists() and not stat.S_ISREG(target.stat().st_mode):
-            with open(target, mode, encoding=encoding) as handle:  # a device or a FIFO
-                write(handle)
-            return
         if target.exists() and not os.access(target, os.W_OK):
             raise InputError(f"{path}: permission denied (the file is read-only)")
         import tempfile

@@ -23,6 +23,8 @@ def write_npz(trace: Trace, handle: BinaryIO) -> None:
     Entries: one per step, named as the step (``weights``, ``context`` …) with the axes of the
     JSON output; ``tokens`` and ``key_tokens`` (strings); ``meta``, a JSON string with each
     step's formula and axes, the config, the conventions and the warnings.
+
+    Raises: OSError from ``handle`` (the caller turns it into an InputError).
     """
     meta = {
         "steps": {s.name: {"formula": s.formula, "axes": list(s.axes)} for s in trace},

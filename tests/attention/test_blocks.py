@@ -81,15 +81,20 @@ def test_blocked_steps_equal_the_whole_matrices(case, backend, request, tiny_blo
     assert blocked.warnings == whole.warnings
 
 
+@pytest.mark.parametrize("backend", [Backend.numpy, Backend.torch])
 @pytest.mark.parametrize("case", CASES)
-def test_only_the_context_asked_for_keeps_no_n_by_n_step(case, tiny_blocks):
+def test_only_the_context_asked_for_keeps_no_n_by_n_step(case, backend, request, tiny_blocks):
+    if backend is Backend.torch:
+        request.getfixturevalue("torch")
     arrays, fields = CASES[case]
     wanted = ["context", "output"]
-    blocked = _run(arrays, fields, Backend.numpy, steps=wanted)
-    assert set(blocked.names()) <= set(wanted)
+    blocked = _run(arrays, fields, backend, steps=wanted)
+    expected = ["context", "output"] if "W_o" in arrays else ["context"]
+    assert blocked.names() == expected
+    assert blocked.config["path"].startswith(("query blocks", "fused"))
     blocks.BLOCK_BYTES = 2**30
     whole = _run(arrays, fields, Backend.numpy)
-    for name in blocked.names():
+    for name in expected:
         np.testing.assert_allclose(blocked[name], whole[name], rtol=TOL, atol=TOL)
 
 
@@ -112,11 +117,44 @@ def test_torch_fused_path_matches_the_whole_matrices(case, torch):
         np.testing.assert_allclose(fused[name], whole[name], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("case", ["window", "mask", "causal-bottom-right", "additive", "hard"])
+CASES["values-narrower"] = ({"x": X, **W, "W_v": W["W_v"][:, :4], "W_o": W["W_o"][:4]}, {})
+
+
+@pytest.mark.parametrize("case", ["window", "mask", "causal-bottom-right", "additive", "hard",
+                                  "values-narrower"])
 def test_torch_takes_blocks_where_sdpa_does_not_fit(case, torch):
+    """Masks SDPA's is_causal cannot say, other scores and normalisations, and d_v ≠ d_k (for
+    which torch's CPU kernel choice falls back to its n×n math path) go through blocks."""
     arrays, fields = CASES[case]
     trace = _run(arrays, fields, Backend.torch, steps=["context"])
     assert not trace.config["path"].startswith("fused")
+
+
+@pytest.mark.parametrize("backend", [Backend.numpy, Backend.torch])
+@pytest.mark.parametrize("case", CASES)
+def test_one_query_row_alone_is_that_row_of_the_whole_run(case, backend, request):
+    if backend is Backend.torch:
+        request.getfixturevalue("torch")
+    arrays, fields = CASES[case]
+    whole = _run(arrays, fields, backend)
+    for row in (0, 4, SEQ - 1):
+        alone = attend(Problem.from_mapping(arrays, "test"),
+                       AttentionConfig(backend=backend, **fields), query=row)
+        narrowed = whole.at_query(row)
+        assert alone.config["path"] == "one query row"
+        assert alone.focus == row and alone.names() == narrowed.names()
+        for step in narrowed:
+            np.testing.assert_allclose(alone[step.name], step.data, rtol=TOL, atol=TOL,
+                                       err_msg=f"{case} row {row} {step.name}")
+        assert alone.to_dict()["steps"].keys() == narrowed.to_dict()["steps"].keys()
+
+
+def test_one_query_row_keeps_the_dropout_mask_of_the_whole_run():
+    fields = {"dropout": 0.5, "seed": 11}
+    whole = _run({"x": X, **W}, fields, Backend.numpy)
+    alone = attend(Problem.from_mapping({"x": X, **W}, "test"), AttentionConfig(**fields),
+                   query="3")
+    np.testing.assert_array_equal(alone["dropped_weights"], whole["dropped_weights"][3:4])
 
 
 def test_dropout_and_slips_run_as_one_block(tiny_blocks):
@@ -165,6 +203,12 @@ def test_overflow_is_named_with_or_without_the_n_by_n_steps(steps, tiny_blocks):
     big = np.full((4, 2), 1e20)  # x·x = 2e40 > float32's 3.4e38
     with pytest.raises(InputError, match=r"^the scores \(\d.*overflow float32"):
         _run({"x": big}, {"dtype": DType.float32}, Backend.numpy, steps=steps)
+    # an overflow to −∞ leaves a finite context (a weight of 0): found all the same.
+    # q_0 = −x_0 = (−1e155, 0), k_0 = x_0: q_0·k_0 = −1e310, past float64's 1.8e308
+    minus = {"x": [[1e155, 0], [0, 1]], "W_q": [[-1, 0], [0, -1]], "W_k": np.eye(2),
+             "W_v": np.eye(2)}
+    with pytest.raises(InputError, match=r"^the scores \(1, 1, 2, 2\) overflow float64"):
+        _run(minus, {"score": Score.dot}, Backend.numpy, steps=steps)
     # finite scores, overflowing once divided by a tiny temperature: the weights' error
     with pytest.raises(InputError, match="--temperature 1e-38 is too small"):
         _run({"x": np.full((4, 2), 1e10)}, {"dtype": DType.float32, "temperature": 1e-38},
