@@ -25,8 +25,9 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
 
         try:
             return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+        except orjson.JSONDecodeError as exc:
+            if "surrogate" in str(exc):  # text no output can encode: refuse it here
+                raise InputError(f"{_name(path)}: invalid JSON string: {exc}") from None
     import decimal
     import json
 

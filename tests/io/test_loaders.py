@@ -304,3 +304,11 @@ def test_only_per_key_files(tmp_path):
     x = write(tmp_path / "x.csv", CSV_CASES["labels"][0])
     problem = load_problem(arrays={"x": Path(x)})
     assert_x(problem, TOKENS)
+
+
+def test_a_lone_surrogate_in_a_json_string_is_bad_input(tmp_path):
+    """orjson refuses it, and so does attncli: no output could encode it (UTF-8)."""
+    path = tmp_path / "p.json"
+    path.write_text('{"x": [[1, 0], [0, 1]], "tokens": ["\\ud800", "b"]}')
+    with pytest.raises(InputError, match=r"p.json: invalid JSON string: no low surrogate"):
+        load_problem(str(path))
