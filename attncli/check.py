@@ -90,6 +90,9 @@ def _numbers(value: Any, name: str, source: str) -> np.ndarray:
         array = np.array(value, dtype=object)
     except ValueError:
         array = None
+    if array is not None and array.ndim > 8:  # steps have at most 4 axes (batch, head, 2)
+        raise InputError(f"{source}: {name}: arrays nested {array.ndim} deep; a step has at "
+                         "most 4 axes")
     if array is None or array.size == 0 or not all(
             v is None or isinstance(v, Decimal | int | float) and not isinstance(v, bool)
             for v in array.flat):

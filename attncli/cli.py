@@ -40,6 +40,8 @@ def _say(kind: str, message: str) -> None:
     from rich.markup import escape
 
     style = "bold red" if kind == "error" else "yellow"
+    if not message.isprintable():  # a newline in a token or a file name: still one line
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     _stderr().print(f"[{style}]attncli: {kind}:[/] {escape(message)}")
 
 
@@ -59,6 +61,12 @@ def handled(debug: bool):
         if debug:
             raise
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+    except MemoryError:
+        if debug:
+            raise
+        _say("error", "out of memory: this problem needs more memory than is free; ask only "
+                      "for the steps you need (--steps context), or write NPZ (-o FILE.npz)")
+        raise typer.Exit(int(ExitStatus.BAD_INPUT)) from None
     except BrokenPipeError:
         # stdout closed early (| head): leave quietly, and keep Python from complaining at exit
         with contextlib.suppress(OSError):
@@ -146,7 +154,7 @@ def compute(
                              "write NPZ (-o FILE.npz)")
         problem, config = opts.load(file)
         piped = output is None and not sys.stdout.isatty()
-        monitor = CliMonitor(_say, fmt.value, fmt.binary, near=output,
+        monitor = CliMonitor(_say, f"--format {fmt.value}", fmt.binary, near=output,
                              show=sys.stderr.isatty() and not piped)
         check_target(output)  # before a long run, not after it
         try:
@@ -259,7 +267,7 @@ def check(
             raise InputError("no answers: give PROBLEM and ANSWERS files (or --sample NAME "
                              "and ANSWERS)")
         problem, config = opts.load(problem_file)
-        trace = attend(problem, config)
+        trace = attend(problem, config, monitor=_whole("attncli check"))
         for warning in trace.warnings:
             _say("warning", warning)
         checker = Checker(problem, config, trace, rtol=rtol, atol=atol)
@@ -280,6 +288,14 @@ def check(
             raise typer.Exit(int(ExitStatus.BAD_INPUT))
         if not all(r.ok for r in reports):
             raise typer.Exit(int(ExitStatus.MISMATCH))
+
+
+def _whole(command: str):
+    """check and explain read every step of the whole run: refuse n×n steps past the text
+    formats' limit before they are allocated, as compute does."""
+    from attncli.progress import CliMonitor
+
+    return CliMonitor(_say, command, binary=False, show=False, near=None)
 
 
 def _check_one(checker, file: str, query: str | None, batch: bool):
@@ -330,7 +346,7 @@ def explain(
         from attncli.render.explain import notation, render_explain
 
         problem, config = opts.load(file)
-        trace = attend(problem, config)
+        trace = attend(problem, config, monitor=_whole("attncli explain"))
         for warning in trace.warnings:
             _say("warning", warning)
         sections = explain_row(problem, trace, query, key, batch, notation(fmt, precision))

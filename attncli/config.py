@@ -361,6 +361,6 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
         try:
             check_field(key, fields[key])
         except ConfigError as exc:
-            raise ConfigError(f"{source}: config.{key}: {str(exc).split(' must ', 1)[1]}") \
+            raise ConfigError(f"{source}: config.{key} must {str(exc).split(' must ', 1)[1]}") \
                 from None
     return fields

@@ -147,7 +147,10 @@ class Problem:
 def _array(value: Any, key: str, source: str) -> np.ndarray:
     try:
         array = np.asarray(value)
-    except ValueError:
+    except ValueError as exc:
+        if "maximum number of dimension" in str(exc):
+            raise InputError(f"{source}: {key}: arrays nested more than 64 deep; expected "
+                             "rows of numbers") from None
         raise InputError(
             f"{source}: {key}: ragged array (rows of different lengths); every row must have "
             "the same length"
@@ -166,12 +169,15 @@ def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.nd
         raise InputError(f"{source}: {key}: numbers expected, found true/false")
     if array.dtype.kind == "c":
         raise InputError(f"{source}: {key}: real numbers expected, found complex numbers")
+    if array.dtype.kind == "O":  # JSON: null, an object, or an integer numpy cannot hold
+        array = _from_objects(value, key, source)
     if array.dtype.kind not in "iuf":
-        raise InputError(f"{source}: {key}: numbers expected, found null, a number too large "
-                         "for 64 bits, or mixed types")
+        raise InputError(f"{source}: {key}: numbers expected, found values of type "
+                         f"{array.dtype}")
     if isinstance(value, list) and _has_bool(value):
         raise InputError(f"{source}: {key}: numbers expected, found true/false among them")
-    array = array.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # long doubles past float64: inf/nan,
+        array = array.astype(np.float64)                 # refused just below (no warning line)
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -181,6 +187,28 @@ def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.nd
         raise InputError(f"{source}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
                          f"got shape {fmt_shape(array.shape)}")
     return array
+
+
+def _from_objects(value: Any, key: str, source: str) -> np.ndarray:
+    """Nested lists that numpy could only hold as objects: floats when every leaf is a number
+    (integers past 64 bits), else an InputError naming the first leaf that is not."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(reversed(item))
+        elif item is None:
+            raise InputError(f"{source}: {key}: numbers expected, found null")
+        elif isinstance(item, dict):
+            raise InputError(f"{source}: {key}: numbers expected, found an object {{…}}")
+        elif not isinstance(item, int | float) or isinstance(item, bool):
+            raise InputError(f"{source}: {key}: numbers expected, found {type(item).__name__} "
+                             "values mixed with numbers")
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise InputError(f"{source}: {key}: an integer too large for a 64-bit float (more "
+                         "than 1.8e308)") from None
 
 
 def _has_bool(value: list) -> bool:

@@ -21,7 +21,10 @@ SHOW_AFTER = 1.0
 
 
 class CliMonitor(Monitor):
-    """Progress on stderr, and steps placed as ``fmt`` needs them.
+    """Progress on stderr, and steps placed as the output needs them.
+
+    ``fmt``: what the steps are for, in the words of the refusal ("--format json",
+    "attncli check").
 
     ``show``: whether a bar may be drawn at all (stderr a terminal, output not piped).
     ``binary``: the output is NPZ/NPY, so big steps go to memory-mapped files in ``spill``
@@ -67,10 +70,13 @@ class CliMonitor(Monitor):
         count = int(np.prod(shape, dtype=np.int64))
         if not self.binary:
             if count > TEXT_LIMIT:
+                way_out = ("write NPZ (-o FILE.npz), or leave {name} out of --steps"
+                           if self.fmt.startswith("--format") else
+                           "for a problem this large use attncli compute --steps context")
                 raise InputError(
                     f"{name} would be {' × '.join(map(str, shape))} = {count:,} numbers "
-                    f"({human(nbytes(shape, dtype))}), too many for --format {self.fmt}: "
-                    f"write NPZ (-o FILE.npz), or leave {name} out of --steps")
+                    f"({human(nbytes(shape, dtype))}), too many for {self.fmt}: "
+                    + way_out.format(name=name))
             return None
         if nbytes(shape, dtype) <= SPILL_BYTES:
             return None

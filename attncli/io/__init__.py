@@ -107,14 +107,22 @@ def _name(path: str) -> str:
 
 
 def open_text(path: str):
-    """Read a text file (or stdin for ``-``) as UTF-8, BOM removed; errors become InputError."""
+    """Read a text file (or stdin for ``-``) as UTF-8, BOM removed; errors become InputError.
+    A character device other than a terminal (/dev/zero, /dev/urandom) is refused: it never
+    ends."""
+    import os
+    import stat
     import sys
 
-    if path == "-":
-        return sys.stdin.read()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            return handle.read()
+        if path == "-":
+            if not hasattr(sys.stdin, "buffer"):  # a text stream put in place of stdin
+                return sys.stdin.read().removeprefix("\ufeff")
+            return sys.stdin.buffer.read().decode("utf-8-sig")
+        with open(path, "rb") as handle:
+            if stat.S_ISCHR(os.fstat(handle.fileno()).st_mode) and not handle.isatty():
+                raise InputError(f"{path}: is a device, not a file")
+            return handle.read().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -122,5 +130,5 @@ def open_text(path: str):
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); is it a binary file?") \
-            from None
+        raise InputError(f"{_name(path)}: not UTF-8 text (byte {exc.start}); is it a binary "
+                         "file?") from None

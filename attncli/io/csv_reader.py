@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from attncli.errors import InputError
 from attncli.io import open_text
@@ -19,7 +20,7 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     empty corner cell above a label column (as pandas writes it), is a header and skipped.
     Blank lines are skipped; Windows line endings and a UTF-8 BOM are accepted; a ``.tsv``
     file, or one whose first non-blank line has tabs and no commas, is read tab-separated;
-    semicolons likewise.
+    semicolons likewise, and also beside commas (decimal commas, which are then refused).
     With ``booleans`` (masks), true/false (any case) are read as 1/0.
     Raises: InputError naming the row (file line) and column of a cell that is not a number.
     """
@@ -36,7 +37,10 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     first = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = "\t" if path.lower().endswith(".tsv") else next(
         (d for d in (",", "\t", ";") if d in first), ",")
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    if delimiter == "," and ";" in first:  # 0,34;0,22: semicolons between decimal commas
+        delimiter = ";"
+    # newline="": rows end at \n, \r\n or a lone \r (old Mac files), as csv expects
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     lines, body = [], []  # file line numbers (1-based) and the stripped cells of each row
     try:
         for row in reader:
@@ -54,7 +58,8 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     # is reported as such below.
     names = body[0][1 if labelled else 0:]
     header = (len(body) > 1 and all(_number(c) is None for c in names)) or (
-        labelled and body[0][0] == "" and len(body) > 1)
+        labelled and body[0][0] == "" and len(body) > 1) or (
+        len(body) == 1 and all(_number(c) is None for c in body[0]))  # a header alone
     start = 1 if header else 0
     numbers, labels = [], []
     for line, row in zip(lines[start:], body[start:], strict=True):
@@ -64,7 +69,9 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
         for column, cell in enumerate(row[1:] if labelled else row, start=2 if labelled else 1):
             value = _number(cell)
             if value is None:
-                raise InputError(f"{path}: row {line}, column {column}: {cell!r} is not a number")
+                comma = re.fullmatch(r"[+-]?\d*,\d+", cell) is not None
+                raise InputError(f"{path}: row {line}, column {column}: {cell!r} is not a number"
+                                 + ("; write decimals with a point" if comma else ""))
             values.append(value)
         numbers.append(values)
     if not numbers:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from attncli.errors import InputError
 from attncli.io import _name, open_text
+
+#: A JSON string followed by a colon: an object's key (or, rarely, the end of one string and
+#: the start of the next; a false match only costs a second parse).
+_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
 def read_json_value(path: str, decimals: bool = False) -> Any:
@@ -24,15 +29,23 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
         import orjson
 
         try:
-            return orjson.loads(text)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             if "surrogate" in str(exc):  # text no output can encode: refuse it here
                 raise InputError(f"{_name(path)}: invalid JSON string: {exc}") from None
+        else:
+            # orjson keeps the last of duplicate keys silently; one scan of the text (fast:
+            # numbers hold no quotes) finds every key, and only a key written twice somewhere
+            # sends the text to the standard parser, which knows whether in the same object
+            keys = _KEY.findall(text)
+            if len(keys) == len(set(keys)):
+                return value
     import decimal
     import json
 
     try:
-        return json.loads(text, parse_float=decimal.Decimal if decimals else None)
+        return json.loads(text, parse_float=decimal.Decimal if decimals else None,
+                          object_pairs_hook=lambda pairs: _unique(pairs, path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{_name(path)}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
                          f"{exc.msg}") from None
@@ -40,6 +53,17 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
         raise InputError(f"{_name(path)}: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise InputError(f"{_name(path)}: unreadable JSON number: {exc}") from None
+
+
+def _unique(pairs: list[tuple[str, Any]], path: str) -> dict[str, Any]:
+    """One JSON object, refused when it gives a key twice (which would win is a guess)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise InputError(f"{_name(path)}: key {key!r} appears twice in one JSON object; "
+                             "give each key once")
+        seen.add(key)
+    return dict(pairs)
 
 
 def read_json(path: str) -> dict[str, Any]:
