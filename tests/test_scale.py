@@ -204,3 +204,33 @@ def test_one_query_of_a_big_problem_is_one_row_of_work(tmp_path, monkeypatch):
     expected = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
     np.testing.assert_allclose(document["steps"]["weights"]["data"], expected, rtol=1e-12)
     np.testing.assert_allclose(document["steps"]["context"]["data"], expected @ x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_check_and_explain_refuse_a_problem_too_big_before_allocating(command, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setattr(progress, "TEXT_LIMIT", 1000)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 10 * 40 * 8)
+    problem = _big_problem(tmp_path, 40)
+    answers = tmp_path / "answers.json"
+    answers.write_text('{"context": [1, 2, 3, 4]}')
+    args = ([command, problem, str(answers)] if command == "check"
+            else [command, problem, "--query", "1"])
+    result = _invoke(args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"attncli: error: scores would be 40 × 40 = 1,600 numbers (12.5 KiB), too many for "
+        f"attncli {command}: for a problem this large use attncli compute --steps context")
+
+
+def test_running_out_of_memory_is_one_line_and_status_2(monkeypatch):
+    from attncli.attention import pipeline
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(pipeline, "_attend", exhausted)
+    result = _invoke(["compute", "--sample", "hello-shiny-sun"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("attncli: error: out of memory:")
+    assert len(result.stderr.strip().splitlines()) == 1
