@@ -534,3 +534,57 @@ def test_a_device_is_refused_not_read(monkeypatch):
         pytest.skip("no /dev/zero here")
     status, stdout, stderr = run(Case(None, "compute /dev/zero", ""))
     assert (status, stdout, stderr) == (2, "", E + "/dev/zero: is a device, not a file\n")
+
+
+# --- README.md lists every message of the corpus ------------------------------------------------
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- corpus: start -->", "<!-- corpus: end -->"
+
+
+def _row(name: str, case: Case, message: str) -> str:
+    command = "attncli " + case.args.replace("{file}", case.file or "")
+    if case.stdin:
+        command += f" < {case.stdin}"
+    cell = message.removeprefix(E).replace("|", "\\|")
+    return f"| `{command}` | {cell} |"
+
+
+def readme_table() -> str:
+    """The README's table of messages, from real runs of the corpus (for regex cases, the
+    text this machine's libraries write)."""
+    import os
+
+    here = Path.cwd()
+    os.chdir(CORPUS)
+    try:
+        rows = [_row(name, case, run(case)[2].removesuffix("\n"))
+                for name, case in CASES.items() if case.status == 2]
+    finally:
+        os.chdir(here)
+    return "\n".join(["| command (in tests/corpus/) | message |", "|---|---|", *rows])
+
+
+def test_readme_lists_every_message_of_the_corpus():
+    """Docs that cannot drift: each rejection of the corpus is a row of README.md, command and
+    message. After a change, `python tests/test_corpus.py` prints the table to paste."""
+    text = README.read_text(encoding="utf-8")
+    assert START in text and END in text
+    rows = [line for line in text.split(START, 1)[1].split(END, 1)[0].splitlines()
+            if line.startswith("| `")]
+    listed = {}
+    for line in rows:
+        command, message = line[3:-2].split("` | ", 1)
+        listed[command] = E + message.replace("\\|", "|")
+    for name, case in CASES.items():
+        if case.status != 2:
+            continue
+        command = _row(name, case, "")[3:].split("` | ", 1)[0]
+        assert command in listed, f"README.md lacks {name}: run python tests/test_corpus.py"
+        if isinstance(case.stderr, re.Pattern):
+            assert case.stderr.fullmatch(listed[command]), (name, listed[command])
+        else:
+            assert listed[command] == case.stderr, (name, listed[command])
+
+
+if __name__ == "__main__":
+    print(readme_table())
