@@ -126,6 +126,13 @@ def compute(
         rich_help_panel=OUTPUT)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
                                                 rich_help_panel=OUTPUT)] = None,
+    heatmap: Annotated[bool, typer.Option(
+        "--heatmap", help="Draw the weights (and, with --steps, any square step) as coloured "
+        "grids in the terminal, one per head.", rich_help_panel=OUTPUT)] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Also save heatmaps as an image: PNG, SVG or PDF by the extension "
+        "(needs pip install 'attncli[plot]').", rich_help_panel=OUTPUT,
+        show_default=False)] = None,
     opts: ProblemOptions | None = None,
 ) -> None:
     """Run an attention variant and show every step.
@@ -163,7 +170,20 @@ def compute(
                                for name in wanted or [] if name not in trace]
             for warning in trace.warnings:
                 _say("warning", warning)
-            _write(trace, fmt, precision, output)
+            if plot is not None:
+                from attncli.render.plot import write_plot
+
+                write_plot(trace, plot, steps=wanted)
+            if heatmap:
+                from attncli.render.heatmap import print_heatmaps
+
+                _emit(lambda console: print_heatmaps(trace, console, steps=wanted), output)
+            elif fmt is Format.torch:
+                from attncli.render.torch_script import render_torch
+
+                write_output(render_torch(problem, config, trace), output)
+            else:
+                _write(trace, fmt, precision, output)
         finally:
             monitor.close()
 

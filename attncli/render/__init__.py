@@ -18,6 +18,7 @@ class Format(enum.StrEnum):
     markdown = "markdown"
     npz = "npz"  # every step as an array (binary; -o FILE.npz)
     npy = "npy"  # one step (binary; -o FILE.npy)
+    torch = "torch"  # a Python script that redoes the run with PyTorch's own modules
 
     @property
     def binary(self) -> bool:
@@ -28,7 +29,7 @@ class Format(enum.StrEnum):
         """The format an -o file's extension names (table for none or an unknown one)."""
         suffix = "" if path is None else str(path).rsplit(".", 1)[-1].lower()
         return {"json": cls.json, "csv": cls.csv, "md": cls.markdown, "npz": cls.npz,
-                "npy": cls.npy}.get(suffix, cls.table)
+                "npy": cls.npy, "py": cls.torch}.get(suffix, cls.table)
 
 
 class ExplainFormat(enum.StrEnum):
