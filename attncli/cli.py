@@ -398,6 +398,55 @@ def samples(
         Console(highlight=False).print(table)
 
 
+@app.command()
+def variants(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a "
+                                          "table.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    """List the attention variants: each one's formula, the options it sets and the seed
+    document it comes from. A variant is only a preset: options given with it win.
+
+    [bold]Examples[/]
+
+      attncli variants
+      attncli compute --sample three-inputs --variant causal
+      attncli variants --json | jq '.[] | select(.name == "local")'
+    """
+    with handled(debug):
+        from attncli.config import VARIANTS
+
+        rows = [{"name": v.name, "formula": v.formula, "options": _as_flags(v.fields),
+                 "source": v.source} for v in VARIANTS.values()]
+        if as_json:
+            import orjson
+
+            write_output(orjson.dumps(rows).decode() + "\n", None)
+            return
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title="variants: attncli compute … --variant NAME", title_justify="left")
+        for column, style in (("name", "bold"), ("formula", ""), ("options it sets", "cyan"),
+                              ("from", "dim")):
+            table.add_column(column, style=style)
+        for row in rows:
+            table.add_row(*(escape(row[k]) for k in ("name", "formula", "options", "source")))
+        _stdout_console().print(table)
+
+
+def _as_flags(fields: dict) -> str:
+    """A variant's fields as the command-line options that set them."""
+    flags = []
+    for name, value in fields.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else f"--no-{name.replace('_', '-')}")
+        else:
+            flags.append(f"{flag} {getattr(value, 'value', value)}")
+    return " ".join(flags) or "(none)"
+
+
 def main() -> None:
     """Console-script entry point: usage errors, too, become one line and status 2."""
     try:

@@ -568,3 +568,31 @@ def test_no_input_is_an_error_with_a_hint():
     assert result.exit_code == 2
     assert "--sample" in result.stderr
     assert result.stdout == ""
+
+
+def test_variants_lists_each_preset_with_its_formula_options_and_source():
+    result = ok(["variants", "--json"])
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert list(rows) == ["simple", "unscaled", "scaled", "causal", "multihead", "cross",
+                          "local", "hard", "additive", "general"]
+    assert rows["simple"]["options"] == "--no-project --score dot"
+    assert rows["local"]["options"] == "--window 1"
+    assert rows["causal"]["source"].startswith("seed 000")
+    assert "√d_k" in rows["scaled"]["formula"]
+    table = ok(["variants"]).stdout
+    for name, row in rows.items():
+        assert name in table and row["options"] in table
+
+
+@pytest.mark.parametrize("name", ["simple", "causal", "local", "hard"])
+def test_each_variant_runs_with_the_options_it_lists(name):
+    """--variant NAME and the options `attncli variants` lists for it give the same numbers
+    (three-inputs' file asks for an unscaled score: --variant scaled sets the defaults back, as
+    a named variant replaces the file's config)."""
+    rows = {row["name"]: row for row in json.loads(ok(["variants", "--json"]).stdout)}
+    by_name = json.loads(ok(["compute", "--sample", "three-inputs", "--variant", name,
+                             "--json"]).stdout)
+    by_flags = json.loads(ok(["compute", "--sample", "three-inputs", "--variant", "scaled",
+                              *rows[name]["options"].split(), "--json"]).stdout)
+    assert by_name["steps"]["context"] == by_flags["steps"]["context"]
+    assert by_name["config"]["score"] == by_flags["config"]["score"]

@@ -1,5 +1,6 @@
 """rich tables for the terminal: one heading per step (its formula), one table per batch/head
-slice, slices side by side when they fit, and columns split into blocks rather than cut."""
+slice, slices side by side when they fit, and columns split into blocks rather than cut (up to
+MAX_BLOCKS blocks; a wider matrix shows its first block and says how many columns it elides)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from attncli.render import Slice, number, slices
 from attncli.trace import Step, Trace
 
 _STRESSED = {"weights", "dropped_weights"}
+#: A matrix needing more blocks of columns than this shows the first and elides the rest.
+MAX_BLOCKS = 3
 _EDGE = 4  # a table's left border and the row-label column's padding
 _CELL = 3  # a column's padding and its border
 
@@ -47,16 +50,27 @@ def _tables(step: Step, part: Slice, precision: int, width: int) -> list[Table]:
 def blocked_tables(part: Slice, plain: list[list[str]], styled: list[list[str]],
                    width: int) -> list[Table]:
     """A slice as tables of ``styled`` cells (rich markup), split into blocks of columns that
-    fit ``width`` as measured on the ``plain`` text of the cells."""
+    fit ``width`` as measured on the ``plain`` text of the cells; past MAX_BLOCKS blocks, the
+    first block alone, captioned with the number of columns elided and where to see them."""
     corner = f"{part.row_axis} \\ {part.col_axis}"
     blocks = _column_blocks(corner, part, plain, width)
+    elided = 0
+    if len(blocks) > MAX_BLOCKS:  # hundreds of blocks help nobody: the first, and a note
+        elided = len(part.cols) - len(blocks[0])
+        blocks = blocks[:1]
     tables = []
     for block in blocks:
         title = part.where
         if len(blocks) > 1:
             title = (f"{title}, " if title else "") + (
                 f"columns {block.start}–{block.stop - 1} of {len(part.cols)}")
-        table = Table(title=escape(title) or None, title_style="dim", header_style="bold cyan")
+        if elided:
+            title = (f"{title}, " if title else "") + (
+                f"columns 0–{block.stop - 1} of {len(part.cols)}")
+        caption = (f"… {elided} more {part.col_axis} columns not shown (of {len(part.cols)}): "
+                   "see them all with --format csv or --plot FILE") if elided else None
+        table = Table(title=escape(title) or None, title_style="dim", header_style="bold cyan",
+                      caption=caption, caption_style="yellow", caption_justify="left")
         table.add_column(corner, style="bold", no_wrap=True)
         for c in block:
             table.add_column(escape(part.cols[c]), justify="right", no_wrap=True)

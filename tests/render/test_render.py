@@ -80,3 +80,20 @@ def test_wide_tables_split_into_column_blocks_instead_of_cutting_numbers():
     assert "columns 0–6 of 12" in text and "columns 7–11 of 12" in text
     for value in trace["weights"][0]:  # every weight of the row is printed whole
         assert f"{value:.4f}" in text
+
+
+def test_very_wide_tables_show_what_fits_and_say_how_many_columns_are_elided():
+    from attncli.problem import Problem
+
+    rng = np.random.default_rng(3)
+    trace = attend(Problem.from_mapping({"x": rng.normal(size=(40, 6))}, "wide"))
+    console = Console(record=True, file=io.StringIO(), width=80, color_system=None)
+    print_tables(trace.at_query(0), console, precision=4)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # 80 columns hold the row label and 7 weights (as above); 40 − 7 = 33 elided
+    assert "columns 0–6 of 40" in text
+    assert ("… 33 more key columns not shown (of 40): see them all with --format csv or "
+            "--plot FILE") in " ".join(text.split())
+    for value in trace["weights"][0][:7]:
+        assert f"{value:.4f}" in text
