@@ -1,0 +1,294 @@
+"""Terminal heatmaps: one grid per head, token labels on both axes, the real value range in the
+legend, masked cells marked, no colour under NO_COLOR, elided keys announced, and two stored
+renderings (tests/render/heatmap_hello*.txt; ATTNCLI_UPDATE_RENDERINGS=1 rewrites them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from attncli import AttentionConfig, attend, load_problem
+from attncli.cli import app
+from attncli.problem import Problem
+from attncli.render.heatmap import SHADES, print_heatmaps, shade, viridis
+
+HERE = Path(__file__).resolve().parent
+ANSI = re.compile(r"\x1b\[")
+
+
+def _trace(sample: str, config: AttentionConfig | None = None):
+    return attend(load_problem(sample=sample), config)
+
+
+def _text(trace, width: int = 100, steps: list[str] | None = None, **options) -> str:
+    console = Console(record=True, file=io.StringIO(), width=width, color_system=None,
+                      **options)
+    print_heatmaps(trace, console, steps=steps)
+    return console.export_text()
+
+
+def _column_labels(text: str, first_row: str, label_width: int, n_keys: int) -> list[str]:
+    """The key labels written down the columns above the row ``first_row``: the cells start
+    after the row labels (``label_width`` columns) and a space, each label centred in 3."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_row + " "))
+    header = []
+    for line in reversed(lines[:start]):
+        if not line.startswith(" ") or not line.strip():
+            break
+        header.insert(0, line)
+    at = [label_width + 1 + 3 * c + 1 for c in range(n_keys)]
+    return ["".join(line[i] if len(line) > i else "" for line in header).strip() for i in at]
+
+
+def _foregrounds(ansi: str) -> list[str]:
+    """The foreground colour codes among the SGR escapes (38;…, 30–37, 90–97)."""
+    found = []
+    for codes in re.findall(r"\x1b\[([0-9;]*)m", ansi):
+        params = [int(p) for p in codes.split(";") if p]
+        i = 0
+        while i < len(params):
+            if params[i] in (38, 48):  # extended colour: 5;n or 2;r;g;b follows
+                if params[i] == 38:
+                    found.append(codes)
+                i += 3 if params[i + 1] == 5 else 5
+                continue
+            if 30 <= params[i] <= 37 or 90 <= params[i] <= 97:
+                found.append(codes)
+            i += 1
+    return found
+
+
+def _legends(text: str) -> list[tuple[str, str]]:
+    return re.findall(rf"(-?\d+\.\d{{4}}) \[{re.escape(SHADES)}\] (-?\d+\.\d{{4}})", text)
+
+
+def test_hello_has_token_labels_on_both_axes_and_the_real_range():
+    trace = _trace("hello-shiny-sun")
+    text = _text(trace)
+    weights = trace["weights"]
+    # seed 000's weights: min 0.2283 (Hello → sun… see the tables), max 0.4063 (shiny → shiny)
+    assert (f"{weights.min():.4f}", f"{weights.max():.4f}") == ("0.2283", "0.4063")
+    assert _legends(text) == [("0.2283", "0.4063")]
+    assert "weights  weights = softmax(scores)  query × key: 3×3" in text
+    rows = [line.split(" ")[0] for line in text.splitlines()
+            if line.startswith(("Hello ", "shiny ", "sun "))]
+    assert rows == ["Hello", "shiny", "sun"]
+    assert _column_labels(text, "Hello", 5, 3) == ["Hello", "shiny", "sun"]
+
+
+def test_cells_are_shaded_by_value_on_the_slice_range():
+    trace = _trace("hello-shiny-sun")
+    text = _text(trace)
+    weights = trace["weights"]
+    low, span = weights.min(), weights.max() - weights.min()
+    for label, row in zip(trace.query_tokens, weights, strict=True):
+        line = next(line for line in text.splitlines() if line.startswith(label + " "))
+        cells = line[len("Hello "):]
+        assert cells == "".join(shade((v - low) / span) * 3 for v in row)
+    # the largest weight is the darkest shade, the smallest the lightest
+    assert shade(1.0) == "█" and shade(0.0) == " "
+
+
+def test_one_grid_per_head_each_with_its_own_range():
+    trace = _trace("multihead-einsum")
+    text = _text(trace, width=200)
+    assert "weights  weights = softmax(scaled_scores)  head × query × key: 4×5×5" in text
+    for h in range(4):
+        assert len(re.findall(rf"\bhead {h}\b", text)) == 1
+    weights = trace["weights"]
+    assert _legends(text) == [(f"{w.min():.4f}", f"{w.max():.4f}") for w in weights]
+    assert text.count("Marcello ") == 4  # a row label per grid, side by side at width 200
+
+
+def test_grids_that_do_not_fit_side_by_side_are_stacked():
+    text = _text(_trace("multihead-einsum"), width=40)
+    assert max(len(line) for line in text.splitlines()) <= 40
+    assert [line.strip() for line in text.splitlines() if line.startswith("head")] == [
+        "head 0", "head 1", "head 2", "head 3"]
+    assert _column_labels(text, "My", 8, 5) == ["My", "name", "is", "Marcello", "Politi"]
+
+
+def test_masked_cells_are_marked_and_left_out_of_the_range():
+    trace = _trace("your-journey-causal")
+    text = _text(trace)
+    rows = [line for line in text.splitlines() if line.split(" ")[0] in trace.query_tokens
+            and not line.startswith(" ")]
+    assert len(rows) == 6
+    for i, line in enumerate(rows):  # query i sees keys 0 … i: 5 − i masked cells
+        assert line.count("×") == 5 - i
+    assert "× masked (score −∞)" in text
+    weights = trace["weights"]
+    visible = weights[np.tril(np.ones_like(weights, dtype=bool))]
+    assert _legends(text) == [(f"{visible.min():.4f}", f"{visible.max():.4f}")]
+    assert visible.min() > 0  # the masked 0s are not the minimum
+
+
+def test_masked_scores_are_marked_by_their_minus_infinity():
+    trace = _trace("your-journey-causal")
+    text = _text(trace, steps=["masked_scores"])
+    rows = [line for line in text.splitlines() if line.split(" ")[0] in trace.query_tokens]
+    assert sum(line.count("×") for line in rows) == 15  # above the diagonal of 6 × 6
+    scores = trace["masked_scores"]
+    finite = scores[np.isfinite(scores)]
+    assert _legends(text) == [(f"{finite.min():.4f}", f"{finite.max():.4f}")]
+
+
+def test_default_is_the_weights_and_dropped_weights():
+    trace = attend(load_problem(sample="your-journey-causal"),
+                   AttentionConfig(causal=True, dropout=0.5, seed=123))
+    text = _text(trace)
+    headings = [line.split("  ")[0] for line in text.splitlines() if "  " in line
+                and "=" in line]
+    assert headings == ["weights", "dropped_weights"]
+
+
+def test_steps_pick_square_ones_and_note_the_others():
+    trace = _trace("multihead-einsum")
+    text = _text(trace, width=200, steps=["scores", "context", "weights"])
+    assert "scores  scores = queries keysᵀ" in text
+    assert "weights  weights = softmax(scaled_scores)" in text
+    assert "scaled_scores  " not in text
+    assert ("context (query × dim) is not a query × key matrix: no heatmap; leave out "
+            "--heatmap for its table") in text
+    assert len(_legends(text)) == 8  # 4 heads × 2 steps
+
+
+def test_one_query_row_after_query():
+    trace = _trace("multihead-einsum")
+    row = trace.at_query(trace.query_index("Marcello"))
+    text = _text(row, width=200)
+    assert "head × query × key: 4×1×5" in text
+    assert text.count("Marcello ") == 4 and "Politi " not in text
+    assert _legends(text) == [(f"{w.min():.4f}", f"{w.max():.4f}")
+                              for w in trace["weights"][:, 3]]
+
+
+def test_narrow_console_elides_keys_with_a_note_and_never_wraps_a_row():
+    rng = np.random.default_rng(3)
+    trace = attend(Problem.from_mapping({"x": rng.normal(size=(12, 4))}, "wide"))
+    text = _text(trace, width=30)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 30
+    # row labels "0" … "11" take 2 columns and a space: 27 columns hold 9 keys of 3
+    grid_rows = [line for line in lines if re.match(r"\d+ +[ ░▒▓█]", line)]
+    assert len(grid_rows) == 12 and all(len(line) == 3 + 9 * 3 for line in grid_rows)
+    assert ("… 3 more keys not shown (of 12): see them all with --format csv or --plot "
+            "FILE") in " ".join(text.split())
+    weights = trace["weights"]  # the range is the whole slice's, not only the keys shown
+    assert _legends(text) == [(f"{weights.min():.4f}", f"{weights.max():.4f}")]
+
+
+def test_long_and_odd_labels_stay_on_their_lines():
+    trace = _trace("hello-shiny-sun")
+    odd = dataclasses.replace(trace, query_tokens=["two\nlines", "a" * 40, "sun"],
+                              key_tokens=["two\nlines", "a" * 40, "sun"])
+    text = _text(odd)
+    assert "two\\nlines " in text  # the escape, not a line break
+    assert ("a" * 15 + "… ") in text  # row labels are cut to 16 columns
+    assert _column_labels(text, "two\\nlines", 16, 3) == ["two\\nli…", "aaaaaaa…", "sun"]
+
+
+@pytest.mark.parametrize("how", ["no_color", "env", "file"])
+def test_no_colour_means_shading_and_no_escape_codes(how, monkeypatch):
+    options = {"force_terminal": True, "color_system": "truecolor"}
+    if how == "no_color":
+        options["no_color"] = True
+    elif how == "env":
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        options = {"color_system": None}
+    out = io.StringIO()
+    console = Console(file=out, width=100, **options)
+    print_heatmaps(_trace("your-journey-causal"), console)
+    text = out.getvalue()
+    assert not ANSI.search(text)
+    assert "█" in text and "░" in text and f"[{SHADES}]" in text
+
+
+def test_colour_cells_are_viridis_backgrounds():
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system="truecolor")
+    print_heatmaps(_trace("hello-shiny-sun"), console)
+    text = out.getvalue()
+    for t in (0.0, 1.0):  # the ends of the scale: the minimum and maximum cells, the legend
+        assert text.count("\x1b[48;2;{};{};{}m".format(*viridis(t))) == 2
+    assert viridis(0.0) == (0x44, 0x01, 0x54) and viridis(1.0) == (0xFD, 0xE7, 0x25)
+    grids = text.split("\n", 1)[1]  # under the step's heading (its name in magenta)
+    assert not _foregrounds(grids)  # no foreground colour: the data is in the backgrounds
+    assert not any(c in text for c in SHADES[1:])
+
+
+def test_sixteen_colours_fall_back_to_shading():
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True, color_system="standard")
+    print_heatmaps(_trace("hello-shiny-sun"), console)
+    assert "█" in out.getvalue() and "48;" not in out.getvalue()
+
+
+def _compare(name: str, text: str) -> None:
+    path = HERE / name
+    if os.environ.get("ATTNCLI_UPDATE_RENDERINGS"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def test_stored_rendering_without_colour():
+    console = Console(width=100, color_system=None, record=True, file=io.StringIO())
+    print_heatmaps(_trace("hello-shiny-sun"), console)
+    _compare("heatmap_hello.txt", console.export_text())
+
+
+def test_stored_rendering_with_colour():
+    console = Console(width=100, color_system="truecolor", force_terminal=True, record=True,
+                      file=io.StringIO())
+    print_heatmaps(_trace("hello-shiny-sun"), console)
+    _compare("heatmap_hello_color.txt", console.export_text(styles=True))
+
+
+def test_readme_example_is_the_stored_rendering():
+    readme = (HERE.parent.parent / "README.md").read_text(encoding="utf-8")
+    command = "attncli compute --sample hello-shiny-sun --heatmap\n"
+    block = next(b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S)
+                 if b.startswith(command))
+    stored = (HERE / "heatmap_hello.txt").read_text(encoding="utf-8")
+    assert block[len(command):].rstrip() == "\n".join(
+        line.rstrip() for line in stored.splitlines()).rstrip()
+
+
+runner = CliRunner()
+
+
+def test_cli_heatmap_of_the_causal_sample():
+    result = runner.invoke(app, ["compute", "--sample", "your-journey-causal", "--heatmap"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "weights  weights = softmax(masked_scores)" in result.stdout
+    assert "× masked (score −∞)" in result.stdout
+    assert not ANSI.search(result.stdout)  # not a terminal: shading
+
+
+def test_cli_heatmap_of_a_step_that_is_not_square_says_so():
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--heatmap",
+                                 "--steps", "context"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert " ".join(result.stdout.split()) == (
+        "context (query × dim) is not a query × key matrix: no heatmap; leave out --heatmap "
+        "for its table")
+
+
+def test_cli_heatmap_to_a_file(tmp_path):
+    target = tmp_path / "heatmap.txt"
+    result = runner.invoke(app, ["compute", "--sample", "multihead-einsum", "--heatmap",
+                                 "-o", str(target)])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    text = target.read_text(encoding="utf-8")
+    assert not ANSI.search(text)
+    assert text.count("head ") >= 4 and len(_legends(text)) == 4
