@@ -164,6 +164,10 @@ def compute(
         monitor = CliMonitor(_say, f"--format {fmt.value}", fmt.binary, near=output,
                              show=sys.stderr.isatty() and not piped)
         check_target(output)  # before a long run, not after it
+        if plot is not None:
+            from attncli.render.plot import check_plot
+
+            check_plot(plot)
         try:
             trace = attend(problem, config, steps=wanted, monitor=monitor, query=query)
             trace.warnings += [f"step {name!r} is not computed in this configuration"

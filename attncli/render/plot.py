@@ -1,0 +1,280 @@
+"""--plot: the query × key steps as heatmaps in an image file (PNG, SVG or PDF).
+
+One panel per batch/head slice of each drawn step, laid out in a near-square grid, query tokens
+down the side and key tokens along the bottom (as the tables print them), one colour bar per
+step, the values written in the cells of small matrices, masked cells grey and hatched.
+matplotlib is an optional extra (``attncli[plot]``) and is imported only here, when a plot is
+asked for, through its object API (``matplotlib.figure.Figure``: no pyplot, no global state).
+
+Sources: d2l.ai's ``show_heatmaps`` (§11.1, queries down, keys across, one panel per head, a
+shared colour bar) is the model; viridis is van der Walt & Smith's perceptually uniform
+colour map (matplotlib, 2015).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from attncli.errors import InputError
+from attncli.render import Slice, matrix_slices, number, slices
+from attncli.trace import Step, Trace
+
+#: Image formats by the extension of the --plot file.
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+DPI = 150  # PNG resolution; SVG and PDF are vector (the heatmaps inside are pixel images)
+ANNOTATE_UP_TO = 12  # values are written in the cells of matrices up to 12 × 12
+#: Steps after the mask, whose masked cells are drawn grey and hatched.
+MASKED_STEPS = ("masked_scores", "weights", "dropped_weights")
+MASKED_STYLE = {"facecolor": "0.82", "edgecolor": "0.45", "hatch": "///", "linewidth": 0}
+MAX_INCHES = 24.0  # the figure's cap, each way
+
+
+def check_plot(path: Path) -> None:
+    """Before the run: the extension names a format, matplotlib is installed (looked up, not
+    imported) and ``path`` can be written.
+
+    Raises: InputError, as :func:`write_plot` would after the run.
+    """
+    import importlib.util
+
+    from attncli.io.writer import check_target
+
+    if FORMATS.get(Path(path).suffix.lower()) is None:
+        raise InputError(f"--plot {path}: the extension picks the format: .png, .svg or .pdf")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("--plot needs matplotlib: pip install 'attncli[plot]'")
+    check_target(Path(path))
+
+
+def write_plot(trace: Trace, path: Path, steps: list[str] | None = None) -> None:
+    """Draw the query × key steps of ``trace`` (:func:`figure`) into ``path``, whole or not
+    at all (a temporary file renamed over it, as ``-o`` writes).
+
+    The format is the extension's: ``.png`` (150 dpi), ``.svg`` or ``.pdf``.
+    Raises: InputError for another extension, without matplotlib (one line with the install
+    command), for no step to draw, and when the file cannot be written.
+    """
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"--plot {path}: the extension picks the format: .png, .svg or .pdf")
+    fig = figure(trace, steps)
+    buffer = io.BytesIO()  # drawn in full first: a failed drawing leaves the old file alone
+    # the same run draws the same bytes: no date, and SVG ids from a fixed salt, not a uuid
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
+    from matplotlib import rc_context
+
+    with rc_context({"svg.hashsalt": "attncli"}):
+        fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+    from attncli.io.writer import write_binary
+
+    write_binary(lambda handle: handle.write(buffer.getvalue()), path)
+
+
+def plot_steps(trace: Trace, steps: list[str] | None = None) -> list[Step]:
+    """The steps to draw: ``weights`` (and ``dropped_weights`` when present) by default, else
+    each step of ``steps`` in the trace whose last two axes are (query, key).
+
+    Raises: InputError when there is none (``--steps context``).
+    """
+    names = ["weights", "dropped_weights"] if steps is None else steps
+    chosen = [trace.step(name) for name in dict.fromkeys(names) if name in trace]
+    chosen = [step for step in chosen if step.axes[-2:] == ("query", "key")]
+    if not chosen:
+        given = "" if steps is None else f"; --steps {','.join(steps)} has none"
+        raise InputError("--plot draws the query × key steps (scores, scaled_scores, "
+                         f"masked_scores, weights, dropped_weights){given}")
+    return chosen
+
+
+def figure(trace: Trace, steps: list[str] | None = None):
+    """A matplotlib Figure of the steps :func:`plot_steps` picks: one block per step (its
+    formula as the title, one colour bar), one panel per batch/head slice in it.
+
+    Shapes: each drawn step (..., seq_q, seq_k), the leading axes batch and head; a panel is
+    one (seq_q, seq_k) slice, queries as rows (top to bottom), keys as columns. The panels'
+    axes carry the label ``"heatmap"``; the colour bars' do not.
+    Colours: viridis over 0 … 1 for weights (0 … the largest for dropped_weights, which
+    dropout rescales), over the finite minimum … maximum of the step for the scores.
+    Masked cells (:func:`masked_cells`) are grey and hatched, with a legend entry "masked".
+    Size: 0.5 inch per token up to 10 tokens, a panel's cells at most 5 inches across, the
+    figure at most 24 inches each way (scaled down whole, keeping its shape).
+    Raises: InputError as :func:`plot_steps`, and without matplotlib.
+    """
+    chosen = plot_steps(trace, steps)
+    figure_class = _matplotlib()
+    blocks = [(step, list(slices(trace, step))) for step in chosen]
+    widths, heights = zip(*(_block_size(step, parts) for step, parts in blocks), strict=True)
+    shrink = min(1.0, MAX_INCHES / max(widths), MAX_INCHES / sum(heights))  # keeps the shape
+    size = (shrink * max(widths), shrink * sum(heights))
+    fig = figure_class(figsize=size, layout="constrained")
+    subfigs = fig.subfigures(len(blocks), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for subfig, (step, parts) in zip(subfigs, blocks, strict=True):
+        _draw_step(subfig, trace, step, parts)
+    return fig
+
+
+def masked_cells(trace: Trace, step: Step) -> np.ndarray:
+    """Which cells of ``step`` the mask forbids: bool, ``step.data``'s shape, True = masked.
+
+    The rule: only steps from ``masked_scores`` on have masked cells (``scores`` and
+    ``scaled_scores`` come before the mask). When the trace holds ``masked_scores``, its −∞
+    cells are the masked ones (causal, --window, mask and key_padding_mask alike); otherwise
+    the causal / local mask is rebuilt from ``trace.config`` (causal, window, causal_align),
+    so a mask given as a file shows only when masked_scores is among the steps.
+    """
+    none = np.zeros(step.shape, dtype=bool)
+    if step.name not in MASKED_STEPS:
+        return none
+    if "masked_scores" in trace and trace.step("masked_scores").shape == step.shape:
+        return np.isneginf(trace["masked_scores"])
+    config = trace.config
+    causal, window = bool(config.get("causal")), config.get("window")
+    if not causal and window is None:
+        return none
+    from attncli.attention.masks import structural
+
+    seq_q, seq_k = step.shape[-2:]
+    rows = (0, seq_q)
+    if trace.focus is not None:  # one query row of the whole run
+        seq_q, rows = len(trace.query_tokens), (trace.focus, trace.focus + 1)
+    window = None if window is None else min(int(window), seq_q + seq_k)
+    allowed = structural(np, seq_q, seq_k, causal=causal, window=window, rows=rows,
+                         bottom_right=config.get("causal_align") == "bottom-right")
+    return np.broadcast_to(~allowed, step.shape)
+
+
+def _matplotlib():
+    """matplotlib's Figure class, or the one-line error that says how to install it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'attncli[plot]'") from None
+    return Figure
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of a near-square grid for n panels, wider than tall."""
+    columns = math.ceil(math.sqrt(n))
+    return math.ceil(n / columns), columns
+
+
+def _cell(parts: list[Slice]) -> float:
+    """A cell's side in inches: 0.5 up to 10 tokens, then shrinking to keep panels ~5 in."""
+    n = max(max(part.matrix.shape) for part in parts)
+    return min(0.5, 5.0 / n)
+
+
+def _margin(labels: list[str], slope: float) -> float:
+    """Inches that the tick labels and the axis name take: ``slope`` inches per character
+    (0.07 for the query labels, 0.05 for the key labels at 45°)."""
+    return 0.4 + slope * min(max(len(label) for label in labels), 16)
+
+
+def _block_size(step: Step, parts: list[Slice]) -> tuple[float, float]:
+    """(width, height) in inches of one step's block of panels."""
+    rows, columns = _grid(len(parts))
+    cell, (n_q, n_k) = _cell(parts), parts[0].matrix.shape
+    width = columns * (cell * n_k + _margin(parts[0].rows, 0.07) + 0.15) + 1.3  # + colour bar
+    height = rows * (cell * n_q + _margin(parts[0].cols, 0.05) + 0.35) + 0.4  # + titles
+    return width, height
+
+
+def _limits(step: Step, masked: np.ndarray) -> tuple[float, float]:
+    """The colour bar's range: 0 … 1 for weights, the finite values' range otherwise."""
+    finite = step.data[np.isfinite(step.data) & ~masked]
+    if step.name == "weights":
+        return 0.0, 1.0
+    if step.name == "dropped_weights":
+        return 0.0, max(1.0, float(finite.max()) if finite.size else 1.0)
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice]) -> None:
+    """One step's panels, colour bar, title and (when some cell is masked) legend."""
+    import matplotlib
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.ticker import MaxNLocator
+
+    masked = masked_cells(trace, step)
+    norm = Normalize(*_limits(step, masked))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+    rows, columns = _grid(len(parts))
+    grid = subfig.add_gridspec(rows, columns)
+    cell = _cell(parts)
+    panels, image = [], None
+    for i, (part, hidden) in enumerate(zip(parts, matrix_slices(trace, masked, step.axes),
+                                           strict=True)):
+        ax = subfig.add_subplot(grid[i // columns, i % columns], label="heatmap")
+        values = np.ma.masked_array(part.matrix, mask=hidden.matrix | ~np.isfinite(part.matrix))
+        n_q, n_k = part.matrix.shape
+        if hidden.matrix.any():  # seen through the transparent masked cells
+            ax.add_patch(Rectangle((-0.5, -0.5), n_k, n_q, zorder=0, **MASKED_STYLE))
+        image = ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest", zorder=1,
+                          aspect="auto")  # square by the figure's size: a fixed aspect unsettles
+        # constrained layout, which then lets labels stick out of the image
+        _ticks(ax, part, cell, bottom=i + columns >= len(parts), left=i % columns == 0)
+        if part.where:
+            ax.set_title(part.where, fontsize=9)
+        if max(n_q, n_k) <= ANNOTATE_UP_TO:
+            _annotate(ax, part, hidden.matrix, cmap, norm, cell)
+        panels.append(ax)
+    # A fixed number of ticks (the default follows the bar's length, which the layout sets:
+    # labels that widen after the layout, 0.2 → 0.25, would be cut at the edge); a short
+    # block (one query row after --query) gets the whole height and about three ticks.
+    short = rows * cell * parts[0].matrix.shape[0] < 1.2
+    bar = subfig.colorbar(image, ax=panels, label=step.name,
+                          ticks=MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10]),
+                          shrink=1.0 if short else min(1.0, 0.4 + 0.2 * rows))
+    subfig.suptitle(step.formula, fontsize=10)
+    if masked.any():  # the swatch under the colour bar
+        bar.ax.legend(handles=[Patch(label="masked", **MASKED_STYLE)], loc="upper left",
+                      bbox_to_anchor=(0.0, 0.0), fontsize=8, frameon=False,
+                      handlelength=1.2, borderaxespad=0.9, borderpad=0)
+
+
+def _ticks(ax, part: Slice, cell: float, bottom: bool, left: bool) -> None:
+    """Token labels: every token up to 40, else about 20 of them; axis names on the outside.
+    Key labels slant 45°; inner panels keep the ticks but not the labels (as d2l's do)."""
+    style = {"fontsize": 8 if cell >= 0.3 else 6}
+    for axis, labels, name, shown, slant in (
+            (ax.xaxis, part.cols, part.col_axis, bottom,
+             {"rotation": 45, "ha": "right", "rotation_mode": "anchor"}),
+            (ax.yaxis, part.rows, part.row_axis, left, {})):
+        every = 1 if len(labels) <= 40 else math.ceil(len(labels) / 20)
+        positions = range(0, len(labels), every)
+        axis.set_ticks(positions, labels=[labels[p] for p in positions] if shown else [],
+                       **style, **slant)
+        if shown:
+            axis.set_label_text(name, fontsize=9)
+    ax.tick_params(length=2)
+
+
+def _annotate(ax, part: Slice, hidden: np.ndarray, cmap, norm, cell: float) -> None:
+    """Each value with 2 decimals, dark on light cells and light on dark ones; −∞ for the
+    masked cells of masked_scores, nothing on the other masked cells."""
+    texts = [[number(v, 2) for v in row] for row in part.matrix]
+    longest = max(len(text) for row in texts for text in row)
+    fontsize = min(9.0, 0.85 * 72 * cell / (0.6 * longest))
+    if fontsize < 5:
+        return
+    for (i, j), value in np.ndenumerate(part.matrix):
+        if hidden[i, j] and np.isfinite(value):
+            continue
+        style = {"color": "black"}
+        if not np.isfinite(value):  # on the hatch: a patch of grey behind the text
+            style["bbox"] = {"facecolor": MASKED_STYLE["facecolor"], "edgecolor": "none",
+                             "boxstyle": "square,pad=0.1"}
+        elif sum(w * c for w, c in zip((0.299, 0.587, 0.114), cmap(norm(value)),
+                                        strict=False)) < 0.5:  # a dark colour
+            style["color"] = "white"
+        ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=fontsize, zorder=2,
+                **style)

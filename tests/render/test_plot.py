@@ -1,0 +1,231 @@
+"""--plot: an image is written, opens with the right number of panels and size, and shows the
+masked cells; a missing matplotlib, an unknown extension or no query × key step is one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from attncli import AttentionConfig, attend, load_problem
+from attncli.cli import app
+from attncli.errors import InputError
+from attncli.render.plot import DPI, figure, masked_cells, write_plot
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def mpl():
+    """matplotlib (the `plot` extra); the drawing tests skip without it."""
+    return pytest.importorskip("matplotlib")
+
+
+def _panels(fig) -> list:
+    """The heatmaps of a figure (its axes other than the colour bars)."""
+    return [ax for ax in fig.axes if ax.get_label() == "heatmap"]
+
+
+def _bars(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def _png_size(path) -> tuple[int, int]:
+    """(width, height) in pixels, from the PNG's IHDR chunk (bytes 16–24)."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def _expected_pixels(trace, steps=None) -> np.ndarray:
+    return figure(trace, steps).get_size_inches() * DPI
+
+
+# --- through the command line --------------------------------------------------------------
+
+@pytest.mark.parametrize(("sample", "panels"), [
+    ("hello-shiny-sun", 1),  # one head: one panel
+    ("multihead-einsum", 4),  # heads 0 … 3 in a 2 × 2 grid
+    ("your-journey-causal", 1),
+])
+def test_cli_writes_a_png_with_a_panel_per_head(mpl, tmp_path, sample, panels):
+    out = tmp_path / "weights.png"
+    result = runner.invoke(app, ["compute", "--sample", sample, "--plot", str(out),
+                                 "-o", str(tmp_path / "steps.txt")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "steps.txt").read_text().strip()  # the normal output is still written
+    trace = attend(load_problem(sample=sample))
+    np.testing.assert_allclose(_png_size(out), _expected_pixels(trace), atol=1)
+    image = mpl.image.imread(out)  # it opens as an image, (height, width, RGBA)
+    assert image.shape[2] == 4 and image[..., :3].std() > 0.1  # not blank
+    fig = figure(trace)
+    assert len(_panels(fig)) == panels and len(_bars(fig)) == 1
+    titles = [ax.get_title() for ax in _panels(fig)]
+    assert titles == ([f"head {h}" for h in range(4)] if panels == 4 else [""])
+
+
+def test_cli_plots_each_query_key_step_of_steps(mpl, tmp_path):
+    out = tmp_path / "steps.png"
+    result = runner.invoke(app, ["compute", "--sample", "multihead-einsum", "--steps",
+                                 "scores,weights,context", "--plot", str(out), "-o", "/dev/null"])
+    assert result.exit_code == 0, result.output
+    trace = attend(load_problem(sample="multihead-einsum"), steps=["scores", "weights", "context"])
+    fig = figure(trace, ["scores", "weights", "context"])  # context is (query, dim): left out
+    assert len(_panels(fig)) == 2 * 4 and len(_bars(fig)) == 2
+    assert [bar.get_ylabel() for bar in _bars(fig)] == ["scores", "weights"]
+    np.testing.assert_allclose(_png_size(out), _expected_pixels(trace, ["scores", "weights"]),
+                               atol=1)
+
+
+@pytest.mark.parametrize(("name", "magic"), [("plot.svg", b"<?xml"), ("plot.PDF", b"%PDF-")])
+def test_cli_writes_svg_and_pdf_by_the_extension(mpl, tmp_path, name, magic):
+    out = tmp_path / name
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot", str(out),
+                                 "-o", "/dev/null"])
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data.startswith(magic)
+    if name.endswith(".svg"):
+        assert b"<svg" in data and b"weights" in data
+        # the same run writes the same bytes (no date, no random ids)
+        runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot", str(out),
+                            "-o", "/dev/null"])
+        assert out.read_bytes() == data
+
+
+@pytest.mark.parametrize("name", ["plot.jpg", "plot", "plot.png.txt"])
+def test_cli_unknown_extension_is_one_line_listing_the_formats(tmp_path, name):
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot",
+                                 str(tmp_path / name), "-o", "/dev/null"])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert ".png, .svg or .pdf" in result.stderr
+    assert not (tmp_path / name).exists()
+
+
+def test_cli_without_a_query_key_step_says_what_plot_draws(mpl, tmp_path):
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--steps", "context",
+                                 "--plot", str(tmp_path / "p.png"), "-o", "/dev/null"])
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "--plot draws the query × key steps" in message and "--steps context" in message
+
+
+def test_cli_without_matplotlib_is_one_line_with_the_install_command(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot",
+                                 str(tmp_path / "p.png"), "-o", "/dev/null"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "attncli: error: --plot needs matplotlib: pip install 'attncli[plot]'"]
+    assert not (tmp_path / "p.png").exists()
+
+
+# --- write_plot and figure from Python -----------------------------------------------------
+
+def test_write_plot_replaces_a_file_whole(mpl, tmp_path):
+    out = tmp_path / "w.png"
+    out.write_bytes(b"old")
+    write_plot(attend(load_problem(sample="three-inputs")), out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["w.png"]  # no temporary file left
+
+
+def test_write_plot_draws_nothing_on_an_error(tmp_path):
+    out = tmp_path / "w.gif"
+    with pytest.raises(InputError, match=r"\.png, \.svg or \.pdf"):
+        write_plot(attend(load_problem(sample="three-inputs")), out)
+    assert not out.exists()
+
+
+def test_figure_grows_with_the_tokens_and_is_capped(mpl, tmp_path):
+    small = figure(attend(load_problem(sample="hello-shiny-sun"))).get_size_inches()
+    middle = figure(attend(load_problem(sample="your-journey-causal"))).get_size_inches()
+    rng = np.random.default_rng(0)
+    problem = tmp_path / "big.json"
+    problem.write_text(json.dumps({"x": rng.normal(size=(300, 8)).tolist(),
+                                   "config": {"heads": 8}}))
+    big = figure(attend(load_problem(str(problem)))).get_size_inches()
+    assert np.all(small < middle) and np.all(middle < big)
+    assert max(big) <= 24
+    assert len(_panels(figure(attend(load_problem(str(problem)))))) == 8
+
+
+def test_figure_writes_values_only_in_small_matrices(mpl, tmp_path):
+    fig = figure(attend(load_problem(sample="hello-shiny-sun")))
+    (ax,) = _panels(fig)
+    # shiny's row, worked in tests/test_cli.py: [0.22913, 0.40626, 0.36460]
+    assert [t.get_text() for t in ax.texts][3:6] == ["0.23", "0.41", "0.36"]
+    rng = np.random.default_rng(1)
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps({"x": rng.normal(size=(13, 4)).tolist()}))
+    (ax,) = _panels(figure(attend(load_problem(str(problem)))))
+    assert len(ax.texts) == 0  # 13 × 13: colours only
+
+
+def test_causal_figure_shows_the_masked_cells(mpl):
+    trace = attend(load_problem(sample="your-journey-causal"))
+    fig = figure(trace, ["scores", "masked_scores", "weights"])
+    scores, masked_scores, weights = _panels(fig)
+    future = np.triu(np.ones((6, 6), dtype=bool), k=1)  # keys after the query
+    for ax in (masked_scores, weights):
+        np.testing.assert_array_equal(np.ma.getmaskarray(ax.images[0].get_array()), future)
+        (patch,) = ax.patches  # the hatched grey seen through the masked cells
+        assert patch.get_hatch() == "///"
+    assert not np.ma.getmaskarray(scores.images[0].get_array()).any()  # before the mask
+    assert len(scores.patches) == 0
+    assert [t.get_text() for t in masked_scores.texts].count("−∞") == future.sum()
+    assert "" not in [t.get_text() for t in weights.texts]
+    assert len(weights.texts) == 36 - future.sum()  # no 0.00 written in masked cells
+    legends = [bar.get_legend() for bar in _bars(fig)]
+    assert legends[0] is None  # scores: nothing masked
+    assert [[t.get_text() for t in legend.get_texts()] for legend in legends[1:]] == [
+        ["masked"], ["masked"]]
+
+
+@pytest.mark.parametrize("config", [
+    AttentionConfig(causal=True),
+    AttentionConfig(window=1),
+    AttentionConfig(causal=True, window=1),
+    AttentionConfig(causal=True, causal_align="bottom-right"),
+    AttentionConfig(window=1, causal_align="bottom-right"),
+])
+def test_masked_cells_without_masked_scores_are_rebuilt_from_the_config(tmp_path, config):
+    rng = np.random.default_rng(2)
+    problem = tmp_path / "cross.json"  # seq_q 3 ≠ seq_k 5: the alignment matters
+    problem.write_text(json.dumps({"x": rng.normal(size=(3, 4)).tolist(),
+                                   "memory": rng.normal(size=(5, 4)).tolist()}))
+    problem = load_problem(str(problem))
+    full = attend(problem, config)
+    expected = np.isneginf(full["masked_scores"])
+    weights_only = attend(problem, config, steps=["weights"])
+    assert "masked_scores" not in weights_only
+    np.testing.assert_array_equal(masked_cells(weights_only, weights_only.step("weights")),
+                                  expected)
+    one_row = attend(problem, config, steps=["weights"], query="1")
+    np.testing.assert_array_equal(masked_cells(one_row, one_row.step("weights")),
+                                  expected[1:2])
+
+
+def test_a_mask_file_shows_through_masked_scores(tmp_path):
+    mask = [[True, False, True], [True, True, False], [False, True, True]]
+    problem = tmp_path / "masked.json"
+    problem.write_text(json.dumps({"x": [[1, 0], [0, 1], [1, 1]], "mask": mask}))
+    trace = attend(load_problem(str(problem)))
+    np.testing.assert_array_equal(masked_cells(trace, trace.step("weights")), ~np.array(mask))
+    assert not masked_cells(trace, trace.step("scores")).any()
+
+
+def test_dropout_zeros_are_not_masked_cells(mpl):
+    trace = attend(load_problem(sample="your-journey-causal"),
+                   AttentionConfig(causal=True, dropout=0.5, seed=123))
+    dropped = masked_cells(trace, trace.step("dropped_weights"))
+    np.testing.assert_array_equal(dropped, np.triu(np.ones((6, 6), dtype=bool), k=1))
+    fig = figure(trace)  # weights and dropped_weights by default
+    assert [bar.get_ylabel() for bar in _bars(fig)] == ["weights", "dropped_weights"]
+    assert _bars(fig)[1].get_ylim()[1] == pytest.approx(2.0)  # kept weights × 1/(1 − 0.5)
