@@ -416,7 +416,7 @@ CASES: dict[str, Case] = {
     "usage-unknown-format": Case(
         "valid.json", "compute {file} --format xml",
         usage("Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'json', 'csv', "
-              "'markdown', 'npz', 'npy'."), entry="main"),
+              "'markdown', 'npz', 'npy', 'torch'."), entry="main"),
     "usage-precision-out-of-range": Case(
         "valid.json", "compute {file} --precision 99",
         usage("Invalid value for '--precision': 99 is not in the range 0<=x<=17."),
