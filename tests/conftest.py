@@ -21,3 +21,13 @@ def torch():
     import torch as torch_module
 
     return torch_module
+
+
+# Property tests and fuzzing: under CI the same examples every run (derandomize) and no example
+# database, so a red CI is reproducible; locally, hypothesis's defaults.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("attncli-ci", derandomize=True, database=None, deadline=None,
+                          print_blob=True)
+if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    settings.load_profile("attncli-ci")
