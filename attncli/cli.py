@@ -408,8 +408,10 @@ def variants(
                                           "table.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """List the attention variants: each one's formula, the options it sets and the seed
-    document it comes from. A variant is only a preset: options given with it win.
+    """List the attention variants, with their formulas, options and sources.
+
+    Each variant's formula, the options it sets and the seed document it comes from. A variant
+    is only a preset: options given with it win.
 
     [bold]Examples[/]
 

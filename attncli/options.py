@@ -109,9 +109,17 @@ def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
                              annotation=annotation)
 
 
+def _sample_names(incomplete: str) -> list[str]:
+    """Shell completion of --sample: the bundled samples' names."""
+    from attncli.samples import names
+
+    return [name for name in names() if name.startswith(incomplete)]
+
+
 SHARED: list[inspect.Parameter] = [
     _option("sample", Annotated[str | None, typer.Option(
-        help="A bundled sample (see: attncli samples).", rich_help_panel=INPUT)], None),
+        help="A bundled sample (see: attncli samples).", rich_help_panel=INPUT,
+        autocompletion=_sample_names)], None),
     _option("x", Annotated[str | None, typer.Option(
         "--x", help="Embeddings x (CSV/NPY/JSON).", rich_help_panel=INPUT)], None),
     _option("memory", Annotated[str | None, typer.Option(

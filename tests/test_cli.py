@@ -596,3 +596,17 @@ def test_each_variant_runs_with_the_options_it_lists(name):
                               *rows[name]["options"].split(), "--json"]).stdout)
     assert by_name["steps"]["context"] == by_flags["steps"]["context"]
     assert by_name["config"]["score"] == by_flags["config"]["score"]
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("attncli compute --sample hel", ["hello-shiny-sun"]),
+    ("attncli compute --variant ca", ["causal"]),
+    ("attncli va", ["variants"]),
+])
+def test_shell_completion_offers_samples_variants_and_commands(words, expected):
+    """What bash's completion asks (--install-completion installs the hook that asks it)."""
+    env = {**__import__("os").environ, "_ATTNCLI_COMPLETE": "complete_bash",
+           "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+    script = Path(sys.executable).parent / "attncli"  # the console script: its name keys it
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == expected, done.stderr
