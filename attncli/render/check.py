@@ -52,7 +52,7 @@ def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int
 def _cell(given: float, expected: float, status: int, written: int, decimals: int) -> str:
     shown = number(given, written)  # as the answer wrote it
     if status == 0:
-        return shown
+        return f"{shown} ✓"  # marked, not only coloured: NO_COLOR and files show it too
     return f"{shown} {'≈' if status == 1 else '✗'} {number(expected, decimals)}"
 
 

@@ -6,7 +6,7 @@ sampled at 0, 0.1, …, 1 and interpolated linearly: perceptually ordered (light
 from dark purple to yellow) and readable under the common colour-vision deficiencies. The
 cells are background colours with no text in them, so the data never depends on the
 terminal's own foreground; the scale reads the same on dark and light terminals. Under
-NO_COLOR, on a 16-colour terminal or into a file, the cells are shading characters " ░▒▓█"
+NO_COLOR, on a 16-colour terminal or into a file, the cells are shading characters "·░▒▓█"
 instead, with no escape codes at all.
 """
 
@@ -28,7 +28,8 @@ from attncli.trace import Step, Trace
 #: viridis at t = 0, 0.1, …, 1 (matplotlib's colour map; van der Walt & Smith 2015)
 VIRIDIS = ("#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
            "#44bf70", "#7ad151", "#bddf26", "#fde725")
-SHADES = " ░▒▓█"  # the ramp without colour: lowest to highest
+SHADES = "·░▒▓█"  # the ramp without colour, lowest to highest (a dot, not a blank, so the
+# smallest values do not read as empty cells)
 MASKED = "×"  # a masked cell (score −∞)
 _CELL = 3  # characters per cell
 _RAMP = 10  # cells of the colour legend
@@ -72,7 +73,7 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
         give one grid each (``attncli.render.slices``), side by side when they fit
     Draws: rows labelled with the query tokens, columns with the key tokens (written down
         the column when longer than a cell), each cell coloured by its value on the slice's
-        own min … max (viridis; the shades " ░▒▓█" under NO_COLOR, in 16 colours, in files);
+        own min … max (viridis; the shades "·░▒▓█" under NO_COLOR, in 16 colours, in files);
         masked cells (score −∞, and the 0 weights under them when ``masked_scores`` is in the
         trace) drawn as "×" and left out of the range; under each grid a legend with the
         slice's min and max. Keys beyond ``console.width`` are left out with a note of how

@@ -237,7 +237,7 @@ class _Script:
         self.add(
             f'"""attncli\'s run, redone with {module}.',
             "",
-            f"As by: {_printable(_command(self.problem, config, self.trace), True)}",
+            f"Equivalent to: {_printable(_command(self.problem, config, self.trace), True)}",
             *([f"Weights: {layout}."] if weights else []),
             *(["Masks: True = may attend (SDPA's attn_mask); nn.MultiheadAttention's attn_mask "
                "is", "the opposite (True = not allowed), its key_padding_mask True = padding."]

@@ -95,7 +95,7 @@ def test_cells_are_shaded_by_value_on_the_slice_range():
         cells = line[len("Hello "):]
         assert cells == "".join(shade((v - low) / span) * 3 for v in row)
     # the largest weight is the darkest shade, the smallest the lightest
-    assert shade(1.0) == "█" and shade(0.0) == " "
+    assert shade(1.0) == "█" and shade(0.0) == "·"
 
 
 def test_one_grid_per_head_each_with_its_own_range():
@@ -179,7 +179,7 @@ def test_narrow_console_elides_keys_with_a_note_and_never_wraps_a_row():
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 30
     # row labels "0" … "11" take 2 columns and a space: 27 columns hold 9 keys of 3
-    grid_rows = [line for line in lines if re.match(r"\d+ +[ ░▒▓█]", line)]
+    grid_rows = [line for line in lines if re.match(r"\d+ +[·░▒▓█]", line)]
     assert len(grid_rows) == 12 and all(len(line) == 3 + 9 * 3 for line in grid_rows)
     assert ("… 3 more keys not shown (of 12): see them all with --format csv or --plot "
             "FILE") in " ".join(text.split())

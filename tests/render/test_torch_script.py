@@ -85,7 +85,7 @@ def assert_short_lines(text: str) -> None:
     """A script for people to read: lines of at most 100 characters (the header's command,
     which names the input files, aside)."""
     long = [line for line in text.splitlines() if len(line) > 100 and
-            not line.startswith("As by: ")]
+            not line.startswith("Equivalent to: ")]
     assert not long, long
 
 
@@ -127,7 +127,7 @@ def test_the_script_imports_torch_and_json_only(torch):
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module)
     assert imported == {"json", "torch"}
-    assert "As by: attncli compute --sample multihead-einsum --format torch" in text
+    assert "Equivalent to: attncli compute --sample multihead-einsum --format torch" in text
     assert "mha.in_proj_weight.copy_(torch.cat([W_q.T, W_k.T, W_v.T]))" in text
 
 
