@@ -23,6 +23,7 @@ from attncli.cli import app
 from attncli.config import AttentionConfig, CausalAlign, Layout, Score, build
 from attncli.problem import Problem
 from attncli.render.torch_script import MHA, SDPA, literal, module_for, render_torch
+from tests.attention.test_parity_torch import projected as parity_problem
 
 TOL = 1e-10
 
@@ -135,25 +136,13 @@ def test_the_script_imports_torch_and_json_only(torch):
 # other runs: random problems of sizes where a wrong axis or transpose shows
 
 
-def projected(seed: int, *, seq_q: int = 4, seq_k: int | None = None, d_in: int = 6,
-              d_mem: int = 5, heads: int = 2, d_head: int = 3, batch: int | None = None,
-              bias: bool = True, w_o: bool = True) -> dict:
-    """x, W_q, W_k, W_v (in_out), biases and W_o (H·d_head, d_in); memory when seq_k."""
-    rng = np.random.default_rng(seed)
-    lead = () if batch is None else (batch,)
-    arrays = {"x": rng.normal(size=(*lead, seq_q, d_in))}
-    d_src = d_in
-    if seq_k is not None:
-        arrays["memory"] = rng.normal(size=(*lead, seq_k, d_mem))
-        d_src = d_mem
-    for name, d_from in (("q", d_in), ("k", d_src), ("v", d_src)):
-        arrays[f"W_{name}"] = rng.normal(size=(d_from, heads * d_head)) / math.sqrt(d_from)
-        if bias:
-            arrays[f"b_{name}"] = rng.normal(size=heads * d_head) * 0.5
+def projected(seed: int, *, w_o: bool = True, **shape) -> dict:
+    """test_parity_torch's random projected problem, with W_o (H·d_head, d_in) added."""
+    arrays = parity_problem(seed, **shape)
     if w_o:
-        arrays["W_o"] = rng.normal(size=(heads * d_head, d_in)) / math.sqrt(heads * d_head)
-        if bias:
-            arrays["b_o"] = rng.normal(size=d_in) * 0.5
+        width = arrays["W_q"].shape[1]
+        rng = np.random.default_rng(seed + 1)
+        arrays["W_o"] = rng.normal(size=(width, arrays["x"].shape[-1])) / math.sqrt(width)
     return arrays
 
 
