@@ -106,22 +106,40 @@ def _name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
+def _not_a_device(handle, name: str) -> None:
+    """Refuse a character device other than a terminal: /dev/zero and /dev/urandom never end.
+
+    Raises: InputError naming the file.
+    """
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no file number (a test's stream): fine
+        return
+    if stat.S_ISCHR(mode) and not handle.isatty():
+        raise InputError(f"{name}: is a device, not a file")
+
+
 def open_text(path: str):
     """Read a text file (or stdin for ``-``) as UTF-8, BOM removed; errors become InputError.
     A character device other than a terminal (/dev/zero, /dev/urandom) is refused: it never
-    ends."""
-    import os
-    import stat
+    ends.
+
+    Returns: the text. Raises: InputError for a missing file, a folder, no permission, a
+    device, or bytes that are not UTF-8.
+    """
     import sys
 
     try:
         if path == "-":
             if not hasattr(sys.stdin, "buffer"):  # a text stream put in place of stdin
                 return sys.stdin.read().removeprefix("\ufeff")
+            _not_a_device(sys.stdin.buffer, "<stdin>")  # attncli compute - < /dev/zero
             return sys.stdin.buffer.read().decode("utf-8-sig")
         with open(path, "rb") as handle:
-            if stat.S_ISCHR(os.fstat(handle.fileno()).st_mode) and not handle.isatty():
-                raise InputError(f"{path}: is a device, not a file")
+            _not_a_device(handle, path)
             return handle.read().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None

@@ -53,7 +53,9 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     if not body:
         raise InputError(f"{path}: empty CSV file, expected a matrix")
     data_rows = body[1:] if len(body) > 1 else body
-    labelled = any(_number(row[0]) is None for row in data_rows)
+    # Labels only when every data row starts with one: a single bad cell in the first column
+    # is a typo, reported with its row and column, never a silent column of labels.
+    labelled = all(_number(row[0]) is None for row in data_rows)
     # A header names every column; a first row with numbers and one bad cell is a typo, and
     # is reported as such below.
     names = body[0][1 if labelled else 0:]

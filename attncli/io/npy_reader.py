@@ -101,6 +101,7 @@ def _check_header(handle, size: int, where: str) -> None:
 
 
 def read_npy(path: str) -> np.ndarray:
+    """The one array of an NPY file. Raises: InputError for anything else (see _load)."""
     array = _load(path)
     if not isinstance(array, np.ndarray):
         raise InputError(f"{path}: expected one array (.npy), got an archive; name it .npz")
@@ -108,12 +109,22 @@ def read_npy(path: str) -> np.ndarray:
 
 
 def read_npz(path: str) -> dict[str, Any]:
+    """The named arrays of an NPZ archive (np.savez's), key → array.
+
+    Raises: InputError for a file that is not an NPZ, a damaged archive, or a member that is
+    not an NPY array (numpy hands such a member back as raw bytes).
+    """
     archive = _load(path)
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputError(f"{path}: expected an NPZ archive of named arrays")
     with archive, _quiet():
         try:
-            return {key: archive[key] for key in archive.files}
+            arrays = {key: archive[key] for key in archive.files}
         except _UNREADABLE as exc:
             raise InputError(f"{path}: damaged NPZ archive: {str(exc).splitlines()[0]}") \
                 from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise InputError(f"{path}: {key}: not an NPY array (a damaged or foreign member "
+                             "of the archive)")
+    return arrays

@@ -312,3 +312,38 @@ def test_a_lone_surrogate_in_a_json_string_is_bad_input(tmp_path):
     path.write_text('{"x": [[1, 0], [0, 1]], "tokens": ["\\ud800", "b"]}')
     with pytest.raises(InputError, match=r"p.json: invalid JSON string: no low surrogate"):
         load_problem(str(path))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("1.0,2.0,3.0\n4.0,5.0,6.0\n7.O,8.0,9.0\n", "row 3, column 1: '7.O' is not a number"),
+    (",0.5\n0.1,0.2\n", "row 1, column 1: '' is not a number"),
+])
+def test_one_bad_cell_in_the_first_column_is_a_typo_not_a_column_of_labels(tmp_path, text,
+                                                                            message):
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=f"^{path}: {message}$".replace("(", r"\(")):
+        load_problem(arrays={"x": str(path)})
+
+
+def test_an_npz_member_that_is_not_an_npy_array_is_named(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bad.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", b"garbage bytes here")  # no NPY header: numpy gives bytes
+    with pytest.raises(InputError, match=r": x: not an NPY array \(a damaged or foreign member"):
+        load_problem(str(path))
+
+
+def test_a_device_on_standard_input_is_refused_not_read():
+    import subprocess
+    import sys
+
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    with open("/dev/zero", "rb") as zero:
+        done = subprocess.run([sys.executable, "-m", "attncli", "compute", "-"], stdin=zero,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "attncli: error: <stdin>: is a device, not a file"
