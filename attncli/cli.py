@@ -156,6 +156,10 @@ def compute(
         if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
         fmt = Format.json if as_json else fmt or Format.for_output(output)
+        if heatmap and fmt is not Format.table:
+            raise InputError(f"--heatmap draws text grids: it does not go with --format "
+                             f"{fmt.value}{' (from -o ' + str(output) + ')' if output else ''};"
+                             " use --plot FILE for an image")
         if fmt is Format.npy and (wanted is None or len(wanted) != 1):
             raise InputError("--format npy holds one array: give --steps NAME (one step), or "
                              "write NPZ (-o FILE.npz)")

@@ -234,3 +234,16 @@ def test_running_out_of_memory_is_one_line_and_status_2(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("attncli: error: out of memory:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--json"], "--format json"),
+    (["-o", "x.npz"], "--format npz (from -o x.npz)"),
+])
+def test_heatmap_refuses_a_format_it_cannot_be(args, why, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _invoke(["compute", "--sample", "hello-shiny-sun", "--heatmap", *args])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"attncli: error: --heatmap draws text grids: it does not "
+                                     f"go with {why}; use --plot FILE for an image")
+    assert not (tmp_path / "x.npz").exists()
