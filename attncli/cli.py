@@ -156,6 +156,10 @@ def compute(
         if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
         fmt = Format.json if as_json else fmt or Format.for_output(output)
+        if heatmap or plot is not None:  # something to draw, said before the run
+            from attncli.render import drawable
+
+            drawable(wanted, "--heatmap" if heatmap else "--plot")
         if heatmap and fmt is not Format.table:
             raise InputError(f"--heatmap draws text grids: it does not go with --format "
                              f"{fmt.value}{' (from -o ' + str(output) + ')' if output else ''};"

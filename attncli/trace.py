@@ -68,6 +68,9 @@ class Trace:
     device: str = "cpu"
     dtype: str = "float64"
     focus: int | None = None  # the query row kept by at_query (an index into the full run)
+    #: the problem's mask and key_padding_mask combined, (B or 1, 1, seq_q or 1, seq_k) bool,
+    #: True = may attend; None without them (causal and --window are in ``config``)
+    mask: np.ndarray | None = None
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
@@ -109,7 +112,10 @@ class Trace:
         (keys and values are whole); ``to_dict`` then drops that axis."""
         steps = [Step(s.name, s.formula, np.take(s.data, [index], axis=s.axes.index("query")),
                       s.axes) if "query" in s.axes else s for s in self.steps]
-        return dataclasses.replace(self, steps=steps, focus=index)
+        mask = self.mask
+        if mask is not None and mask.shape[2] > 1:  # one row per query: keep the one
+            mask = mask[:, :, index:index + 1]
+        return dataclasses.replace(self, steps=steps, focus=index, mask=mask)
 
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""

@@ -161,6 +161,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         "projected": [k for k in ("W_q", "W_k", "W_v") if p[k] is not None],
         "seed": rows.seed, "path": path, "matmul_flops": flops,
     }
+    trace.mask = prepared.mask
     trace.conventions = conventions(config, prepared, scale, score_fn)
     if focus is not None and first == focus:
         trace.focus = focus  # the steps hold that one row already

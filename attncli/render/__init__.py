@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attncli.attention.blocks import N_BY_N
+from attncli.errors import InputError
 from attncli.trace import Step, Trace
+
+#: The steps --heatmap and --plot draw without --steps (those in the trace).
+DRAWN_BY_DEFAULT = ("weights", "dropped_weights")
+#: The query × key steps from the mask on: the mask's cells in them are drawn as masked.
+AFTER_MASK = N_BY_N[N_BY_N.index("masked_scores"):]
 
 
 class Format(enum.StrEnum):
@@ -97,3 +104,110 @@ def render(trace: Trace, fmt: Format, precision: int | None, pretty: bool = Fals
     from attncli.render.markdown import render_markdown
 
     return render_markdown(trace, 4 if precision is None else precision)
+
+
+def query_by_key(step: Step) -> bool:
+    """Whether a step is a query × key matrix (scores … dropped_weights), one that heatmaps
+    and plots draw; its axes are (…, "query", "key")."""
+    return step.name in N_BY_N
+
+
+def drawable(steps: list[str] | None, option: str = "--heatmap") -> list[str]:
+    """The query × key step names among ``steps``, in their order, once each; without
+    ``steps``, :data:`DRAWN_BY_DEFAULT`. For the command line to refuse before the run.
+
+    Raises: InputError naming ``option`` and the steps when ``steps`` holds none.
+    """
+    if steps is None:
+        return list(DRAWN_BY_DEFAULT)
+    names = [name for name in dict.fromkeys(steps) if name in N_BY_N]
+    if not names:
+        verb = "draw" if " and " in option else "draws"
+        raise InputError(f"{option} {verb} the query × key steps ({', '.join(N_BY_N)}); "
+                         f"--steps {','.join(steps)} has none")
+    return names
+
+
+def masked(trace: Trace, step: Step) -> np.ndarray:
+    """Which cells of a step the mask forbids, for drawing them as masked.
+
+    Shapes:
+        step.data (…, seq_q, seq_k) on axes from (batch, head, query, key); returns bool of
+        the same shape, True = masked (the opposite of the masks' True = may attend)
+        trace.mask (B or 1, 1, seq_q or 1, seq_k), True = may attend, or None
+    The rule: only steps from ``masked_scores`` on (:data:`AFTER_MASK`) have masked cells;
+    in them, the causal / --window mask rebuilt from ``trace.config`` (causal, window,
+    causal_align; the row ``trace.focus`` after --query), the problem's mask and
+    key_padding_mask (``trace.mask``), and the −∞ cells of ``masked_scores``.
+    Source: attncli.attention.pipeline._combined_mask, which builds the same mask.
+    """
+    shape = step.shape
+    if step.name not in AFTER_MASK:
+        return np.zeros(shape, dtype=bool)
+    seq_q, seq_k = shape[-2:]
+    allowed = np.ones((seq_q, seq_k), dtype=bool)
+    config = trace.config
+    causal, window = bool(config.get("causal")), config.get("window")
+    if causal or window is not None:
+        from attncli.attention.masks import structural
+
+        rows, n = (0, seq_q), seq_q
+        if trace.focus is not None and seq_q == 1:  # one query row of the whole run
+            rows, n = (trace.focus, trace.focus + 1), len(trace.query_tokens)
+        window = None if window is None else min(int(window), n + seq_k)
+        allowed = structural(np, n, seq_k, causal=causal, window=window, rows=rows,
+                             bottom_right=config.get("causal_align") == "bottom-right")
+    out = ~np.broadcast_to(allowed, shape)
+    if trace.mask is not None:
+        out = out | ~_given_mask(trace, step)
+    if "masked_scores" in trace and trace.step("masked_scores").shape == shape:
+        out = out | np.isneginf(trace["masked_scores"])
+    return np.broadcast_to(out, shape)
+
+
+def _given_mask(trace: Trace, step: Step) -> np.ndarray:
+    """trace.mask, (B or 1, 1, seq_q or 1, seq_k), laid out on the step's axes."""
+    mask = np.asarray(trace.mask, dtype=bool)
+    n_rows = step.shape[-2]
+    if mask.shape[2] not in (1, n_rows) and trace.focus is not None:
+        mask = mask[:, :, trace.focus:trace.focus + 1]  # the run kept one row, the mask all
+    index = tuple(slice(None) if axis in step.axes else 0
+                  for axis in ("batch", "head", "query", "key"))
+    return np.broadcast_to(mask[index], step.shape)
+
+
+def limits(step: Step, hidden: np.ndarray) -> tuple[float, float]:
+    """The colour scale's ends for a step: 0 … 1 for weights, 0 … max (at least 1) for
+    dropped_weights, the finite, unmasked values' min … max otherwise (± 0.5 when they are
+    all equal). The same for every batch/head slice of the step.
+
+    Shapes: step.data (…, seq_q, seq_k); hidden the same, True = masked (:func:`masked`).
+    """
+    finite = step.data[np.isfinite(step.data) & ~hidden]
+    if step.name == "weights":
+        return 0.0, 1.0
+    if step.name == "dropped_weights":
+        return 0.0, max(1.0, float(finite.max()) if finite.size else 1.0)
+    if not finite.size:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def position(values, low: float, high: float) -> np.ndarray:
+    """Where values lie on the scale low … high, as 0 … 1 (clipped; +∞ at 1, −∞ and NaN at
+    0), computed without overflow for values near ±1.8e308 (each halved before subtracting).
+
+    Shapes: values any shape; returns float64 of the same shape.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    span = 0.5 * high - 0.5 * low
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        t = (0.5 * values - 0.5 * low) / span if span > 0 else np.full_like(values, 0.5)
+    return np.clip(np.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+def printable(label: str) -> str:
+    """A label on one line: control characters as their escapes ("two\\nlines", "\\x1b")."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in label)

@@ -22,8 +22,19 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from attncli.render import Slice, matrix_slices, number, slices
-from attncli.trace import Step, Trace
+from attncli.render import (
+    Slice,
+    drawable,
+    limits,
+    masked,
+    matrix_slices,
+    number,
+    position,
+    printable,
+    query_by_key,
+    slices,
+)
+from attncli.trace import Trace
 
 #: viridis at t = 0, 0.1, …, 1 (matplotlib's colour map; van der Walt & Smith 2015)
 VIRIDIS = ("#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884",
@@ -36,8 +47,6 @@ _RAMP = 10  # cells of the colour legend
 _LABEL = 16  # most characters of a row label
 _TALL = 8  # most lines of a vertical column label
 _GAP = 3  # spaces between grids side by side
-_DEFAULT = ("weights", "dropped_weights")
-_AFTER_MASK = ("weights", "dropped_weights")  # steps whose 0s under a −∞ score are masked
 _RGB = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in VIRIDIS], np.float64)
 
 
@@ -60,11 +69,6 @@ def uses_colour(console: Console) -> bool:
     return not console.no_color and console.color_system in ("256", "truecolor")
 
 
-def is_query_by_key(step: Step) -> bool:
-    """Whether a step's last two axes are (query, key): scores … dropped_weights."""
-    return step.axes[-2:] == ("query", "key")
-
-
 def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = None) -> None:
     """Print each query × key step of ``trace`` as heatmaps, one grid per batch/head slice.
 
@@ -72,36 +76,33 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
         a step (…, seq_q, seq_k) with axes (…, "query", "key"); the leading batch/head axes
         give one grid each (``attncli.render.slices``), side by side when they fit
     Draws: rows labelled with the query tokens, columns with the key tokens (written down
-        the column when longer than a cell), each cell coloured by its value on the slice's
-        own min … max (viridis; the shades "·░▒▓█" under NO_COLOR, in 16 colours, in files);
-        masked cells (score −∞, and the 0 weights under them when ``masked_scores`` is in the
-        trace) drawn as "×" and left out of the range; under each grid a legend with the
-        slice's min and max. Keys beyond ``console.width`` are left out with a note of how
-        many; no line is ever wrapped.
+        the column when longer than a cell), each cell coloured by its value on the step's
+        scale, the same as --plot's colour bar (``attncli.render.limits``: 0 … 1 for weights,
+        the finite min … max for scores; viridis, or the shades "·░▒▓█" under NO_COLOR, in 16
+        colours, in files); masked cells (``attncli.render.masked``: causal, --window, mask,
+        key_padding_mask) drawn as "×" and left out of the range; under each grid a legend
+        with the scale's ends and the slice's own min and max. Keys beyond ``console.width``
+        are left out with a note of how many; no line is ever wrapped.
     Steps: without ``steps``, weights (and dropped_weights when present); with ``steps``,
-        every one given that the trace holds, and a one-line note for each that is not a
-        query × key matrix (queries, context, …).
+        the query × key ones among them (``attncli.render.drawable``) that the trace holds.
+    Raises: InputError when ``steps`` names no query × key step.
     Source: viridis, van der Walt & Smith 2015 (matplotlib's colour map).
     """
     colour = uses_colour(console)
-    names = [name for name in _DEFAULT if name in trace] if steps is None else steps
+    names = drawable(steps)
     for step in trace:
-        if step.name not in names:
-            continue
-        if not is_query_by_key(step):
-            axes = " × ".join(step.axes[-2:])
-            console.print(_styled(f"{step.name} ({axes}) is not a query × key matrix: no "
-                                  "heatmap; leave out --heatmap for its table", "dim", colour))
+        if step.name not in names or not query_by_key(step):
             continue
         shape = "×".join(str(n) for n in step.shape)  # one word: a narrow heading wraps
         heading = Text.assemble(_styled(step.name, "bold magenta", colour), "  ", step.formula,
                                 "  ", _styled(f"{' × '.join(step.axes)}: {shape}", "dim",
                                               colour))
         console.print(heading, overflow="fold")
-        masked = _masked(trace, step)
-        grids = [_grid(part, mask.matrix.astype(bool), colour, console.width)
+        hidden = masked(trace, step)
+        scale = limits(step, hidden)
+        grids = [_grid(part, mask.matrix, scale, colour, console.width)
                  for part, mask in zip(slices(trace, step),
-                                       matrix_slices(trace, masked, step.axes), strict=True)]
+                                       matrix_slices(trace, hidden, step.axes), strict=True)]
         _print_grids(console, grids)
 
 
@@ -116,39 +117,29 @@ class _Grid:
         return max(line.cell_len for line in self.lines)
 
 
-def _masked(trace: Trace, step: Step) -> np.ndarray:
-    """True where a cell is masked: −∞ in the step, or under a −∞ masked score (weights)."""
-    masked = np.isneginf(step.data)
-    if step.name in _AFTER_MASK and "masked_scores" in trace:
-        scores = trace["masked_scores"]
-        if scores.shape == step.data.shape:
-            masked = masked | np.isneginf(scores)
-    return masked
-
-
-def _grid(part: Slice, masked: np.ndarray, colour: bool, width: int) -> _Grid:
-    """The lines of one slice: title, column labels, rows of cells, legend."""
-    rows = [_clip(_printable(label), _LABEL) for label in part.rows]
+def _grid(part: Slice, hidden: np.ndarray, scale: tuple[float, float], colour: bool,
+          width: int) -> _Grid:
+    """The lines of one slice: title, column labels, rows of cells, legend. ``hidden``: the
+    slice's masked cells; ``scale``: the step's colour scale, (low, high)."""
+    rows = [_clip(printable(label), _LABEL) for label in part.rows]
     label_width = min(max(cell_len(r) for r in rows), max(1, width - 1 - _CELL))
     rows = [_clip(r, label_width) for r in rows]
     rows = [r + " " * (label_width - cell_len(r)) for r in rows]
     shown = min(len(part.cols), max(1, (width - label_width - 1) // _CELL))
-    visible = part.matrix[~masked]
-    low, high = (visible.min(), visible.max()) if visible.size else (0.0, 0.0)
-    span = high - low
+    visible = part.matrix[~hidden]
+    t = position(part.matrix, *scale)
     lines = []
     if part.where:
         lines.append(_styled(part.where, "dim", colour))
     indent = " " * (label_width + 1)
     lines += [Text(indent) + Text(line, style="bold" if colour else "")
               for line in _column_labels(part.cols[:shown])]
-    for label, values, row_masked in zip(rows, part.matrix, masked, strict=True):
+    for label, row_t, row_hidden in zip(rows, t, hidden, strict=True):
         line = Text.assemble((label, "bold" if colour else ""), " ")
-        for value, is_masked in zip(values[:shown], row_masked[:shown], strict=True):
-            t = (value - low) / span if span > 0 else 1.0
-            line.append(_cell(t, is_masked, colour))
+        for value, is_masked in zip(row_t[:shown], row_hidden[:shown], strict=True):
+            line.append(_cell(value, is_masked, colour))
         lines.append(line)
-    lines += _legend(low, high, visible.size > 0, bool(masked.any()), colour)
+    lines += _legend(scale, visible, bool(hidden.any()), colour)
     return _Grid(lines, len(part.cols) - shown, len(part.cols))
 
 
@@ -160,25 +151,33 @@ def _cell(t: float, is_masked: bool, colour: bool, size: int = _CELL) -> Text:
     return Text(shade(t) * size)
 
 
-def _legend(low: float, high: float, any_visible: bool, any_masked: bool,
+def _legend(scale: tuple[float, float], visible: np.ndarray, any_masked: bool,
             colour: bool) -> list[Text]:
-    """The value range with the ramp between its ends, and what a masked cell looks like."""
-    if not any_visible:
+    """The scale's ends with the ramp between them, the slice's own min and max, and what a
+    masked cell looks like."""
+    if not visible.size:
         return [Text(f"{MASKED} every cell masked", style="dim" if colour else "")]
     if colour:
         ramp = Text.assemble(*(_cell(i / (_RAMP - 1), False, True, 1) for i in range(_RAMP)))
     else:
         ramp = Text(f"[{SHADES}]")
-    lines = [Text.assemble(number(low, 4), " ", ramp, " ", number(high, 4))]
+    low, high = scale
+    lines = [Text.assemble(_end(low), " ", ramp, " ", _end(high)),
+             _styled(f"values {_end(visible.min())} … {_end(visible.max())}", "dim", colour)]
     if any_masked:
         lines.append(Text(f"{MASKED} masked (score −∞)", style="dim" if colour else ""))
     return lines
 
 
+def _end(value: float) -> str:
+    """A legend's number: 4 decimals, or 4 significant digits past 1e9 (1e308 has 309)."""
+    return number(value, 4) if abs(value) < 1e9 else f"{value:.4g}"
+
+
 def _column_labels(cols: list[str]) -> list[str]:
     """Header lines: each label centred over its cell when all fit one, else written down
     the column (top-aligned, at most ``_TALL`` characters, "…" for the rest)."""
-    labels = [_printable(c) for c in cols]
+    labels = [printable(c) for c in cols]
     if all(cell_len(label) <= _CELL for label in labels):
         return ["".join(_centre(label) for label in labels)]
     columns = [_characters(label) for label in labels]
@@ -202,12 +201,6 @@ def _characters(text: str) -> list[str]:
         else:
             out.append(ch)
     return out
-
-
-def _printable(label: str) -> str:
-    """A label on one line: control characters as their escapes ("two\\nlines")."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in label)
 
 
 def _clip(text: str, most: int) -> str:

@@ -13,24 +13,37 @@ colour map (matplotlib, 2015).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from attncli.errors import InputError
-from attncli.render import Slice, matrix_slices, number, slices
+from attncli.render import (
+    Slice,
+    drawable,
+    limits,
+    masked,
+    matrix_slices,
+    number,
+    printable,
+    query_by_key,
+    slices,
+)
 from attncli.trace import Step, Trace
 
 #: Image formats by the extension of the --plot file.
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 150  # PNG resolution; SVG and PDF are vector (the heatmaps inside are pixel images)
 ANNOTATE_UP_TO = 12  # values are written in the cells of matrices up to 12 × 12
-#: Steps after the mask, whose masked cells are drawn grey and hatched.
-MASKED_STEPS = ("masked_scores", "weights", "dropped_weights")
 MASKED_STYLE = {"facecolor": "0.82", "edgecolor": "0.45", "hatch": "///", "linewidth": 0}
 MAX_INCHES = 24.0  # the figure's cap, each way
+#: matplotlib settings for drawing: labels are text, never mathtext ("$x^2$", "$\\frac$"); the
+#: same run draws the same bytes (SVG ids from a fixed salt, not a uuid).
+RC = {"text.parse_math": False, "svg.hashsalt": "attncli"}
 
 
 def check_plot(path: Path) -> None:
@@ -62,13 +75,12 @@ def write_plot(trace: Trace, path: Path, steps: list[str] | None = None) -> None
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(f"--plot {path}: the extension picks the format: .png, .svg or .pdf")
-    fig = figure(trace, steps)
     buffer = io.BytesIO()  # drawn in full first: a failed drawing leaves the old file alone
-    # the same run draws the same bytes: no date, and SVG ids from a fixed salt, not a uuid
+    # the same run draws the same bytes: no date (and RC's fixed SVG salt)
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
-    from matplotlib import rc_context
-
-    with rc_context({"svg.hashsalt": "attncli"}):
+    # tick labels are made while saving: the settings and the warnings' filter hold till then
+    with _drawing():
+        fig = figure(trace, steps)
         fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
     from attncli.io.writer import write_binary
 
@@ -81,13 +93,11 @@ def plot_steps(trace: Trace, steps: list[str] | None = None) -> list[Step]:
 
     Raises: InputError when there is none (``--steps context``).
     """
-    names = ["weights", "dropped_weights"] if steps is None else steps
-    chosen = [trace.step(name) for name in dict.fromkeys(names) if name in trace]
-    chosen = [step for step in chosen if step.axes[-2:] == ("query", "key")]
+    chosen = [trace.step(name) for name in drawable(steps, "--plot") if name in trace]
+    chosen = [step for step in chosen if query_by_key(step)]
     if not chosen:
-        given = "" if steps is None else f"; --steps {','.join(steps)} has none"
-        raise InputError("--plot draws the query × key steps (scores, scaled_scores, "
-                         f"masked_scores, weights, dropped_weights){given}")
+        raise InputError(f"--plot: this run has none of the steps to draw "
+                         f"({', '.join(drawable(steps, '--plot'))})")
     return chosen
 
 
@@ -100,13 +110,20 @@ def figure(trace: Trace, steps: list[str] | None = None):
     axes carry the label ``"heatmap"``; the colour bars' do not.
     Colours: viridis over 0 … 1 for weights (0 … the largest for dropped_weights, which
     dropout rescales), over the finite minimum … maximum of the step for the scores.
-    Masked cells (:func:`masked_cells`) are grey and hatched, with a legend entry "masked".
+    Masked cells (``attncli.render.masked``) are grey and hatched, with a legend entry
+    "masked". Labels are drawn as text (no mathtext), control characters as their escapes;
+    matplotlib's warnings (a glyph missing from the font) are dropped.
     Size: 0.5 inch per token up to 10 tokens, a panel's cells at most 5 inches across, the
     figure at most 24 inches each way (scaled down whole, keeping its shape).
     Raises: InputError as :func:`plot_steps`, and without matplotlib.
     """
     chosen = plot_steps(trace, steps)
     figure_class = _matplotlib()
+    with _drawing():
+        return _figure(figure_class, trace, chosen)
+
+
+def _figure(figure_class, trace: Trace, chosen: list[Step]):
     blocks = [(step, list(slices(trace, step))) for step in chosen]
     widths, heights = zip(*(_block_size(step, parts) for step, parts in blocks), strict=True)
     shrink = min(1.0, MAX_INCHES / max(widths), MAX_INCHES / sum(heights))  # keeps the shape
@@ -118,34 +135,15 @@ def figure(trace: Trace, steps: list[str] | None = None):
     return fig
 
 
-def masked_cells(trace: Trace, step: Step) -> np.ndarray:
-    """Which cells of ``step`` the mask forbids: bool, ``step.data``'s shape, True = masked.
+@contextlib.contextmanager
+def _drawing():
+    """matplotlib's settings for drawing (:data:`RC`), its warnings caught and dropped (a
+    glyph missing from the font is drawn as a box; nothing raw reaches stderr)."""
+    from matplotlib import rc_context
 
-    The rule: only steps from ``masked_scores`` on have masked cells (``scores`` and
-    ``scaled_scores`` come before the mask). When the trace holds ``masked_scores``, its −∞
-    cells are the masked ones (causal, --window, mask and key_padding_mask alike); otherwise
-    the causal / local mask is rebuilt from ``trace.config`` (causal, window, causal_align),
-    so a mask given as a file shows only when masked_scores is among the steps.
-    """
-    none = np.zeros(step.shape, dtype=bool)
-    if step.name not in MASKED_STEPS:
-        return none
-    if "masked_scores" in trace and trace.step("masked_scores").shape == step.shape:
-        return np.isneginf(trace["masked_scores"])
-    config = trace.config
-    causal, window = bool(config.get("causal")), config.get("window")
-    if not causal and window is None:
-        return none
-    from attncli.attention.masks import structural
-
-    seq_q, seq_k = step.shape[-2:]
-    rows = (0, seq_q)
-    if trace.focus is not None:  # one query row of the whole run
-        seq_q, rows = len(trace.query_tokens), (trace.focus, trace.focus + 1)
-    window = None if window is None else min(int(window), seq_q + seq_k)
-    allowed = structural(np, seq_q, seq_k, causal=causal, window=window, rows=rows,
-                         bottom_right=config.get("causal_align") == "bottom-right")
-    return np.broadcast_to(~allowed, step.shape)
+    with rc_context(RC), warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        yield
 
 
 def _matplotlib():
@@ -184,34 +182,37 @@ def _block_size(step: Step, parts: list[Slice]) -> tuple[float, float]:
     return width, height
 
 
-def _limits(step: Step, masked: np.ndarray) -> tuple[float, float]:
-    """The colour bar's range: 0 … 1 for weights, the finite values' range otherwise."""
-    finite = step.data[np.isfinite(step.data) & ~masked]
-    if step.name == "weights":
-        return 0.0, 1.0
-    if step.name == "dropped_weights":
-        return 0.0, max(1.0, float(finite.max()) if finite.size else 1.0)
-    if not finite.size:
-        return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    return (low, high) if high > low else (low - 0.5, high + 0.5)
+def _norm(low: float, high: float):
+    """matplotlib's linear Normalize over low … high, computed on halved values, so that a
+    range as wide as ±1e308 does not overflow (high − low would be ∞)."""
+    from matplotlib.colors import Normalize
+
+    class Halved(Normalize):
+        def __call__(self, value, clip=None):
+            half = Normalize(0.5 * self.vmin, 0.5 * self.vmax,
+                             clip=self.clip if clip is None else clip)
+            return half(np.ma.multiply(value, 0.5))
+
+        def inverse(self, value):
+            return 2.0 * Normalize(0.5 * self.vmin, 0.5 * self.vmax).inverse(value)
+
+    return Halved(low, high)
 
 
 def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice]) -> None:
     """One step's panels, colour bar, title and (when some cell is masked) legend."""
     import matplotlib
-    from matplotlib.colors import Normalize
     from matplotlib.patches import Patch, Rectangle
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
-    masked = masked_cells(trace, step)
-    norm = Normalize(*_limits(step, masked))
+    all_hidden = masked(trace, step)
+    norm = _norm(*limits(step, all_hidden))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     rows, columns = _grid(len(parts))
     grid = subfig.add_gridspec(rows, columns)
     cell = _cell(parts)
     panels, image = [], None
-    for i, (part, hidden) in enumerate(zip(parts, matrix_slices(trace, masked, step.axes),
+    for i, (part, hidden) in enumerate(zip(parts, matrix_slices(trace, all_hidden, step.axes),
                                            strict=True)):
         ax = subfig.add_subplot(grid[i // columns, i % columns], label="heatmap")
         values = np.ma.masked_array(part.matrix, mask=hidden.matrix | ~np.isfinite(part.matrix))
@@ -223,7 +224,7 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice]) -> None:
         # constrained layout, which then lets labels stick out of the image
         _ticks(ax, part, cell, bottom=i + columns >= len(parts), left=i % columns == 0)
         if part.where:
-            ax.set_title(part.where, fontsize=9)
+            ax.set_title(printable(part.where), fontsize=9)
         if max(n_q, n_k) <= ANNOTATE_UP_TO:
             _annotate(ax, part, hidden.matrix, cmap, norm, cell)
         panels.append(ax)
@@ -231,11 +232,13 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice]) -> None:
     # labels that widen after the layout, 0.2 → 0.25, would be cut at the edge); a short
     # block (one query row after --query) gets the whole height and about three ticks.
     short = rows * cell * parts[0].matrix.shape[0] < 1.2
-    bar = subfig.colorbar(image, ax=panels, label=step.name,
-                          ticks=MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10]),
+    ticks = MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10])
+    if not math.isfinite(norm.vmax - norm.vmin):  # MaxNLocator's steps would overflow
+        ticks = FixedLocator([norm.vmin, 0.5 * norm.vmin + 0.5 * norm.vmax, norm.vmax])
+    bar = subfig.colorbar(image, ax=panels, label=step.name, ticks=ticks,
                           shrink=1.0 if short else min(1.0, 0.4 + 0.2 * rows))
     subfig.suptitle(step.formula, fontsize=10)
-    if masked.any():  # the swatch under the colour bar
+    if all_hidden.any():  # the swatch under the colour bar
         bar.ax.legend(handles=[Patch(label="masked", **MASKED_STYLE)], loc="upper left",
                       bbox_to_anchor=(0.0, 0.0), fontsize=8, frameon=False,
                       handlelength=1.2, borderaxespad=0.9, borderpad=0)
@@ -251,7 +254,8 @@ def _ticks(ax, part: Slice, cell: float, bottom: bool, left: bool) -> None:
             (ax.yaxis, part.rows, part.row_axis, left, {})):
         every = 1 if len(labels) <= 40 else math.ceil(len(labels) / 20)
         positions = range(0, len(labels), every)
-        axis.set_ticks(positions, labels=[labels[p] for p in positions] if shown else [],
+        axis.set_ticks(positions, labels=[printable(labels[p]) for p in positions] if shown
+                       else [],
                        **style, **slant)
         if shown:
             axis.set_label_text(name, fontsize=9)

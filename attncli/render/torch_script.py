@@ -46,6 +46,7 @@ from attncli.config import (
 )
 from attncli.errors import InputError
 from attncli.problem import Problem, fmt_shape
+from attncli.render import printable
 from attncli.shapes import Prepared, prepare
 from attncli.trace import Trace
 
@@ -90,14 +91,6 @@ def render_torch(problem: Problem, config: AttentionConfig | None, trace: Trace)
     else:
         script.sdpa()
     return "\n".join(script.lines) + "\n"
-
-
-def module_for(problem: Problem, config: AttentionConfig) -> str:
-    """:data:`MHA` when nn.MultiheadAttention computes this run as it is, else :data:`SDPA`.
-
-    Raises: InputError / ConfigError from :func:`attncli.shapes.prepare`.
-    """
-    return _module(prepare(problem, config), config)
 
 
 def _module(prepared: Prepared, config: AttentionConfig) -> str:
@@ -230,14 +223,18 @@ class _Script:
         masked = config.causal or config.window is not None or prepared.mask is not None
         focus = self.trace.focus
         shown = "" if focus is None else repr(self.trace.query_tokens[focus])
-        row = (f"\nattncli showed query {_printable(shown, True)}; this script computes every "
+        row = (f"\nattncli showed query {_in_docstring(shown)}; this script computes every "
                "query row." if shown else "")
         agree = ("about 1e-15 in float64" if config.dtype.value == "float64"
                  else f"about 1e-6 in {config.dtype.value}")
         self.add(
             f'"""attncli\'s run, redone with {module}.',
             "",
-            f"Equivalent to: {_printable(_command(self.problem, config, self.trace), True)}",
+            f"Equivalent to: {_in_docstring(_command(self.problem, config, self.trace))}",
+            # the Problem keeps a checkpoint's file name, not the run's --tensor KEY=NAME
+            *(["(tensors mapped with --tensor)"] if any(
+                origin.lower().endswith(".safetensors")
+                for origin in self.problem.origin.values()) else []),
             *([f"Weights: {layout}."] if weights else []),
             *(["Masks: True = may attend (SDPA's attn_mask); nn.MultiheadAttention's attn_mask "
                "is", "the opposite (True = not allowed), its key_padding_mask True = padding."]
@@ -272,7 +269,7 @@ class _Script:
         elif key in ("x", "memory"):
             labels = problem.tokens if key == "x" else problem.memory_tokens
             note = ("" if labels is None
-                    else _shorten(_printable("rows: " + ", ".join(labels)), 70))
+                    else _shorten(printable("rows: " + ", ".join(labels)), 70))
         elif key == "mask":
             note = "True = may attend"
         elif key == "key_padding_mask":
@@ -318,9 +315,11 @@ class _Script:
             parts.append(("mask", "the problem's mask"))
             self.batch_mask = problem["mask"].ndim == 3
         if "key_padding_mask" in problem and not use_mha:
-            pad = problem["key_padding_mask"]
-            parts.append(("~key_padding_mask" + ("[:, None, :]" if pad.ndim == 2 else ""),
-                          "not padding"))
+            pad = problem["key_padding_mask"]  # (seq_k,) or (B, seq_k): one row of keys
+            parts.append(("(~key_padding_mask)" + ("[:, None, :]" if pad.ndim == 2
+                                                   else "[None, :]"),
+                          "not padding, (B, 1, seq_k)" if pad.ndim == 2
+                          else "not padding, (1, seq_k): SDPA's attn_mask has ≥ 2 axes"))
             self.batch_mask = self.batch_mask or pad.ndim == 2
         self.causal_only = config.causal and offset == 0 and len(parts) == 1 and (
             "key_padding_mask" not in problem)
@@ -473,6 +472,7 @@ def _command(problem: Problem, config: AttentionConfig, trace: Trace) -> str:
     """An attncli command that makes the same run (inputs as their origins name them)."""
     words = ["attncli", "compute"]
     origins = {k: problem.origin.get(k, "<input>") for k in problem.arrays}
+    origins = {k: "-" if o == "<stdin>" else o for k, o in origins.items()}  # io's name for -
     main = origins["x"]
     for origin in dict.fromkeys(o for o in origins.values() if o.startswith("sample ")):
         words += ["--sample", origin.removeprefix("sample ")]
@@ -498,8 +498,7 @@ def _command(problem: Problem, config: AttentionConfig, trace: Trace) -> str:
     return shlex.join([*words, "--format", "torch"])
 
 
-def _printable(text: str, docstring: bool = False) -> str:
-    """``text`` for a comment: no line breaks or other control characters (a token cannot end
-    the comment and start code); for the ``docstring``, backslashes and quotes escaped too."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text.replace("\\", "\\\\").replace('"', '\\"') if docstring else text
+def _in_docstring(text: str) -> str:
+    """``text`` for the script's docstring: on one line (:func:`attncli.render.printable`),
+    backslashes and quotes escaped (a token cannot end the docstring and start code)."""
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"')

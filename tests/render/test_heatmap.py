@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from attncli import AttentionConfig, attend, load_problem
 from attncli.cli import app
+from attncli.errors import InputError
 from attncli.problem import Problem
+from attncli.render import drawable, position
 from attncli.render.heatmap import SHADES, print_heatmaps, shade, viridis
 
 HERE = Path(__file__).resolve().parent
@@ -68,7 +70,13 @@ def _foregrounds(ansi: str) -> list[str]:
 
 
 def _legends(text: str) -> list[tuple[str, str]]:
+    """The colour scale's ends under each grid: "0.0000 [·░▒▓█] 1.0000"."""
     return re.findall(rf"(-?\d+\.\d{{4}}) \[{re.escape(SHADES)}\] (-?\d+\.\d{{4}})", text)
+
+
+def _values(text: str) -> list[tuple[str, str]]:
+    """Each grid's own min and max, under its scale: "values 0.2283 … 0.4063"."""
+    return re.findall(r"values (-?\d+\.\d{4}) … (-?\d+\.\d{4})", text)
 
 
 def test_hello_has_token_labels_on_both_axes_and_the_real_range():
@@ -77,7 +85,8 @@ def test_hello_has_token_labels_on_both_axes_and_the_real_range():
     weights = trace["weights"]
     # seed 000's weights: min 0.2283 (Hello → sun… see the tables), max 0.4063 (shiny → shiny)
     assert (f"{weights.min():.4f}", f"{weights.max():.4f}") == ("0.2283", "0.4063")
-    assert _legends(text) == [("0.2283", "0.4063")]
+    assert _legends(text) == [("0.0000", "1.0000")]  # the weights' scale, as --plot's bar
+    assert _values(text) == [("0.2283", "0.4063")]
     assert "weights  weights = softmax(scores)  query × key: 3×3" in text
     rows = [line.split(" ")[0] for line in text.splitlines()
             if line.startswith(("Hello ", "shiny ", "sun "))]
@@ -85,15 +94,15 @@ def test_hello_has_token_labels_on_both_axes_and_the_real_range():
     assert _column_labels(text, "Hello", 5, 3) == ["Hello", "shiny", "sun"]
 
 
-def test_cells_are_shaded_by_value_on_the_slice_range():
+def test_cells_are_shaded_by_value_on_the_weights_scale_0_to_1():
     trace = _trace("hello-shiny-sun")
     text = _text(trace)
     weights = trace["weights"]
-    low, span = weights.min(), weights.max() - weights.min()
     for label, row in zip(trace.query_tokens, weights, strict=True):
         line = next(line for line in text.splitlines() if line.startswith(label + " "))
         cells = line[len("Hello "):]
-        assert cells == "".join(shade((v - low) / span) * 3 for v in row)
+        assert cells == "".join(shade(v) * 3 for v in row)  # on 0 … 1, t is the weight
+    assert "█" not in text.split("\n0.0000")[0]  # no weight above 0.8 here
     # the largest weight is the darkest shade, the smallest the lightest
     assert shade(1.0) == "█" and shade(0.0) == "·"
 
@@ -105,7 +114,8 @@ def test_one_grid_per_head_each_with_its_own_range():
     for h in range(4):
         assert len(re.findall(rf"\bhead {h}\b", text)) == 1
     weights = trace["weights"]
-    assert _legends(text) == [(f"{w.min():.4f}", f"{w.max():.4f}") for w in weights]
+    assert _values(text) == [(f"{w.min():.4f}", f"{w.max():.4f}") for w in weights]
+    assert _legends(text) == [("0.0000", "1.0000")] * 4
     assert text.count("Marcello ") == 4  # a row label per grid, side by side at width 200
 
 
@@ -128,7 +138,7 @@ def test_masked_cells_are_marked_and_left_out_of_the_range():
     assert "× masked (score −∞)" in text
     weights = trace["weights"]
     visible = weights[np.tril(np.ones_like(weights, dtype=bool))]
-    assert _legends(text) == [(f"{visible.min():.4f}", f"{visible.max():.4f}")]
+    assert _values(text) == [(f"{visible.min():.4f}", f"{visible.max():.4f}")]
     assert visible.min() > 0  # the masked 0s are not the minimum
 
 
@@ -140,6 +150,7 @@ def test_masked_scores_are_marked_by_their_minus_infinity():
     scores = trace["masked_scores"]
     finite = scores[np.isfinite(scores)]
     assert _legends(text) == [(f"{finite.min():.4f}", f"{finite.max():.4f}")]
+    assert _values(text) == _legends(text)
 
 
 def test_default_is_the_weights_and_dropped_weights():
@@ -151,15 +162,72 @@ def test_default_is_the_weights_and_dropped_weights():
     assert headings == ["weights", "dropped_weights"]
 
 
-def test_steps_pick_square_ones_and_note_the_others():
+def test_steps_pick_the_query_key_ones_and_leave_out_the_others():
     trace = _trace("multihead-einsum")
     text = _text(trace, width=200, steps=["scores", "context", "weights"])
     assert "scores  scores = queries keysᵀ" in text
     assert "weights  weights = softmax(scaled_scores)" in text
-    assert "scaled_scores  " not in text
-    assert ("context (query × dim) is not a query × key matrix: no heatmap; leave out "
-            "--heatmap for its table") in text
-    assert len(_legends(text)) == 8  # 4 heads × 2 steps
+    assert "scaled_scores  " not in text and "context" not in text
+    scores = trace["scores"]  # one scale for the step, every head's grid on it
+    assert _legends(text) == ([(f"{scores.min():.4f}", f"{scores.max():.4f}")] * 4
+                              + [("0.0000", "1.0000")] * 4)
+
+
+def test_drawable_names_the_query_key_steps_or_refuses():
+    assert drawable(None) == ["weights", "dropped_weights"]
+    assert drawable(["context", "weights", "scores", "weights"]) == ["weights", "scores"]
+    with pytest.raises(InputError) as error:
+        drawable(["queries", "context"], "--heatmap and --plot")
+    assert str(error.value) == (
+        "--heatmap and --plot draw the query × key steps (scores, scaled_scores, "
+        "masked_scores, weights, dropped_weights); --steps queries,context has none")
+    with pytest.raises(InputError, match="^--heatmap draws the query × key steps"):
+        print_heatmaps(_trace("hello-shiny-sun"), Console(file=io.StringIO()), ["context"])
+
+
+def test_a_uniform_row_is_drawn_at_its_value_not_full():
+    # x rows all equal: every score is the same and every weight is 1/3
+    trace = attend(Problem.from_mapping({"x": [[1.0, 0.0]] * 3}, "uniform"),
+                   steps=["scores", "weights"])
+    text = _text(trace, steps=["scores", "weights"])
+    rows = [line for line in text.splitlines() if re.match(r"\d [·░▒▓█]", line)]
+    assert rows == ["0 ▒▒▒▒▒▒▒▒▒", "1 ▒▒▒▒▒▒▒▒▒", "2 ▒▒▒▒▒▒▒▒▒",  # scores 1 on 0.5 … 1.5
+                    "0 ░░░░░░░░░", "1 ░░░░░░░░░", "2 ░░░░░░░░░"]  # weights 1/3 on 0 … 1
+    assert _legends(text) == [("0.5000", "1.5000"), ("0.0000", "1.0000")]
+
+
+def test_dropped_weights_share_the_plots_scale():
+    trace = attend(load_problem(sample="your-journey-causal"),
+                   AttentionConfig(causal=True, dropout=0.5, seed=123))
+    text = _text(trace, steps=["dropped_weights"])
+    assert _legends(text) == [("0.0000", "2.0000")]  # kept weights × 1/(1 − 0.5)
+
+
+def test_a_key_padding_mask_is_marked_without_masked_scores(tmp_path):
+    # 3 tokens, causal, the last key padded: row 2 sees keys 0, 1 only; 4 cells masked
+    problem = tmp_path / "padded.json"
+    problem.write_text('{"x": [[1, 0], [0, 1], [1, 1]], "key_padding_mask": [false, false, '
+                       'true]}')
+    trace = attend(load_problem(str(problem)), AttentionConfig(causal=True), steps=["weights"])
+    assert "masked_scores" not in trace
+    text = _text(trace)
+    rows = [line for line in text.splitlines() if re.match(r"\d [·░▒▓█×]", line)]
+    assert [line.count("×") for line in rows] == [2, 1, 1]
+    result = runner.invoke(app, ["compute", str(problem), "--causal", "--steps", "weights",
+                                 "--heatmap"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.stdout == text
+
+
+def test_huge_finite_scores_are_drawn(tmp_path):
+    # scores ±1e308: their span overflows; the cells are still at the two ends of the scale
+    problem = tmp_path / "big.json"
+    problem.write_text('{"x": [[1e154], [-1e154]]}')
+    result = runner.invoke(app, ["compute", str(problem), "--steps", "scores", "--heatmap"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "0 ███···" in result.stdout and "1 ···███" in result.stdout
+    assert "-1e+308 [·░▒▓█] 1e+308" in result.stdout
+    assert position([1e308, -1e308, 0.0], -1e308, 1e308).tolist() == [1.0, 0.0, 0.5]
 
 
 def test_one_query_row_after_query():
@@ -168,8 +236,8 @@ def test_one_query_row_after_query():
     text = _text(row, width=200)
     assert "head × query × key: 4×1×5" in text
     assert text.count("Marcello ") == 4 and "Politi " not in text
-    assert _legends(text) == [(f"{w.min():.4f}", f"{w.max():.4f}")
-                              for w in trace["weights"][:, 3]]
+    assert _values(text) == [(f"{w.min():.4f}", f"{w.max():.4f}")
+                             for w in trace["weights"][:, 3]]
 
 
 def test_narrow_console_elides_keys_with_a_note_and_never_wraps_a_row():
@@ -184,7 +252,7 @@ def test_narrow_console_elides_keys_with_a_note_and_never_wraps_a_row():
     assert ("… 3 more keys not shown (of 12): see them all with --format csv or --plot "
             "FILE") in " ".join(text.split())
     weights = trace["weights"]  # the range is the whole slice's, not only the keys shown
-    assert _legends(text) == [(f"{weights.min():.4f}", f"{weights.max():.4f}")]
+    assert _values(text) == [(f"{weights.min():.4f}", f"{weights.max():.4f}")]
 
 
 def test_long_and_odd_labels_stay_on_their_lines():
@@ -219,8 +287,11 @@ def test_colour_cells_are_viridis_backgrounds():
     console = Console(file=out, width=100, force_terminal=True, color_system="truecolor")
     print_heatmaps(_trace("hello-shiny-sun"), console)
     text = out.getvalue()
-    for t in (0.0, 1.0):  # the ends of the scale: the minimum and maximum cells, the legend
-        assert text.count("\x1b[48;2;{};{};{}m".format(*viridis(t))) == 2
+    for t in (0.0, 1.0):  # the ends of the scale, in the legend only (weights 0.23 … 0.41)
+        assert text.count("\x1b[48;2;{};{};{}m".format(*viridis(t))) == 1
+    shiny = _trace("hello-shiny-sun")["weights"][1]  # a cell: its weight on 0 … 1
+    for weight in shiny:
+        assert "\x1b[48;2;{};{};{}m".format(*viridis(position(weight, 0.0, 1.0))) in text
     assert viridis(0.0) == (0x44, 0x01, 0x54) and viridis(1.0) == (0xFD, 0xE7, 0x25)
     grids = text.split("\n", 1)[1]  # under the step's heading (its name in magenta)
     assert not _foregrounds(grids)  # no foreground colour: the data is in the backgrounds
@@ -275,13 +346,14 @@ def test_cli_heatmap_of_the_causal_sample():
     assert not ANSI.search(result.stdout)  # not a terminal: shading
 
 
-def test_cli_heatmap_of_a_step_that_is_not_square_says_so():
+def test_cli_heatmap_without_a_query_key_step_is_refused():
     result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--heatmap",
                                  "--steps", "context"])
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    assert " ".join(result.stdout.split()) == (
-        "context (query × dim) is not a query × key matrix: no heatmap; leave out --heatmap "
-        "for its table")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    message = " ".join(result.stderr.split())
+    assert "draw the query × key steps" in message or "draws the query × key steps" in message
+    assert "--steps context has none" in message
 
 
 def test_cli_heatmap_to_a_file(tmp_path):

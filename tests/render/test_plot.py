@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from attncli import AttentionConfig, attend, load_problem
 from attncli.cli import app
 from attncli.errors import InputError
-from attncli.render.plot import DPI, figure, masked_cells, write_plot
+from attncli.render import masked, printable
+from attncli.render.plot import DPI, figure, write_plot
 
 runner = CliRunner()
 
@@ -168,7 +169,7 @@ def test_figure_writes_values_only_in_small_matrices(mpl, tmp_path):
     assert len(ax.texts) == 0  # 13 × 13: colours only
 
 
-def test_causal_figure_shows_the_masked_cells(mpl):
+def test_causal_figure_shows_the_masked(mpl):
     trace = attend(load_problem(sample="your-journey-causal"))
     fig = figure(trace, ["scores", "masked_scores", "weights"])
     scores, masked_scores, weights = _panels(fig)
@@ -205,27 +206,88 @@ def test_masked_cells_without_masked_scores_are_rebuilt_from_the_config(tmp_path
     expected = np.isneginf(full["masked_scores"])
     weights_only = attend(problem, config, steps=["weights"])
     assert "masked_scores" not in weights_only
-    np.testing.assert_array_equal(masked_cells(weights_only, weights_only.step("weights")),
+    np.testing.assert_array_equal(masked(weights_only, weights_only.step("weights")),
                                   expected)
     one_row = attend(problem, config, steps=["weights"], query="1")
-    np.testing.assert_array_equal(masked_cells(one_row, one_row.step("weights")),
+    np.testing.assert_array_equal(masked(one_row, one_row.step("weights")),
                                   expected[1:2])
 
 
-def test_a_mask_file_shows_through_masked_scores(tmp_path):
+def test_a_mask_file_shows_in_the_masked_cells(tmp_path):
     mask = [[True, False, True], [True, True, False], [False, True, True]]
     problem = tmp_path / "masked.json"
     problem.write_text(json.dumps({"x": [[1, 0], [0, 1], [1, 1]], "mask": mask}))
     trace = attend(load_problem(str(problem)))
-    np.testing.assert_array_equal(masked_cells(trace, trace.step("weights")), ~np.array(mask))
-    assert not masked_cells(trace, trace.step("scores")).any()
+    np.testing.assert_array_equal(masked(trace, trace.step("weights")), ~np.array(mask))
+    assert not masked(trace, trace.step("scores")).any()
+    weights_only = attend(load_problem(str(problem)), steps=["weights"])  # no masked_scores
+    np.testing.assert_array_equal(masked(weights_only, weights_only.step("weights")),
+                                  ~np.array(mask))
+    one_row = attend(load_problem(str(problem)), steps=["weights"], query="1")
+    np.testing.assert_array_equal(masked(one_row, one_row.step("weights")), ~np.array(mask)[1:2])
+    later = weights_only.at_query(2)  # narrowed after the run
+    np.testing.assert_array_equal(masked(later, later.step("weights")), ~np.array(mask)[2:])
 
 
-def test_dropout_zeros_are_not_masked_cells(mpl):
+def test_a_key_padding_mask_with_causal_heads_and_batches_is_masked_in_weights(mpl, tmp_path):
+    # batch 2 × 3 tokens, 2 heads, causal; batch 1 pads its last key: its rows see keys ≤ 1
+    problem = tmp_path / "padded.json"
+    rng = np.random.default_rng(5)
+    problem.write_text(json.dumps({"x": rng.normal(size=(2, 3, 4)).tolist(),
+                                   "key_padding_mask": [[False, False, False],
+                                                        [False, False, True]]}))
+    trace = attend(load_problem(str(problem)), AttentionConfig(causal=True, heads=2),
+                   steps=["weights"])
+    assert trace.mask is not None and "masked_scores" not in trace
+    expected = np.broadcast_to(np.triu(np.ones((3, 3), dtype=bool), k=1), (2, 2, 3, 3)).copy()
+    expected[1, :, :, 2] = True
+    np.testing.assert_array_equal(masked(trace, trace.step("weights")), expected)
+    panels = _panels(figure(trace, ["weights"]))
+    assert len(panels) == 4  # batch × head
+    for ax, cells in zip(panels, expected.reshape(4, 3, 3), strict=True):
+        np.testing.assert_array_equal(np.ma.getmaskarray(ax.images[0].get_array()), cells)
+
+
+def test_dropout_zeros_are_not_masked(mpl):
     trace = attend(load_problem(sample="your-journey-causal"),
                    AttentionConfig(causal=True, dropout=0.5, seed=123))
-    dropped = masked_cells(trace, trace.step("dropped_weights"))
+    dropped = masked(trace, trace.step("dropped_weights"))
     np.testing.assert_array_equal(dropped, np.triu(np.ones((6, 6), dtype=bool), k=1))
     fig = figure(trace)  # weights and dropped_weights by default
     assert [bar.get_ylabel() for bar in _bars(fig)] == ["weights", "dropped_weights"]
     assert _bars(fig)[1].get_ylim()[1] == pytest.approx(2.0)  # kept weights × 1/(1 − 0.5)
+
+
+def test_huge_finite_scores_plot_without_overflow(mpl, tmp_path):
+    # scores ±1e308: high − low overflows to ∞, and Normalize's (x − vmin)/(vmax − vmin) gave NaN
+    problem = tmp_path / "big.json"
+    problem.write_text(json.dumps({"x": [[1e154], [-1e154]]}))
+    out = tmp_path / "b.png"
+    result = runner.invoke(app, ["compute", str(problem), "--steps", "scores", "--plot",
+                                 str(out), "-o", "/dev/null"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    (ax,) = _panels(figure(attend(load_problem(str(problem)), steps=["scores"]), ["scores"]))
+    image = ax.images[0]
+    colours = image.cmap(image.norm(image.get_array()))  # 1e308 yellow, −1e308 purple
+    np.testing.assert_allclose(colours[0, 0], image.cmap(1.0))
+    np.testing.assert_allclose(colours[0, 1], image.cmap(0.0))
+
+
+@pytest.mark.parametrize("token", ["$\\frac$", "$x^2$", "two\nlines", "\x1bq", "日本"])
+def test_labels_are_plain_text_on_one_line_and_warnings_do_not_leak(mpl, tmp_path, token,
+                                                                    recwarn):
+    problem = tmp_path / "odd.json"
+    problem.write_text(json.dumps({"x": [[1, 0], [0, 1]], "tokens": [token, "b"]}))
+    out = tmp_path / "odd.png"
+    result = runner.invoke(app, ["compute", str(problem), "--plot", str(out), "-o",
+                                 "/dev/null"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.stderr == ""
+    assert not [w for w in recwarn if "matplotlib" in str(w.filename)]
+    fig = figure(attend(load_problem(str(problem))))
+    (ax,) = _panels(fig)
+    labels = [t for t in ax.get_yticklabels() if t.get_text() != "b"]
+    assert [t.get_text() for t in labels] == [printable(token)]
+    assert "\n" not in labels[0].get_text() and "\x1b" not in labels[0].get_text()
+    assert not labels[0].get_parse_math()  # "$x^2$" drawn as written, not as maths

@@ -22,7 +22,7 @@ from attncli import attend, load_problem
 from attncli.cli import app
 from attncli.config import AttentionConfig, CausalAlign, Layout, Score, build
 from attncli.problem import Problem
-from attncli.render.torch_script import MHA, SDPA, literal, module_for, render_torch
+from attncli.render.torch_script import MHA, SDPA, literal, render_torch
 from tests.attention.test_parity_torch import projected as parity_problem
 
 TOL = 1e-10
@@ -68,7 +68,8 @@ def run_scripts(directory, texts: dict[str, str]) -> dict[str, dict]:
 
 
 def assert_same(result: dict, trace, module: str, rtol: float = TOL) -> None:
-    """The script's numbers are attncli's (unit axes aside: torch keeps H = 1, attncli not)."""
+    """The script's numbers are attncli's (unit axes aside: torch keeps H = 1, attncli not),
+    and it used ``module``."""
     assert "error" not in result, result.get("error")
     assert result["module"] == module
     steps = {"context", "output", "weights"} & result.keys()
@@ -111,8 +112,8 @@ SAMPLES = {
 def test_every_sample_is_reproduced(torch, tmp_path, sample):
     problem = load_problem(sample=sample)
     config = build(problem.config, None)
-    assert module_for(problem, config) == SAMPLES[sample]
     text, trace = rendered(problem, config)
+    assert text.startswith(f'"""attncli\'s run, redone with {SAMPLES[sample]}.')
     assert_short_lines(text)
     assert_same(run_script(tmp_path, text), trace, SAMPLES[sample])
 
@@ -220,6 +221,23 @@ CASES = {  # name: (arrays, config fields, module)
     "mha_batch_one_key_padding_mask": (
         projected(25, batch=2, seq_k=5, d_mem=6)
         | {"key_padding_mask": np.array([False, True, False, False, False])}, {"heads": 2}, MHA),
+    # a 1-D key_padding_mask alone, with batched x: SDPA needs it as (1, seq_k), not (seq_k,)
+    "sdpa_batch_one_key_padding_mask": (
+        {"x": np.array([[[1, 0], [0, 1], [1, 1]], [[1, 2], [0, 1], [1, 3]]]),
+         "key_padding_mask": np.array([False, True, False])}, {}, SDPA),
+    "sdpa_heads_batch_one_key_padding_mask": (
+        projected(26, batch=2, seq_k=5, d_mem=6, w_o=False)
+        | {"key_padding_mask": np.array([False, True, False, False, True])}, {"heads": 2}, SDPA),
+    "sdpa_one_key_padding_mask": (
+        projected(27, seq_k=5, w_o=False)
+        | {"key_padding_mask": np.array([True, False, False, True, False])}, {"heads": 2}, SDPA),
+    "sdpa_batched_mask_one_key_padding_mask": (
+        projected(28, batch=2, seq_k=5, w_o=False)
+        | {"mask": some_true_per_row(28, (2, 4, 5)),
+           "key_padding_mask": np.array([False, False, False, False, True])}, {"heads": 2}, SDPA),
+    "mha_one_key_padding_mask": (
+        projected(29, seq_k=5, d_mem=6)
+        | {"key_padding_mask": np.array([False, True, False, False, True])}, {"heads": 2}, MHA),
     "sdpa_tokens_that_are_not_code": (  # a label cannot end its comment and start code
         {"x": np.eye(3), "tokens": ['a\nraise SystemExit(3)', '"""', "back\\slash"]}, {},
         SDPA),
@@ -249,9 +267,9 @@ def case_results(tmp_path_factory):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_run_is_reproduced(torch, case_results, case):
-    problem, config, module, rtol = _case(case)
-    assert module_for(problem, config) == module
+    _, _, module, rtol = _case(case)
     result, trace, text = case_results[case]
+    assert text.startswith(f'"""attncli\'s run, redone with {module}.')
     assert_same(result, trace, module, rtol)
     assert_short_lines(text)
     if case == "mha_fully_masked_row":  # need_weights=True would give NaN for that row
@@ -303,6 +321,44 @@ def test_dot_py_output_picks_the_torch_format(tmp_path):
     assert result.exit_code == 0, result.output
     text = target.read_text(encoding="utf-8")
     assert "is_causal=True" in text and "# x (6, 3); rows: Your, journey" in text
+
+
+#: The reviewer's run: batched x and a 1-D key_padding_mask, as JSON on standard input.
+PADDED_BATCH = {"x": [[[1, 0], [0, 1], [1, 1]], [[1, 2], [0, 1], [1, 3]]],
+                "key_padding_mask": [False, True, False]}
+
+
+def test_a_script_from_stdin_runs_and_names_stdin_as_dash(torch, tmp_path):
+    result = CliRunner().invoke(app, ["compute", "-", "--heads", "1", "--format", "torch"],
+                                input=json.dumps(PADDED_BATCH))
+    assert result.exit_code == 0, result.output
+    assert "Equivalent to: attncli compute - --heads 1 --format torch\n" in result.stdout
+    problem = Problem.from_mapping(PADDED_BATCH, "<stdin>")
+    assert_same(run_script(tmp_path, result.stdout), attend(problem), SDPA)
+
+
+def test_a_key_given_on_stdin_is_named_as_dash():
+    problem = Problem.from_mapping({"x": np.eye(3)}, "sample hello-shiny-sun").merged(
+        Problem.from_mapping({"mask": np.eye(3, dtype=bool)}, "<stdin>"))
+    config = AttentionConfig()
+    text = render_torch(problem, config, attend(problem, config))
+    assert ("Equivalent to: attncli compute --sample hello-shiny-sun --set mask=- "
+            "--format torch\n") in text
+
+
+def test_tensors_mapped_from_a_checkpoint_are_not_left_out_of_the_command(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(50)
+    path = tmp_path / "layer.safetensors"
+    safetensors_numpy.save_file({"hidden": rng.normal(size=(3, 4)),
+                                 "q_proj.weight": rng.normal(size=(4, 4))}, str(path))
+    target = tmp_path / "run.py"
+    result = invoke(["compute", str(path), "--tensor", "x=hidden", "--tensor",
+                     "W_q=q_proj.weight", "--weight-layout", "out_in", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    header = target.read_text(encoding="utf-8").split('"""')[1]
+    command = f"attncli compute {path} --weight-layout out_in --format torch"
+    assert f"Equivalent to: {command}\n(tensors mapped with --tensor)\n" in header
 
 
 @pytest.fixture
