@@ -13,7 +13,6 @@ raise only AttncliError. Examples are derandomized, so CI runs the same ones eve
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -22,7 +21,6 @@ import struct
 import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,19 +62,20 @@ SEED_CSV = ("token,d0,d1,d2\n" + "".join(f"{t},{','.join(map(str, row))}\n"
                                          for t, row in zip(TOKENS, X, strict=True))).encode()
 
 
-def _npy(array: np.ndarray) -> bytes:
-    handle = io.BytesIO()
-    np.save(handle, array)
-    return handle.getvalue()
+def _corpus_writers():
+    """tests/corpus/make_binary.py, the writer of the corpus's NPY and NPZ bytes (a script in
+    a data folder, not a package: loaded by path)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "corpus" / "make_binary.py"
+    spec = importlib.util.spec_from_file_location("attncli_corpus_make_binary", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _npz(members: dict[str, bytes]) -> bytes:
-    handle = io.BytesIO()
-    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-        for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
-                             data)
-    return handle.getvalue()
+_WRITERS = _corpus_writers()
+_npy, _npz = _WRITERS.npy, _WRITERS.npz
 
 
 SEED_NPY = _npy(np.array(X))
