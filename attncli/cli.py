@@ -91,6 +91,19 @@ def _steps(steps: str | None) -> list[str] | None:
     return names
 
 
+def _not_computed(name: str, problem, config) -> str:
+    """Why a run has no step ``name`` (queries … weights and context it always has)."""
+    if name == "output":
+        return ("--no-project leaves W_o out" if "W_o" in problem and not config.project
+                else "there is no W_o (output = context W_o + b_o)")
+    return {
+        "scaled_scores": "the scores are multiplied by 1 (an unscaled score, or --scale 1)",
+        "masked_scores": "nothing is masked (no --causal, --window, mask or key_padding_mask)",
+        "dropped_weights": "there is no dropout (--dropout P)",
+        "head_context": "there is one head, whose context is the context (--heads H for more)",
+    }.get(name, "this configuration does not compute it")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"attncli {__version__}")
@@ -122,7 +135,7 @@ def compute(
     query: Annotated[str | None, typer.Option(help="Only this query row (token or index).",
                                               rich_help_panel=OUTPUT)] = None,
     precision: Annotated[int | None, typer.Option(
-        min=0, max=17, help="Decimals (tables: 4; JSON: full unless given).",
+        min=0, max=17, help="Decimals (tables, Markdown: 4; JSON, CSV: full unless given).",
         rich_help_panel=OUTPUT)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
                                                 rich_help_panel=OUTPUT)] = None,
@@ -178,8 +191,10 @@ def compute(
             check_plot(plot)
         try:
             trace = attend(problem, config, steps=wanted, monitor=monitor, query=query)
-            trace.warnings += [f"step {name!r} is not computed in this configuration"
-                               for name in wanted or [] if name not in trace]
+            for name in wanted or []:
+                if name not in trace:
+                    raise InputError(f"--steps {name}: not computed in this run: "
+                                     f"{_not_computed(name, problem, config)}")
             for warning in trace.warnings:
                 _say("warning", warning)
             if plot is not None:
@@ -257,44 +272,62 @@ class CheckFormat(enum.StrEnum):
 @problem_options
 def check(
     files: Annotated[list[str], typer.Argument(
-        help="PROBLEM then ANSWERS files (JSON, - for stdin); with --sample or --x, only "
-             "ANSWERS.", show_default=False)],
+        help="PROBLEM then ANSWERS files (JSON, - for stdin, once); with --sample or --x, "
+             "only ANSWERS.", show_default=False)],
     fmt: Annotated[CheckFormat, typer.Option(
         "--format", "-f", help="table; json or csv (one line per answers file, for graders).",
         rich_help_panel=OUTPUT)] = CheckFormat.table,
     query: Annotated[str | None, typer.Option(
         help="The query row of 1-D answers (or a \"query\" key in the answers).",
         rich_help_panel=OUTPUT)] = None,
+    tolerance: Annotated[str, typer.Option(
+        help="decimals: each entry the value rounded to the decimals its step is written "
+             "with; decimals:N, sigfigs:N, rel:R or abs:A as PrairieLearn's matrix input "
+             "compares.", rich_help_panel=OUTPUT)] = "decimals",
     rtol: Annotated[float | None, typer.Option(
-        help="Relative tolerance (default: fits hand-rounded answers).",
-        rich_help_panel=OUTPUT)] = None,
-    atol: Annotated[float | None, typer.Option(help="Absolute tolerance.",
-                                               rich_help_panel=OUTPUT)] = None,
-    precision: Annotated[int | None, typer.Option(min=0, max=17, help="Decimals shown (4).",
-                                                  rich_help_panel=OUTPUT)] = None,
+        help="Same as --tolerance rel:R; with --atol, |given − exact| ≤ A + R·|exact|.",
+        rich_help_panel=OUTPUT, show_default=False)] = None,
+    atol: Annotated[float | None, typer.Option(
+        help="Same as --tolerance abs:A.", rich_help_panel=OUTPUT, show_default=False)] = None,
+    precision: Annotated[int, typer.Option(min=0, max=17, help="Decimals of the exact values "
+                                           "shown in the tables.",
+                                           rich_help_panel=OUTPUT)] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
                                                 rich_help_panel=OUTPUT)] = None,
     opts: ProblemOptions | None = None,
 ) -> None:
-    """Grade answers: each entry right or wrong, and the mistake behind a wrong one.
+    """Grade answers: each entry right, within rounding, carried forward or
+    wrong, a score per step, and the mistake behind a wrong entry.
 
-    Exit status: 0 every given step matches, 1 some do not, 2 bad input.
+    ANSWERS is a JSON object whose keys are step names (queries, keys, values,
+    scores, scaled_scores, masked_scores, weights, dropped_weights,
+    head_context, context, output), each an array of the step's shape, or of
+    one query row with "query": a token or an index (or --query). −∞, a
+    masked score, is written null, "-inf", "-Infinity" or "−∞"; compute's
+    --format json output is answers too. Each step is compared with the
+    exact values and with what follows from the answers' own earlier steps,
+    as a grader does.
+
+    Exit status: 0 no entry wrong (each right, within rounding or carried
+    forward from an earlier wrong step), 1 an entry is wrong, 2 bad input.
 
     [bold]Examples[/]
 
       attncli check --sample hello-shiny-sun answers.json
       attncli check problem.json answers/*.json --format csv
+      attncli check problem.json answers.json --tolerance sigfigs:3
     """
     with handled(opts.debug):
         from attncli.attention.pipeline import attend
         from attncli.check import Checker
+        from attncli.tolerance import Tolerance
 
-        for name, value in (("--rtol", rtol), ("--atol", atol)):
-            if value is not None and not (value >= 0 and value != float("inf")):
-                raise InputError(f"{name} must be a finite number ≥ 0, got {value}")
+        rule = Tolerance.parse(None if tolerance == "decimals" else tolerance, rtol, atol)
         given_problem = opts.sample is not None or opts.x is not None
         problem_file = None if given_problem else (files[0] if files else None)
         answer_files = files if given_problem else files[1:]
+        _stdin_once([("PROBLEM", problem_file), *(("ANSWERS", f) for f in answer_files),
+                     *((f"the {k} file", f) for k, f in opts.arrays().items())])
         if not answer_files:
             raise InputError("no answers: give PROBLEM and ANSWERS files (or --sample NAME "
                              "and ANSWERS)")
@@ -302,24 +335,31 @@ def check(
         trace = attend(problem, config, monitor=_whole("attncli check"))
         for warning in trace.warnings:
             _say("warning", warning)
-        checker = Checker(problem, config, trace, rtol=rtol, atol=atol)
+        checker = Checker(problem, config, trace, rule)
         reports = [_check_one(checker, file, query, batch=len(answer_files) > 1)
                    for file in answer_files]
         if fmt is CheckFormat.table:
             from attncli.render.check import print_report
 
-            digits = 4 if precision is None else precision
-            _emit(lambda console: [print_report(trace, r, console, digits) for r in reports],
-                  output)
+            _emit(lambda console: [print_report(trace, r, console, precision)
+                                   for r in reports], output)
         else:
             from attncli.render.check import render_csv, render_json
 
-            write_output((render_json if fmt is CheckFormat.json else render_csv)(reports),
-                         output)
+            write_output(render_json(reports, str(rule)) if fmt is CheckFormat.json
+                         else render_csv(reports), output)
         if any(r.error for r in reports):
             raise typer.Exit(int(ExitStatus.BAD_INPUT))
         if not all(r.ok for r in reports):
             raise typer.Exit(int(ExitStatus.MISMATCH))
+
+
+def _stdin_once(inputs: list[tuple[str, str | None]]) -> None:
+    """Standard input can be read once. Raises: InputError naming what gives - twice."""
+    readers = [role for role, file in inputs if file == "-"]
+    if len(readers) > 1:
+        raise InputError(f"- (standard input) is given for {' and '.join(readers)}, but it can "
+                         "be read only once: save all but one of them to files")
 
 
 def _whole(command: str):

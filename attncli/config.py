@@ -110,7 +110,8 @@ class Slip:
     Fields:
         softmax_axis: ``"key"`` (right: each row sums to 1) or ``"query"`` (columns sum to 1).
         values_from: ``"values"`` (right) or ``"keys"`` (keys used as values).
-        transposed_projections: W_q, W_k and W_v used transposed (square matrices only).
+        transposed_projections: the projections used transposed, x @ Wᵀ (square matrices
+            only): ``("W_q",)`` for one of them, ``("W_q", "W_k", "W_v")`` for all three.
         swap_queries_keys: scores = keys queriesᵀ instead of queries keysᵀ.
         mask: None (right), ``"inverted"`` (attend where the mask forbids), ``"zero_fill"``
             (masked scores set to 0 instead of −∞), ``"after_softmax"`` (weights zeroed after
@@ -123,7 +124,7 @@ class Slip:
 
     softmax_axis: str = "key"
     values_from: str = "values"
-    transposed_projections: bool = False
+    transposed_projections: tuple[str, ...] = ()
     swap_queries_keys: bool = False
     mask: str | None = None
     merge_heads: str = "concat"

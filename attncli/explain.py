@@ -14,6 +14,7 @@ import numpy as np
 
 from attncli.errors import InputError
 from attncli.problem import Problem
+from attncli.shapes import input_sources
 from attncli.trace import Trace
 
 
@@ -187,7 +188,7 @@ def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     projected = set(trace.config.get("projected", []))
     sections = []
     if projected:
-        sections.append(_projections(trace, rows, i, keys_range, projected, label, write,
+        sections.append(_projections(problem, trace, rows, i, keys_range, projected, label, write,
                                      values=j_only is None))
     scores = Section(f"Scores ({label})")
     s = rows("scores", i)
@@ -224,8 +225,8 @@ def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     return sections
 
 
-def _projections(trace, rows, i, keys_range, projected, label, write, values: bool):
-    source = "memory" if "memory" in trace.steps[1].formula else "x"
+def _projections(problem, trace, rows, i, keys_range, projected, label, write, values: bool):
+    sources = dict(zip("kv", input_sources(problem), strict=True))  # x, memory, key_memory, …
     section = Section(f"Projections ({label})")
     bias = {name: f" + b_{name}" if f"+ b_{name}" in trace.step(step).formula else ""
             for name, step in (("q", "queries"), ("k", "keys"), ("v", "values"))}
@@ -239,7 +240,7 @@ def _projections(trace, rows, i, keys_range, projected, label, write, values: bo
         for j in keys_range:
             token = trace.key_tokens[j]
             section.equations.append([f"{name}({token})",
-                                      f"{write.var(source, token)} {key}{bias[name]}",
+                                      f"{write.var(sources[name], token)} {key}{bias[name]}",
                                       write.vec(rows(step)[j], True)])
     return section
 

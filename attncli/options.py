@@ -81,6 +81,11 @@ class ProblemOptions:
         if file is None and self.sample is None and "x" not in arrays:
             raise InputError("no input: give a problem FILE, --sample NAME or --x FILE "
                              "(try: attncli compute --sample hello-shiny-sun)")
+        if file is not None and self.sample is not None and not checkpoint:
+            # the file's keys would silently replace some of the sample's: which numbers ran?
+            raise InputError(f"{file} and --sample {self.sample}: give one problem, not both "
+                             "(--sample goes with a .safetensors FILE, whose weights it takes; "
+                             "--x, --wq … --set KEY=FILE replace one key of either)")
         problem = load_problem(file, arrays=arrays, sample=self.sample, tensors=tensors)
         variant = self.variant.value if self.variant is not None else None
         config = build(
@@ -91,7 +96,8 @@ class ProblemOptions:
             heads=self.heads, dropout=self.dropout, seed=self.seed,
             weight_layout=self.weight_layout, backend=self.backend, device=self.device,
             dtype=self.dtype)
-        if (variant or problem.config.get("variant")) == "cross" and "memory" not in problem:
+        if (variant or problem.config.get("variant")) == "cross" and not any(
+                k in problem for k in ("memory", "key_memory", "value_memory")):
             raise InputError("the cross variant needs 'memory' (keys and values come from it): "
                              "add it to the file or give --memory FILE")
         weights = [k for k in ("W_q", "W_k", "W_v", "W_o") if problem.origin.get(k) == file]

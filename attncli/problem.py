@@ -9,6 +9,7 @@ the key.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from attncli.errors import InputError
 ARRAY_KEYS: dict[str, tuple[int, ...]] = {
     "x": (2, 3),
     "memory": (2, 3),
+    "key_memory": (2, 3),  # separate key and value sequences (nn.MultiheadAttention's key and
+    "value_memory": (2, 3),  # value inputs, kdim ≠ vdim): keys from one, values from the other
     "W_q": (2, 3),
     "W_k": (2, 3),
     "W_v": (2, 3),
@@ -46,6 +49,23 @@ LABEL_KEYS = ("tokens", "memory_tokens")
 #: about: a description; expected: reference numbers for some steps (samples carry them).
 OTHER_KEYS = ("weight_layout", "config", "about", "expected")
 KNOWN_KEYS = (*ARRAY_KEYS, *MASK_KEYS, *LABEL_KEYS, *OTHER_KEYS)
+#: nn.MultiheadAttention's names of its inputs, and attncli's keys for them.
+MHA_INPUTS = {"query": "x", "key": "key_memory", "value": "value_memory"}
+_DIGITS = str.maketrans("0134", "oiea")  # W_0 → W_o, …: digits typed for the letters they resemble
+_WORDS = (("query", "q"), ("key", "k"), ("value", "v"), ("output", "o"))
+
+
+def folded(key: str) -> str:
+    """A key as look-alikes are compared: lower case, without ``_ - .`` or spaces, digits read
+    as the letters they resemble, query/key/value/output shortened to q/k/v/o.
+    ``W_q``, ``Wq``, ``w_q``, ``w_query`` all fold to ``wq``; ``W_0`` and ``W_o`` to ``wo``."""
+    text = re.sub(r"[\s_.\-]", "", key.lower()).translate(_DIGITS)
+    for word, letter in _WORDS:
+        text = text.replace(word, letter)
+    return text
+
+
+_FOLDED_KEYS = {folded(key): key for key in KNOWN_KEYS}
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
@@ -59,8 +79,11 @@ class Problem:
     Shapes (in the default ``in_out`` layout; see :func:`prepare` for all accepted forms):
         x       (seq_q, d_in) or (batch, seq_q, d_in)   token embeddings, the queries' source
         memory  (seq_k, d_mem) or (batch, seq_k, d_mem) keys' and values' source (cross-attention)
+        key_memory (seq_k, d_kmem), value_memory (seq_k, d_vmem) (or batched): separate sources
+                of the keys and of the values, instead of memory
         W_q     (d_in, H·d_head) or (H, d_in, d_head);  b_q (H·d_head,) or (H, d_head)
-        W_k, W_v likewise, from d_mem (or d_in without memory); W_o (H·d_v, d_out), b_o (d_out,)
+        W_k, W_v likewise, from d_mem, d_kmem / d_vmem (d_in without memory); all three or none
+        W_o (H·d_v, d_out), b_o (d_out,)
         mask    (seq_q, seq_k) bool, True = may attend; key_padding_mask (seq_k,) True = padding
     Attributes:
         arrays: key → numpy array (float64, or bool for masks).
@@ -94,7 +117,10 @@ class Problem:
         Raises:
             InputError: a value that is not a finite numeric array of an accepted rank, a mask
                 that is not boolean/0-1, token labels that are not a list of strings, an unknown
-                weight_layout. Unknown keys only warn, naming the closest known key.
+                weight_layout; nn.MultiheadAttention's ``query``/``key``/``value`` (with the keys
+                to use instead), and a key that looks like a known one (``w_q``, ``Wq``,
+                ``W_0``, ``w_query``: case, underscores, digits for letters), naming it. Other
+                unknown keys only warn, naming the closest known key.
         """
         problem = cls()
         for key, value in raw.items():
@@ -123,9 +149,7 @@ class Problem:
                     raise InputError(f"{source}: expected: expected an object of step → array")
                 problem.expected = value
             else:
-                close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.5)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problem.warnings.append(f"{source}: unknown key {key!r} ignored{hint}")
+                problem.warnings.append(_unknown_key(key, source))
         return problem
 
     def merged(self, other: Problem) -> Problem:
@@ -142,6 +166,30 @@ class Problem:
             about=other.about or self.about,
             expected={**self.expected, **other.expected},
         )
+
+
+def _unknown_key(key: str, source: str) -> str:
+    """The warning for a key attncli does not know.
+
+    Raises: InputError for a key that folds (:func:`folded`) to a known key, or that is one of
+    nn.MultiheadAttention's input names: a run that ignored it would silently compute
+    something else (K = x for a misspelt W_k).
+    """
+    plain = re.sub(r"[\s_.\-]", "", key.lower())
+    if plain in MHA_INPUTS:
+        ours = MHA_INPUTS[plain]
+        raise InputError(
+            f"{source}: key {key!r} is nn.MultiheadAttention's name of an input; attncli's are "
+            f"x (query), key_memory (key) and value_memory (value), or memory for keys and "
+            f"values from one sequence: write {ours!r}")
+    known = _FOLDED_KEYS.get(folded(key))
+    if known is not None:
+        raise InputError(f"{source}: unknown key {key!r} looks like {known!r}; write it "
+                         f"{known!r} (key names are exact)")
+    lower = {k.lower(): k for k in KNOWN_KEYS}
+    close = difflib.get_close_matches(key.lower(), lower, n=1, cutoff=0.75)
+    hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
+    return f"{source}: unknown key {key!r} ignored{hint}"
 
 
 def _array(value: Any, key: str, source: str) -> np.ndarray:

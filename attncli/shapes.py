@@ -24,7 +24,9 @@ class Prepared:
     """The problem's arrays in the one canonical form the pipeline reads (numpy, in_out layout).
 
     Shapes (B = batch or 1, H = heads):
-        x (B, seq_q, d_in); source (B, seq_k, d_src): memory, or x for self-attention
+        x (B, seq_q, d_in); source (B, seq_k, d_src): the keys' source, memory (or key_memory),
+        or x for self-attention; value_source (B, seq_k, d_vsrc): the values' source, the same
+        array as source unless value_memory is given
         W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
         W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q or 1, seq_k), True = may
         attend (broadcast over the query rows when it is a key padding mask alone)
@@ -33,7 +35,7 @@ class Prepared:
 
     x: np.ndarray
     source: np.ndarray
-    cross: bool  # keys and values come from memory
+    cross: bool  # keys and values come from memory (or key_memory and value_memory), not x
     batched: bool
     heads: int
     d_k: int
@@ -48,6 +50,18 @@ class Prepared:
     params: dict[str, np.ndarray | None]
     mask: np.ndarray | None
     dropout_mask: np.ndarray | None
+    value_source: np.ndarray | None = None  # None: the values come from source too
+    key_from: str = "x"  # the problem key the keys come from: x, memory or key_memory
+    value_from: str = "x"  # … the values: x, memory or value_memory
+    #: (B,) the keys each batch item has that are not padding (key_padding_mask's False
+    #: entries), or None without a key_padding_mask: where bottom-right alignment puts the
+    #: diagonal (flash-attn's construct_local_mask, sk = key_padding_mask.sum(-1))
+    key_lengths: np.ndarray | None = None
+
+    @property
+    def values_source(self) -> np.ndarray:
+        """The values' source, (B, seq_k, d_vsrc)."""
+        return self.source if self.value_source is None else self.value_source
 
 
 def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
@@ -55,7 +69,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
 
     Raises:
         InputError: a missing ``x``, or any shape that does not fit, naming the key, the shape
-            found and the shape expected (and the other weight layout when only it would fit).
+            found and the shape expected (and the other weight layout when only it would fit,
+            or a transposed input); some of W_q/W_k/W_v without the others (unless
+            ``config.project`` is off); key_memory without value_memory, or with memory.
         ConfigError: heads that do not divide a width, an option the problem cannot satisfy.
     """
     if "x" not in problem:
@@ -67,28 +83,32 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     batched = x.ndim == 3
     x3 = x if batched else x[None]
     batch, seq_q, d_in = x3.shape
-    cross = "memory" in problem
-    source = problem["memory"] if cross else x
-    if cross and source.ndim == 3 and (not batched or source.shape[0] != batch):
-        raise InputError(
-            f"{problem.where('memory')}: batch of {source.shape[0]} does not match x's "
-            f"{batch if batched else 'unbatched'} shape {fmt_shape(x.shape)}"
-        )
-    # An unbatched memory is shared by every batch item.
-    source3 = source if source.ndim == 3 else np.broadcast_to(source, (batch, *source.shape))
+    key_from, value_from = input_sources(problem)
+    cross = key_from != "x"
+    source3 = _source(problem, key_from, batch, batched)
+    values3 = _source(problem, value_from, batch, batched)
     seq_k, d_src = source3.shape[1:]
+    if values3.shape[1] != seq_k:
+        raise InputError(f"{problem.where(value_from)}: {values3.shape[1]} rows, but "
+                         f"{key_from} has {seq_k}: one value for each key")
+    d_vsrc = values3.shape[2]
+    if config.project:
+        _all_projections(problem)
+        for name, from_key in (("q", "x"), ("k", key_from), ("v", value_from)):
+            if f"W_{name}" in problem:
+                _transposed_input(problem, from_key, f"W_{name}", layout)
     heads = config.heads or (_heads_from_weights(problem) if config.project else None) or 1
     warnings = list(problem.warnings)  # this run's own list: the problem is not changed
     unused: list[str] = []
 
     params: dict[str, np.ndarray | None] = {}
     widths: dict[str, int] = {}
-    for name, d_from, from_key in (("q", d_in, "x"), ("k", d_src, "memory" if cross else "x"),
-                                   ("v", d_src, "memory" if cross else "x")):
+    for name, d_from, from_key in (("q", d_in, "x"), ("k", d_src, key_from),
+                                   ("v", d_vsrc, value_from)):
         key = f"W_{name}"
         if config.project and key in problem:
             W = _project_weight(problem, key, d_from, from_key, heads, layout,
-                                config.slip.transposed_projections)
+                                key in config.slip.transposed_projections)
         else:
             W = None
         params[key] = W
@@ -113,7 +133,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
                     else f"{problem.where(source)} itself, no {key}")
         raise InputError(
             f"queries and keys differ in width per head, {widths['q']} "
-            f"({origin('q', 'x')}) vs {widths['k']} ({origin('k', 'memory' if cross else 'x')}): "
+            f"({origin('q', 'x')}) vs {widths['k']} ({origin('k', key_from)}): "
             f"a {score.value} score needs them equal")
     params.update(_score_params(problem, score, widths["q"], widths["k"]))
     for key in ("W_a", "U_a", "v_a", "b_a"):
@@ -140,16 +160,93 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
             f"{problem.where('dropout_mask')} is given but no --dropout P: the kept weights are "
             "scaled by 1/(1 − P), so P is needed"
         )
-    query_tokens = _tokens(problem, "tokens", seq_q)
-    key_tokens = _tokens(problem, "memory_tokens", seq_k) if cross else query_tokens
+    query_tokens = _tokens(problem, "tokens", seq_q, d_in)
+    key_tokens = _tokens(problem, "memory_tokens", seq_k, d_src, key_from) if cross \
+        else query_tokens
     return Prepared(
-        x=x3, source=source3, cross=cross, batched=batched, heads=heads, d_k=widths["q"],
+        x=x3, source=source3, value_source=None if value_from == key_from else values3,
+        key_from=key_from, value_from=value_from,
+        key_lengths=_key_lengths(problem, batch),
+        cross=cross, batched=batched, heads=heads, d_k=widths["q"],
         d_v=widths["v"], layout=layout, score=score,
         per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
                              if params[k] is not None), scale=scale, query_tokens=query_tokens,
         key_tokens=key_tokens, params=params, mask=mask, dropout_mask=dropout_mask,
         warnings=warnings,
     )
+
+
+def input_sources(problem: Problem) -> tuple[str, str]:
+    """The problem keys the keys and the values come from: ("x", "x") for self-attention,
+    ("memory", "memory") for cross-attention, ("key_memory", "value_memory") for separate key
+    and value sequences (nn.MultiheadAttention's key and value inputs).
+
+    Raises: InputError for key_memory without value_memory (or the other way round), or
+    either of them together with memory.
+    """
+    separate = [k for k in ("key_memory", "value_memory") if k in problem]
+    if not separate:
+        return ("memory", "memory") if "memory" in problem else ("x", "x")
+    if "memory" in problem:
+        raise InputError(f"{problem.where(separate[0])} and {problem.where('memory')}: memory "
+                         "is the source of both keys and values; give it, or key_memory and "
+                         "value_memory, not both")
+    if len(separate) == 1:
+        other = "value_memory" if separate == ["key_memory"] else "key_memory"
+        raise InputError(f"{problem.where(separate[0])} is given without {other}: separate "
+                         f"key and value sequences need both (or memory, the source of both)")
+    return "key_memory", "value_memory"
+
+
+def _source(problem: Problem, key: str, batch: int, batched: bool) -> np.ndarray:
+    """The keys' or values' source ``key`` as (B, seq_k, d): an unbatched one is shared by
+    every batch item. Raises: InputError for a batch that is not x's."""
+    source = problem[key]
+    if key != "x" and source.ndim == 3 and (not batched or source.shape[0] != batch):
+        raise InputError(
+            f"{problem.where(key)}: batch of {source.shape[0]} does not match x's "
+            f"{batch if batched else 'unbatched'} shape {fmt_shape(problem['x'].shape)}"
+        )
+    return source if source.ndim == 3 else np.broadcast_to(source, (batch, *source.shape))
+
+
+def _all_projections(problem: Problem) -> None:
+    """W_q, W_k and W_v come together: a run with W_q alone would take K = V = x unnoticed.
+
+    Raises: InputError naming the projections given and those missing, and the fix.
+    """
+    given = [k for k in ("W_q", "W_k", "W_v") if k in problem]
+    missing = [k for k in ("W_q", "W_k", "W_v") if k not in problem]
+    if given and missing:
+        sources = " and ".join(sorted({problem.origin.get(k, "<input>") for k in given}))
+        raise InputError(f"{sources}: {', '.join(given)} given but not {' or '.join(missing)}: "
+                         f"give {', '.join(missing)} too (queries, keys and values each need "
+                         "their projection), or --no-project to use none (Q = K = V = x)")
+
+
+def _transposed_input(problem: Problem, key: str, weight: str, layout: Layout) -> None:
+    """An input (x, memory, …) given one column per token instead of one row: W's input
+    width is the input's number of rows, and fits neither layout.
+
+    Raises: InputError saying the input looks transposed.
+    """
+    W, data = problem[weight], problem[key]
+    rows, width = data.shape[-2:]
+    d_in = {Layout.in_out: W.shape[-2], Layout.out_in: W.shape[-1]}
+    if width not in d_in.values() and d_in[layout] == rows:
+        form = "(batch, seq, d)" if data.ndim == 3 else "(seq, d)"
+        raise InputError(f"{problem.where(key)}: shape {fmt_shape(data.shape)} looks "
+                         f"transposed: {weight} {fmt_shape(W.shape)} takes rows of width "
+                         f"{rows}, and {key} has {rows} rows of width {width}; give {key} one "
+                         f"row per token, {form}")
+
+
+def _key_lengths(problem: Problem, batch: int) -> np.ndarray | None:
+    """(B,) the keys of each batch item that are not padding; None without key_padding_mask."""
+    if "key_padding_mask" not in problem:
+        return None
+    real = (~problem["key_padding_mask"]).sum(axis=-1).reshape(-1)  # True = padding
+    return np.broadcast_to(real, (batch,)).astype(np.int64)
 
 
 def _heads_from_weights(problem: Problem) -> int | None:
@@ -305,13 +402,19 @@ def _dropout_mask(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: i
     return m.reshape(batch, heads, seq_q, seq_k)
 
 
-def _tokens(problem: Problem, key: str, length: int) -> list[str]:
+def _tokens(problem: Problem, key: str, length: int, width: int, of: str = "x") -> list[str]:
+    """The labels of ``of``'s ``length`` rows (of ``width`` columns); numbers without them.
+
+    Raises: InputError for a count that is not the rows', saying when it is the columns'
+    (the input looks transposed)."""
     tokens = getattr(problem, key)
     if tokens is None:
         return [str(i) for i in range(length)]
     if len(tokens) != length:
-        of = "memory" if key == "memory_tokens" else "x"
-        raise InputError(f"{problem.where(key)}: {len(tokens)} labels for {length} rows of {of}")
+        hint = (f"; {of} has {width} columns: is it transposed? Give it one row per token"
+                if len(tokens) == width else "")
+        raise InputError(f"{problem.where(key)}: {len(tokens)} labels for {length} rows of "
+                         f"{of}{hint}")
     return tokens
 
 

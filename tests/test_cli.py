@@ -341,7 +341,7 @@ def test_query_in_text_formats_labels_the_row():
     assert row_of("table", table, "context", "shiny") == pytest.approx(
         [0.39896, 0.38542, 0.86095], abs=1e-5)
     text = ok(["compute", "--sample", "hello-shiny-sun", "--query", "shiny", "--format", "csv",
-               "--steps", "weights"]).stdout
+               "--steps", "weights", "--precision", "4"]).stdout
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["row_label"] for r in rows] == ["shiny"] * 3
     assert [r["column_label"] for r in rows] == HELLO_TOKENS
@@ -358,12 +358,24 @@ def test_steps_keeps_only_the_named_steps_in_pipeline_order():
     assert doc["steps"]["context"]["data"][1] == pytest.approx(HELLO_CONTEXT_SHINY, abs=1e-8)
 
 
-def test_steps_not_computed_in_this_configuration_warns():
-    result = ok(["compute", "--sample", "hello-shiny-sun", "--json",
-                 "--steps", "masked_scores,weights"])
-    assert list(json.loads(result.stdout)["steps"]) == ["weights"]
-    assert "attncli: warning:" in result.stderr
-    assert "masked_scores" in result.stderr
+@pytest.mark.parametrize("args, step, reason", [
+    (["--sample", "hello-shiny-sun"], "output", "there is no W_o"),
+    (["--sample", "multihead-einsum", "--no-project"], "output", "--no-project leaves W_o out"),
+    (["--sample", "hello-shiny-sun"], "masked_scores", "nothing is masked"),
+    (["--sample", "hello-shiny-sun"], "scaled_scores", "multiplied by 1"),
+    (["--sample", "hello-shiny-sun"], "dropped_weights", "no dropout"),
+    (["--sample", "hello-shiny-sun"], "head_context", "one head"),
+])
+def test_steps_not_computed_in_this_run_are_an_error_with_the_reason(args, step, reason,
+                                                                      tmp_path):
+    # once a warning and a run without the step (exit 0); -o FILE is not written either
+    target = tmp_path / "out.json"
+    result = invoke(["compute", *args, "--steps", f"weights,{step}", "-o", str(target)])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"attncli: error: --steps {step}: not computed in this run: ")
+    assert reason in result.stderr
+    assert not target.exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +383,8 @@ def test_steps_not_computed_in_this_configuration_warns():
 
 
 def test_csv_format_columns_and_values():
-    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "csv"]).stdout
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "csv",
+               "--precision", "4"]).stdout
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
     assert header == ["step", "batch", "head", "row", "row_label", "column", "column_label",
@@ -385,6 +398,23 @@ def test_csv_format_columns_and_values():
     assert ["weights", "", "", "1", "shiny", "0", "Hello", "0.2291"] in rows
     assert ["context", "", "", "1", "shiny", "2", "2", "0.8610"] in rows
     assert ["scores", "", "", "1", "shiny", "0", "Hello", "0.7842"] in rows
+
+
+def test_csv_format_keeps_full_precision_unless_precision_is_given():
+    # CSV is for machines, as JSON: every digit of the float64 (it once rounded to 4 decimals)
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "csv",
+               "--steps", "weights"]).stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    shiny = [float(r["value"]) for r in rows if r["row"] == "1"]
+    # softmax of the scores worked above, by numpy here: e^s / Σ e^s
+    scores = np.array(HELLO_X) @ np.array(HELLO_X)[1]
+    exact = np.exp(scores) / np.exp(scores).sum()
+    np.testing.assert_allclose(shiny, exact, rtol=1e-14)
+    np.testing.assert_allclose(shiny, HELLO_WEIGHTS_SHINY, atol=1e-8)
+    text = ok(["compute", "--sample", "hello-shiny-sun", "--format", "csv", "--steps",
+               "weights", "--precision", "2"]).stdout
+    assert [r["value"] for r in csv.DictReader(io.StringIO(text)) if r["row"] == "1"] == \
+        ["0.23", "0.41", "0.36"]
 
 
 def test_csv_format_with_heads_and_masked_scores():
@@ -546,6 +576,25 @@ def test_cross_attention_uses_memory_tokens():
 
 # ---------------------------------------------------------------------------------------------
 # Other commands
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_separate_key_and_value_sequences_in_every_format(fmt, tmp_path):
+    # x = [1, 0]; keys a = [1, 0], b = [0, 1]; values [1, 2, 3], [4, 5, 6]: scores [1, 0],
+    # weights [e, 1] / (e + 1) = [0.7311, 0.2689], context [1, 2, 3] + 3/(e + 1) = [1.8068,
+    # 2.8068, 3.8068] (width 3 from value_memory, keys of width 2)
+    (tmp_path / "kv.json").write_text(json.dumps({
+        "x": [[1, 0]], "tokens": ["q"], "key_memory": [[1, 0], [0, 1]],
+        "value_memory": [[1, 2, 3], [4, 5, 6]], "memory_tokens": ["a", "b"]}), encoding="utf-8")
+    result = ok(["compute", str(tmp_path / "kv.json"), "--steps", "weights,context", "--format",
+                 fmt, "--precision", "4"])
+    assert result.stderr == ""
+    assert row_of(fmt, result.stdout, "weights", "q") == pytest.approx([0.7311, 0.2689],
+                                                                        abs=1e-4)
+    assert row_of(fmt, result.stdout, "context", "q") == pytest.approx(
+        [1.8068, 2.8068, 3.8068], abs=1e-4)
+    explained = ok(["explain", str(tmp_path / "kv.json"), "--query", "q"]).stdout
+    assert "= [1.8068, 2.8068, 3.8068]" in explained
 
 
 def test_samples_lists_all_five():

@@ -151,9 +151,40 @@ CASES: dict[str, Case] = {
         E + "json-duplicate-config-key.json: key 'causal' appears twice in one JSON object; give "
         "each key once"),
     "json-unknown-key-warns": Case(
-        "json-unknown-key.json", "compute {file} --json --steps queries",
-        "attncli: warning: json-unknown-key.json: unknown key 'W_query' ignored; did you mean "
-        "'W_q'?", status=0, queries=X),
+        "json-unknown-key-notes.json", "compute {file} --json --steps queries",
+        "attncli: warning: json-unknown-key-notes.json: unknown key 'notes' ignored", status=0,
+        queries=X),
+    # a key that looks like a known one would leave it out of the run (K = x): an error
+    "json-key-looks-like-w_q": Case(
+        "json-unknown-key.json", "compute {file}",
+        E + "json-unknown-key.json: unknown key 'W_query' looks like 'W_q'; write it 'W_q' (key "
+        "names are exact)"),
+    "json-key-in-lower-case": Case(
+        "json-key-lower-case.json", "compute {file}",
+        E + "json-key-lower-case.json: unknown key 'w_q' looks like 'W_q'; write it 'W_q' (key "
+        "names are exact)"),
+    "json-key-with-a-zero-for-o": Case(
+        "json-key-w-zero.json", "compute {file}",
+        E + "json-key-w-zero.json: unknown key 'W_0' looks like 'W_o'; write it 'W_o' (key names "
+        "are exact)"),
+    "json-multihead-attention-input-names": Case(
+        "json-query-key-value.json", "compute {file}",
+        E + "json-query-key-value.json: key 'query' is nn.MultiheadAttention's name of an input; "
+        "attncli's are x (query), key_memory (key) and value_memory (value), or memory for keys "
+        "and values from one sequence: write 'x'"),
+    "json-key-memory-without-value-memory": Case(
+        "json-key-memory-alone.json", "compute {file}",
+        E + "json-key-memory-alone.json: key_memory is given without value_memory: separate key "
+        "and value sequences need both (or memory, the source of both)"),
+    "json-some-projections-only": Case(
+        "json-projections-partial.json", "compute {file}",
+        E + "json-projections-partial.json: W_q given but not W_k or W_v: give W_k, W_v too "
+        "(queries, keys and values each need their projection), or --no-project to use none "
+        "(Q = K = V = x)"),
+    "json-x-transposed": Case(
+        "json-x-transposed.json", "compute {file}",
+        E + "json-x-transposed.json: x: shape (2, 3) looks transposed: W_q (2, 2) takes rows of "
+        "width 2, and x has 2 rows of width 3; give x one row per token, (seq, d)"),
     "json-x-missing": Case(
         "json-x-missing.json", "compute {file}",
         "attncli: error: no embeddings: json-x-missing.json has no 'x'; add it or give --x FILE"),
@@ -235,6 +266,10 @@ CASES: dict[str, Case] = {
         "csv-decimal-comma.csv", "compute {file}",
         E + "csv-decimal-comma.csv: row 2, column 2: '0,53' is not a number; write decimals "
         "with a point"),
+    "csv-space-separated": Case(
+        "csv-space-separated.csv", "compute {file}",
+        E + "csv-space-separated.csv: row 1: '0.34 0.22 0.54': numbers separated by spaces; "
+        "separate them with commas (or tabs)"),
     "csv-latin-1-text": Case(
         "csv-latin1.csv", "compute {file}",
         E + "csv-latin1.csv: not UTF-8 text (byte 2); is it a binary file?"),
@@ -338,8 +373,9 @@ CASES: dict[str, Case] = {
         "closest: embeddings"),
     "safetensors-mapped-works": Case(
         "safetensors-valid.safetensors",
-        "compute {file} --tensor x=embeddings --tensor W_q=model.q_proj.weight "
-        "--weight-layout out_in --json --steps queries", "", status=0, queries=X),
+        "compute {file} --tensor x=embeddings --tensor W_q=model.q_proj.weight --tensor "
+        "W_k=model.k_proj.weight --tensor W_v=model.k_proj.weight --weight-layout out_in --json "
+        "--steps queries", "", status=0, queries=X),
     # --- options: absurd sizes, conflicts, unknown names ---------------------------------------
     "option-heads-1e9": Case("valid.json", "compute {file} --heads 1000000000",
                              E + "valid.json: x: width 3 is not divisible by --heads 1000000000"),
@@ -387,6 +423,20 @@ CASES: dict[str, Case] = {
                                 E + f"--steps: unknown step attention; choose from {STEPS}"),
     "option-no-step": Case("valid.json", "compute {file} --steps ,",
                            E + f"--steps: unknown step (none); choose from {STEPS}"),
+    "option-step-not-computed": Case(
+        "valid.json", "compute {file} --steps weights,output",
+        E + "--steps output: not computed in this run: there is no W_o (output = context W_o + "
+        "b_o)"),
+    "option-output-extension-no-format": Case(
+        "valid.json", "compute {file} -o weights.xlsx",
+        E + "-o weights.xlsx: .xlsx is no format attncli writes; the extension picks one of "
+        ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .txt or "
+        "none for a table; or give --format"),
+    "option-file-and-sample": Case(
+        "valid.json", "compute {file} --sample three-inputs",
+        E + "valid.json and --sample three-inputs: give one problem, not both (--sample goes with "
+        "a .safetensors FILE, whose weights it takes; --x, --wq … --set KEY=FILE replace one key "
+        "of either)"),
     "option-npy-of-several-steps": Case(
         "valid.json", "compute {file} --format npy",
         E + "--format npy holds one array: give --steps NAME (one step), or write NPZ "
@@ -448,6 +498,18 @@ CASES: dict[str, Case] = {
         E + "json-nan-literal.json: x: nan at index [0, 1]; every value must be finite"),
     "check-right-answers-work": Case("answers-right.json", "check valid.json {file}", "",
                                      status=0),
+    "check-answers-a-word": Case(
+        "answers-inf-word.json", "check valid.json {file}",
+        E + "answers-inf-word.json: context: 'inf' is not a number (−∞ is written null, \"-inf\", "
+        "\"-Infinity\" or \"−∞\")"),
+    "check-stdin-twice": Case(
+        None, "check - -", E + "- (standard input) is given for PROBLEM and ANSWERS, but it can "
+        "be read only once: save all but one of them to files", stdin="answers-right.json"),
+    "check-bad-tolerance": Case(
+        "answers-right.json", "check valid.json {file} --tolerance sigfigs:0",
+        E + "--tolerance sigfigs:0: bad number '0'; expected decimals, decimals:N, sigfigs:N, "
+        "rel:R or abs:A (e.g. sigfigs:3, rel:0.01), N from 1 to 17 (decimals: 0 to 17), R and A "
+        "finite ≥ 0"),
     "explain-unknown-key": Case(
         "valid.json", "explain {file} --query shiny --key moon",
         E + "--key 'moon': no such token or index; the keys are Hello, shiny, sun"),

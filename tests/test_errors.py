@@ -20,6 +20,7 @@ runner = CliRunner()
 
 HELLO = ["--sample", "hello-shiny-sun"]
 X = [[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]]
+EYE = np.eye(3).tolist()
 
 
 def invoke(args: list[str], input: str | None = None, **kwargs):
@@ -93,20 +94,23 @@ CASES: dict[str, Case] = {
     "wrong-rank": Case(["compute", "p.json"], ["p.json", "x", "2-D or 3-D", "(3,)"],
                        files={"p.json": _json({"x": [1, 2, 3]})}),
     "w_k-shape": Case(["compute", "p.json"], ["p.json", "W_k", "got (4, 2)", "expected (3,"],
-                      files={"p.json": _json({"x": X, "W_k": [[1, 0]] * 4})}),
-    "w_k-shape-option": Case(["compute", *HELLO, "--wk", "wk.csv"],
-                             ["wk.csv", "W_k", "got (2, 2)", "expected (3,"],
-                             files={"wk.csv": "1,0\n0,1\n"}),
+                      files={"p.json": _json({"x": X, "W_q": EYE, "W_k": [[1, 0]] * 4,
+                                              "W_v": EYE})}),
+    "w_k-shape-option": Case(["compute", *HELLO, "--wq", "w.csv", "--wk", "wk.csv", "--wv",
+                              "w.csv"], ["wk.csv", "W_k", "got (2, 2)", "expected (3,"],
+                             files={"wk.csv": "1,0\n0,1\n", "w.csv": "1,0,0\n0,1,0\n0,0,1\n"}),
     "w_q-out-in": Case(["compute", "p.json"], ["p.json", "W_q", "(2, 3)", "out_in"],
                        files={"p.json": _json({"x": X, "W_q": [[1, 0, 1], [0, 1, 1]],
-                                               "W_k": [[1, 0], [0, 1], [1, 1]]})}),
+                                               "W_k": [[1, 0], [0, 1], [1, 1]],
+                                               "W_v": [[1, 0], [0, 1], [1, 1]]})}),
     "w_q-in-out-under-out-in": Case(
         ["compute", "p.json", "--weight-layout", "out_in"], ["p.json", "W_q", "(3, 2)", "in_out"],
-        files={"p.json": _json({"x": X, "W_q": [[1, 0], [0, 1], [1, 1]]})}),
+        files={"p.json": _json({"x": X, "W_q": [[1, 0], [0, 1], [1, 1]],
+                                "W_k": [[1, 0, 1], [0, 1, 1]], "W_v": [[1, 0, 1], [0, 1, 1]]})}),
     "heads-do-not-divide": Case(["compute", *HELLO, "--heads", "2"], ["width 3", "--heads 2"]),
     "heads-do-not-divide-weights": Case(
         ["compute", "p.json", "--heads", "2"], ["p.json", "W_q", "width 3", "--heads 2"],
-        files={"p.json": _json({"x": X, "W_q": np.eye(3).tolist(), "W_k": np.eye(3).tolist()})}),
+        files={"p.json": _json({"x": X, "W_q": EYE, "W_k": EYE, "W_v": EYE})}),
     "negative-window": Case(["compute", *HELLO, "--window", "-1"], ["--window", "-1"]),
     "dropout-one": Case(["compute", *HELLO, "--dropout", "1.0"], ["--dropout", "[0, 1)", "1.0"]),
     "dropout-negative": Case(["compute", *HELLO, "--dropout", "-0.1"],
@@ -336,18 +340,48 @@ def test_bad_csv_cell_after_blank_lines_names_the_file_row(tmp_path):
 
 
 def test_unknown_json_key_warns_and_succeeds(tmp_path):
-    (tmp_path / "p.json").write_text(json.dumps({"x": X, "W_query": np.eye(3).tolist()}),
-                                     encoding="utf-8")
+    (tmp_path / "p.json").write_text(json.dumps({"x": X, "remarks": "by hand"}), encoding="utf-8")
     result = invoke(["compute", str(tmp_path / "p.json"), "--json", "--steps", "queries"])
     assert result.exit_code == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(warnings) == 1
     assert warnings[0].startswith("attncli: warning: ")
-    assert "'W_query'" in warnings[0] and "'W_q'" in warnings[0]
+    assert "'remarks'" in warnings[0] and "did you mean" not in warnings[0]
     assert "error" not in result.stderr
     doc = json.loads(result.stdout)
     assert doc["steps"]["queries"]["formula"] == "queries = x"  # the unknown key was ignored
-    assert any("W_query" in w for w in doc["warnings"])
+    assert any("remarks" in w for w in doc["warnings"])
+
+
+@pytest.mark.parametrize("key, known", [("W_query", "W_q"), ("wk", "W_k"), ("W_V", "W_v")])
+def test_a_look_alike_key_is_an_error_not_a_run_without_it(key, known, tmp_path):
+    # once a warning and a run with K = x (or V = x): W_k ignored, a number silently wrong
+    weights = {"W_q": EYE, "W_k": EYE, "W_v": EYE}
+    weights[key] = weights.pop(known)
+    (tmp_path / "p.json").write_text(json.dumps({"x": X, **weights}), encoding="utf-8")
+    message = one_error_line(invoke(["compute", str(tmp_path / "p.json")]))
+    assert message.endswith(f"p.json: unknown key {key!r} looks like {known!r}; write it "
+                            f"{known!r} (key names are exact)")
+
+
+def test_output_extension_that_is_no_format_is_refused_before_the_run(tmp_path):
+    # once: a table written into results.xlsx
+    target = tmp_path / "results.xlsx"
+    message = one_error_line(invoke(["compute", *HELLO, "-o", str(target)]))
+    assert ".xlsx is no format attncli writes" in message
+    for ext in (".json", ".csv", ".md", ".npz", ".npy", ".py"):
+        assert ext in message
+    assert not target.exists()
+    # --format says what to write, whatever the extension
+    assert invoke(["compute", *HELLO, "--format", "csv", "-o", str(target)]).exit_code == 0
+    assert target.read_text(encoding="utf-8").startswith("step,batch,head,row")
+
+
+def test_a_problem_file_and_a_sample_are_refused_together(tmp_path):
+    # once: the file's keys silently replaced some of the sample's
+    (tmp_path / "p.json").write_text(json.dumps({"x": X}), encoding="utf-8")
+    message = one_error_line(invoke(["compute", str(tmp_path / "p.json"), *HELLO]))
+    assert "p.json and --sample hello-shiny-sun: give one problem, not both" in message
 
 
 def _run_module(*args: str, cwd: Path):

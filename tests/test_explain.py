@@ -120,3 +120,16 @@ def test_latex_escapes_token_labels():
     lines = latex.splitlines()
     assert not any(line.rstrip().endswith("\\\\") and following.startswith("\\end{align*}")
                    for line, following in zip(lines, lines[1:], strict=False))
+
+
+def test_separate_key_and_value_sequences_are_named_as_the_sources():
+    # keys from key_memory, values from value_memory (once both written as memory(…), read
+    # off the keys' formula). x = [1, 0], W_q = W_k = I, W_v the first two columns of I₃:
+    # v(a) = [1, 2, 3] W_v = [1, 2], v(b) = [4, 5]
+    problem = Problem.from_mapping({
+        "x": [[1.0, 0.0]], "key_memory": [[1.0, 0.0], [0.0, 1.0]],
+        "value_memory": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], "memory_tokens": ["a", "b"],
+        "W_q": np.eye(2), "W_k": np.eye(2), "W_v": np.eye(3)[:, :2]}, "p.json")
+    text = _text(problem, query="0")
+    assert "k(a) = key_memory(a) W_k = [1, 0]" in text
+    assert "v(b) = value_memory(b) W_v = [4, 5]" in text

@@ -8,7 +8,7 @@ import pytest
 from attncli import attend
 from attncli.config import AttentionConfig, Layout
 from attncli.errors import ConfigError, InputError
-from attncli.problem import Problem
+from attncli.problem import KNOWN_KEYS, Problem, folded
 from attncli.shapes import prepare
 
 RNG = np.random.default_rng(7)
@@ -73,8 +73,69 @@ def test_heads_must_divide_the_width():
 
 
 def test_unknown_key_warns_with_the_closest():
-    problem = _problem(W_query=[[1.0]])
-    assert any("'W_query'" in w and "'W_q'" in w for w in problem.warnings)
+    problem = _problem(W_qq=[[1.0]], notes="by hand")
+    assert [w for w in problem.warnings] == [
+        "p.json: unknown key 'W_qq' ignored; did you mean 'W_q'?",
+        "p.json: unknown key 'notes' ignored"]
+
+
+@pytest.mark.parametrize("key, known", [
+    ("Wq", "W_q"), ("w_q", "W_q"), ("W_Q", "W_q"), ("w_query", "W_q"), ("W_query", "W_q"),
+    ("W_0", "W_o"), ("w_key", "W_k"), ("W_value", "W_v"), ("B_q", "b_q"), ("b_0", "b_o"),
+    ("X", "x"), ("Memory", "memory"), ("keyPaddingMask", "key_padding_mask"),
+    ("Key_Memory", "key_memory"), ("weight-layout", "weight_layout"),
+])
+def test_a_key_that_looks_like_a_known_one_is_an_error_naming_it(key, known):
+    # once a warning with difflib's guess ('w_q' → 'b_q') and a run without the key: K = x
+    with pytest.raises(InputError) as error:
+        _problem(**{key: [[1.0]]})
+    assert str(error.value) == (f"p.json: unknown key {key!r} looks like {known!r}; write it "
+                                f"{known!r} (key names are exact)")
+
+
+def test_no_two_known_keys_look_alike():
+    assert len({folded(key) for key in KNOWN_KEYS}) == len(KNOWN_KEYS)
+
+
+@pytest.mark.parametrize("key, ours", [("query", "x"), ("key", "key_memory"),
+                                       ("value", "value_memory"), ("Key", "key_memory")])
+def test_multihead_attention_input_names_are_refused_with_ours(key, ours):
+    # nn.MultiheadAttention(query, key, value): once run as self-attention over x, with only an
+    # "unknown key" warning
+    with pytest.raises(InputError, match=rf"p\.json: key {key!r} is nn\.MultiheadAttention's "
+                                         rf"name of an input; .* write {ours!r}$"):
+        _problem(**{key: [[1.0]]})
+
+
+@pytest.mark.parametrize("given", [("W_q",), ("W_q", "W_k"), ("W_k", "W_v"), ("W_v",)])
+def test_some_projections_without_the_others_are_an_error(given):
+    # once W_q alone ran with K = V = x
+    problem = Problem.from_mapping({"x": X, **{k: W[k] for k in given}}, "p.json")
+    missing = [k for k in ("W_q", "W_k", "W_v") if k not in given]
+    message = (f"p.json: {', '.join(given)} given but not {' or '.join(missing)}: give "
+               f"{', '.join(missing)} too (queries, keys and values each need their "
+               "projection), or --no-project to use none (Q = K = V = x)")
+    with pytest.raises(InputError) as error:
+        attend(problem)
+    assert str(error.value) == message
+    # --no-project uses none of them: Q = K = V = x, and says the others are unused
+    trace = attend(problem, AttentionConfig(project=False))
+    np.testing.assert_allclose(trace["keys"], X, rtol=0)
+    assert any("not used" in w for w in trace.warnings)
+
+
+def test_transposed_x_is_named_as_such():
+    # x of 5 tokens × width 6 given as (6, 5): W_q (6, 4) takes rows of width 6, x's row
+    # count (once: "W_q: expected (5, H·d_head), got (6, 4)", blaming W_q)
+    x_t = RNG.normal(size=(5, 6)).T
+    with pytest.raises(InputError, match=r"^p\.json: x: shape \(6, 5\) looks transposed: W_q "
+                                         r"\(6, 4\) takes rows of width 6, and x has 6 rows of "
+                                         r"width 5; give x one row per token, \(seq, d\)$"):
+        attend(Problem.from_mapping({"x": x_t, **W}, "p.json"))
+    # without weights, the labels tell: 4 tokens for a (6, 4) x
+    with pytest.raises(InputError, match=r"tokens: 4 labels for 6 rows of x; x has 4 columns: "
+                                         r"is it transposed\? Give it one row per token$"):
+        attend(Problem.from_mapping({"x": X.T, "tokens": list("abcd")}, "p.json"))
 
 
 def test_values_are_checked_once_at_load():
@@ -106,3 +167,43 @@ def test_attend_does_not_change_the_problem():
         trace = attend(problem, AttentionConfig(project=False))
     assert problem.warnings == before
     assert len(trace.warnings) == 1 and "W_q, W_k, W_v not used" in trace.warnings[0]
+
+
+def test_separate_key_and_value_sequences_by_hand():
+    # x = [[1, 0]]; key_memory rows k0 = [1, 0], k1 = [0, 1]; value_memory rows v0 = [1, 2, 3],
+    # v1 = [4, 5, 6]. Unprojected dot score: scores = [1, 0]; weights = [e, 1] / (e + 1)
+    # = [0.731059, 0.268941]; context = 0.731059·v0 + 0.268941·v1 = [1.806824, 2.806824,
+    # 3.806824]: width 3 from value_memory, while the keys have width 2.
+    problem = Problem.from_mapping({"x": [[1.0, 0.0]], "key_memory": [[1.0, 0.0], [0.0, 1.0]],
+                                    "value_memory": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]],
+                                    "memory_tokens": ["a", "b"]}, "p.json")
+    trace = attend(problem)
+    e = np.e
+    np.testing.assert_allclose(trace["weights"], [[e / (e + 1), 1 / (e + 1)]], rtol=1e-12)
+    np.testing.assert_allclose(trace["context"], [[1 + 3 / (e + 1), 2 + 3 / (e + 1),
+                                                   3 + 3 / (e + 1)]], rtol=1e-12)
+    np.testing.assert_allclose(trace["context"], [[1.806824, 2.806824, 3.806824]], atol=1e-6)
+    assert trace.key_tokens == ["a", "b"]
+    assert trace.step("keys").formula == "keys = key_memory"
+    assert trace.step("values").formula == "values = value_memory"
+    assert trace.conventions["sources"].startswith("queries from x, keys from key_memory, "
+                                                   "values from value_memory")
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"key_memory": np.ones((2, 2))},
+     "p.json: key_memory is given without value_memory: separate key and value sequences need "
+     "both (or memory, the source of both)"),
+    ({"value_memory": np.ones((2, 2))},
+     "p.json: value_memory is given without key_memory: separate key and value sequences need "
+     "both (or memory, the source of both)"),
+    ({"key_memory": np.ones((2, 2)), "value_memory": np.ones((2, 3)), "memory": np.ones((2, 2))},
+     "p.json: key_memory and p.json: memory: memory is the source of both keys and values; "
+     "give it, or key_memory and value_memory, not both"),
+    ({"key_memory": np.ones((2, 2)), "value_memory": np.ones((3, 3))},
+     "p.json: value_memory: 3 rows, but key_memory has 2: one value for each key"),
+])
+def test_separate_key_and_value_sequences_must_pair(arrays, message):
+    with pytest.raises(InputError) as error:
+        attend(Problem.from_mapping({"x": [[1.0, 0.0]], **arrays}, "p.json"))
+    assert str(error.value) == message

@@ -10,10 +10,14 @@ steps of shape (…, seq_q, seq_k) are kept only when asked for, and then filled
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attncli.trace import STEP_NAMES, Step, Trace
+
+if TYPE_CHECKING:
+    from attncli.attention.given import Given
 
 #: The steps of shape (…, seq_q, seq_k): n² numbers each.
 N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "masked_scores", "weights",
@@ -101,33 +105,44 @@ class Recorder:
     """
 
     def __init__(self, trace: Trace, runtime, batched: bool, heads: int,
-                 wanted: Iterable[str] | None, monitor: Monitor):
+                 wanted: Iterable[str] | None, monitor: Monitor, given: Given | None = None):
         self.trace, self.runtime, self.monitor = trace, runtime, monitor
         self.drop = {"batch"} if not batched else set()
         if heads == 1:
             self.drop.add("head")
         self.wanted = set(STEP_NAMES if wanted is None else wanted)
+        self.given = given
         self._filling: dict[str, np.ndarray] = {}  # name → the canonical (B, H, …) view
 
-    def __call__(self, name: str, formula: str, data) -> None:
-        if name not in self.wanted:
-            return
+    def __call__(self, name: str, formula: str, data):
+        """Record a whole step; return what the stages after it use: ``data``, or the given
+        step in its place (:class:`attncli.attention.given.Given`)."""
+        if name in self.wanted:
+            self._append(name, formula, data)
+        return self._given(name, data, 0)
+
+    def _given(self, name: str, data, start: int):
+        if self.given is None:
+            return data
+        return self.given.replace(name, data, self.runtime, self.drop, start)
+
+    def _append(self, name: str, formula: str, data) -> None:
         axes = AXES.get(name, SCORE_AXES)
         array = self.runtime.to_numpy(data)
         keep = tuple(i for i, axis in enumerate(axes) if axis not in self.drop)
         array = array.reshape([array.shape[i] for i in keep])
         self.trace.steps.append(Step(name, formula, array, tuple(axes[i] for i in keep)))
 
-    def rows(self, name: str, formula: str, data, start: int, seq_q: int) -> None:
+    def rows(self, name: str, formula: str, data, start: int, seq_q: int):
         """Rows ``start`` … of a step whose canonical axes put the queries at axis 2 (scores:
-        (B, H, rows, seq_k)) or 1 (context: (B, rows, d))."""
+        (B, H, rows, seq_k)) or 1 (context: (B, rows, d)); returns what the stages after it
+        use, as :meth:`__call__` does."""
         if name not in self.wanted:
-            return
+            return self._given(name, data, start)
         axes = AXES.get(name, SCORE_AXES)
         q_axis = axes.index("query")
         if start == 0 and data.shape[q_axis] == seq_q and _size(data) <= SMALL_BYTES:
-            self(name, formula, data)  # one small block: the whole step
-            return
+            return self(name, formula, data)  # one small block: the whole step
         block = self.runtime.to_numpy(data)
         if name not in self._filling:
             full = list(block.shape)
@@ -136,6 +151,7 @@ class Recorder:
         index = [slice(None)] * len(axes)
         index[q_axis] = slice(start, start + block.shape[q_axis])
         self._filling[name][tuple(index)] = block
+        return self._given(name, data, start)
 
     def _allocate(self, name: str, formula: str, axes: tuple[str, ...],
                   shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -11,11 +11,17 @@ from attncli.shapes import Prepared
 def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
                  score_fn: Score) -> dict[str, str]:
     """The conventions a run used, in words, since the frameworks disagree on them: one
-    entry per convention that applies (weight layout, heads, scale, softmax or its
-    alternatives, mask polarity, window, causal alignment, masked scores, dropout)."""
+    entry per convention that applies (the sources of separate keys and values, weight layout,
+    heads, scale, softmax or its alternatives, mask polarity, window, causal alignment —
+    bottom-right to each batch item's unpadded keys with a key_padding_mask —, masked scores,
+    dropout)."""
     projected = any(prepared.params[k] is not None for k in ("W_q", "W_k", "W_v", "W_o"))
     masked = config.causal or config.window is not None or prepared.mask is not None
     conventions: dict[str, str] = {}
+    if prepared.value_source is not None:  # key_memory and value_memory
+        conventions["sources"] = (f"queries from x, keys from {prepared.key_from}, values from "
+                                  f"{prepared.value_from} (nn.MultiheadAttention's query, key "
+                                  "and value inputs)")
     if projected:
         conventions["weight_layout"] = (
             "in_out: Q = x @ W_q, W_q of shape (d_in, d_k)" if prepared.layout.value == "in_out"
@@ -42,15 +48,20 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         conventions["mask_polarity"] = (
             "mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: True = padding, "
             "ignored (torch.nn.MultiheadAttention's)")
+    bottom_right = config.causal_align is CausalAlign.bottom_right
+    padded = bottom_right and prepared.key_lengths is not None
     if config.window is not None:
-        shift = (" (i shifted by seq_k − seq_q, bottom-right)"
-                 if config.causal_align is CausalAlign.bottom_right else "")
+        shift = (" (i shifted by L − seq_q, bottom-right, L = each batch item's keys that are "
+                 "not padding)" if padded else
+                 " (i shifted by seq_k − seq_q, bottom-right)" if bottom_right else "")
         conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
                                  f"{config.window}{shift}")
     if config.causal:
         conventions["causal_alignment"] = (
-            "top-left: query i sees keys j ≤ i (torch SDPA is_causal)"
-            if config.causal_align is CausalAlign.top_left
+            "top-left: query i sees keys j ≤ i (torch SDPA is_causal)" if not bottom_right
+            else "bottom-right: query i sees keys j ≤ i + L − seq_q, L = the batch item's keys "
+                 "that are not padding (flash-attn aligns to each sequence's own length; there "
+                 "is no query padding: every query counts)" if padded
             else "bottom-right: query i sees keys j ≤ i + seq_k − seq_q (flash-attn)")
     if masked:
         conventions["masked_scores"] = "−∞ before the softmax; written as null in JSON"

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 
 def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,
-               window: int | None, device=None, rows: tuple[int, int] | None = None):
+               window: int | None, device=None, rows: tuple[int, int] | None = None,
+               key_lengths=None):
     """The causal and/or local mask, or None when neither is asked for.
 
     Shapes: returns (seq_q, seq_k) bool, or (stop − start, seq_k) for ``rows=(start, stop)``,
-    the query rows start … stop − 1 of it.
+    the query rows start … stop − 1 of it; (B, rows, seq_k) when ``bottom_right`` and
+    ``key_lengths`` (B,) are given.
     Causal, top-left: query i sees keys j ≤ i (torch SDPA is_causal=True, torch.tril).
-    Causal, bottom-right: j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1, for decoding with a cache).
+    Causal, bottom-right: j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1, for decoding with a cache);
+    with ``key_lengths`` (each batch item's keys that are not padding), j ≤ i + L_b − seq_q:
+    the last query sees up to the item's last real key, as flash-attn aligns padded batches
+    (its tests' construct_local_mask: sk = key_padding_mask.sum(-1), True = a real key there).
     Local: |i + offset − j| ≤ window, offset as above; with causal this is a sliding window
     (Luong et al. 2015, §3.2; Beltagy et al. 2020 for the sliding form).
     """
     if not causal and window is None:
         return None
-    offset = seq_k - seq_q if bottom_right else 0
     start, stop = rows if rows is not None else (0, seq_q)
-    i = xp.reshape(xp.arange(start, stop, device=device), (stop - start, 1)) + offset
+    i = xp.reshape(xp.arange(start, stop, device=device), (stop - start, 1))
+    if bottom_right and key_lengths is not None:  # (B, rows, 1): one diagonal per batch item
+        lengths = xp.asarray(key_lengths, device=device)
+        i = i + xp.reshape(lengths - seq_q, (-1, 1, 1))
+    elif bottom_right:
+        i = i + (seq_k - seq_q)
     j = xp.reshape(xp.arange(seq_k, device=device), (1, seq_k))
-    mask = xp.ones((stop - start, seq_k), dtype=xp.bool, device=device)
+    mask = xp.ones((*i.shape[:-1], seq_k), dtype=xp.bool, device=device)
     if causal:
         mask = mask & (j <= i)
     if window is not None:

@@ -20,6 +20,7 @@ from attncli.attention.blocks import (
     nbytes,
 )
 from attncli.attention.conventions import conventions
+from attncli.attention.given import Given
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, Backend, CausalAlign, Normalize, Score, Slip, build
 from attncli.errors import ConfigError, InputError
@@ -30,7 +31,7 @@ from attncli.trace import Trace
 
 def attend(problem: Problem, config: AttentionConfig | None = None,
            steps: Iterable[str] | None = None, monitor: Monitor | None = None,
-           query: str | int | None = None) -> Trace:
+           query: str | int | None = None, given: Given | None = None) -> Trace:
     """Run attention on ``problem`` as ``config`` says, recording every stage.
 
     Shapes (B = batch, H = heads; axes B and H are left out of a step when x is 2-D / H = 1):
@@ -48,6 +49,10 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
             where to keep them (:class:`attncli.attention.blocks.Monitor`).
         query: one query row (a token or an index): only that row is computed, and the
             trace is as :meth:`Trace.at_query` would narrow it.
+        given: steps given in place of the computed ones (`attncli check`'s grading carried
+            forward, :class:`attncli.attention.given.Given`): each step is recorded as it
+            follows from the given steps before it, then the given one goes on in its place.
+            The run is one block of whole matrices.
     Returns: a Trace whose steps are in pipeline order.
     Raises:
         InputError / ConfigError: from :func:`attncli.shapes.prepare` (shapes, options);
@@ -59,11 +64,11 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     config = (build(problem.config, None) if config is None else config).validate()
     # Overflow is caught and reported by _check_finite, so numpy's own warnings stay quiet.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _attend(problem, config, steps, monitor or Monitor(), query)
+        return _attend(problem, config, steps, monitor or Monitor(), query, given)
 
 
 def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | None,
-            monitor: Monitor, query: str | int | None) -> Trace:
+            monitor: Monitor, query: str | int | None, given: Given | None = None) -> Trace:
     prepared = prepare(problem, config)
     flops = matmul_flops(prepared, config)
     runtime = resolve(config.backend, config.device, config.dtype, flops=flops)
@@ -74,26 +79,27 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
                   backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
                   warnings=prepared.warnings)
-    record = Recorder(trace, runtime, prepared.batched, H, steps, monitor)
+    record = Recorder(trace, runtime, prepared.batched, H, steps, monitor, given)
     slip = config.slip
     focus = None if query is None else trace.query_index(str(query))
     # one row alone, unless a slip needs them all (the softmax over the query axis does)
     first, last = (focus, focus + 1) if focus is not None and slip == Slip() else (0, None)
-    src = "memory" if prepared.cross else "x"
     x, source = runtime.asarray(prepared.x), runtime.asarray(prepared.source)
+    value_source = (source if prepared.value_source is None
+                    else runtime.asarray(prepared.value_source))
 
     # (B, H, seq, d_head) each
     queries = scores.project(xp, x[:, first:last], p["W_q"], p["b_q"], H)
-    record("queries", _projection_formula("queries", "x", "q", p, H), queries)
+    queries = record("queries", _projection_formula("queries", "x", "q", p, H), queries)
     keys = scores.project(xp, source, p["W_k"], p["b_k"], H)
-    record("keys", _projection_formula("keys", src, "k", p, H), keys)
-    values = scores.project(xp, source, p["W_v"], p["b_v"], H)
+    keys = record("keys", _projection_formula("keys", prepared.key_from, "k", p, H), keys)
+    values = scores.project(xp, value_source, p["W_v"], p["b_v"], H)
     if slip.values_from == "keys":  # a slip: the keys used as the values
         if keys.shape != values.shape:
             raise ConfigError("keys cannot stand in for values: their shapes differ")
         values = keys
-    record("values", _projection_formula("values", src, "v", p, H)
-           + (" (slip: the keys)" if slip.values_from == "keys" else ""), values)
+    values = record("values", _projection_formula("values", prepared.value_from, "v", p, H)
+                    + (" (slip: the keys)" if slip.values_from == "keys" else ""), values)
     if slip.swap_queries_keys:  # a slip: scores = keys queriesᵀ
         if queries.shape != keys.shape:
             raise ConfigError("queries and keys cannot be swapped: their shapes differ")
@@ -102,15 +108,15 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     rows = _Rows(xp, runtime, prepared, config, p, queries, keys, values, record)
     batch, _, seq_q, _ = queries.shape  # seq_q: the rows computed (1 for a focus row)
     seq_k = keys.shape[2]
-    if _fused_applies(runtime, prepared, config, rows.checked) and first == 0:
+    if _fused_applies(runtime, prepared, config, rows.checked) and first == 0 and not given:
         # torch's fused kernel: softmax(q kᵀ · scale / T) v without the n×n matrices
         head_context = fused_sdpa(runtime, queries, keys, values, causal=config.causal,
                                   scale=scale / config.temperature)
         monitor.advance(1, 1)
         path = "fused: torch.nn.functional.scaled_dot_product_attention"
     else:
-        # The pipeline's mistakes (slips) and dropout act on whole matrices: one block.
-        whole = slip != Slip() or config.dropout > 0.0
+        # The pipeline's mistakes (slips), dropout and given steps act on whole matrices.
+        whole = slip != Slip() or config.dropout > 0.0 or given is not None
         width = p["W_a"].shape[1] if score_fn is Score.additive else 1
         dtype = np.dtype(config.dtype.value)
         step = seq_q if whole else block_rows((batch, H, seq_q, seq_k), dtype.itemsize, width)
@@ -132,16 +138,19 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
 
     weights_name = "dropped_weights" if config.dropout > 0.0 else "weights"
     _, _, seq_q, d_v = head_context.shape
+    if H > 1:
+        head_context = record("head_context", f"head_context = {weights_name} values (per head)",
+                              head_context)
     # (B, seq_q, H·d_v): the heads side by side, head h in columns h·d_v … (h+1)·d_v − 1
     context = xp.reshape(xp.permute_dims(head_context, (0, 2, 1, 3)), (batch, seq_q, H * d_v))
     if slip.merge_heads == "mean":  # a slip: (B, seq_q, d_v), the heads averaged
         context = xp.mean(head_context, axis=1)
     if H > 1:
-        record("head_context", f"head_context = {weights_name} values (per head)", head_context)
-        record("context", "context = mean_h(head_context) (slip)" if slip.merge_heads == "mean"
-               else "context = concat_h(head_context)", context)
+        context = record("context", "context = mean_h(head_context) (slip)"
+                         if slip.merge_heads == "mean" else "context = concat_h(head_context)",
+                         context)
     else:
-        record("context", f"context = {weights_name} values", context)
+        context = record("context", f"context = {weights_name} values", context)
     _check_finite(xp, context, "context", config)
     if p["W_o"] is not None and not slip.output_projection:
         record("output", "output = context (slip: W_o forgotten)", context)
@@ -160,6 +169,7 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
         "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
         "projected": [k for k in ("W_q", "W_k", "W_v") if p[k] is not None],
         "seed": rows.seed, "path": path, "matmul_flops": flops,
+        **_aligned_lengths(prepared, config),
     }
     trace.mask = prepared.mask
     trace.conventions = conventions(config, prepared, scale, score_fn)
@@ -194,12 +204,13 @@ def matmul_flops(prepared: Prepared, config: AttentionConfig) -> int:
     q kᵀ, weights · values and W_o. (Softmax and masks add O(n²) more, not counted.)"""
     batch, seq_q, d_in = prepared.x.shape
     seq_k, d_src = prepared.source.shape[1:]
+    d_vsrc = prepared.values_source.shape[2]
     H, d_k, d_v = prepared.heads, prepared.d_k, prepared.d_v
     p = prepared.params
     total = 2 * batch * H * seq_q * seq_k * (d_k + d_v)
     total += 2 * batch * H * d_k * seq_q * d_in if p["W_q"] is not None else 0
     total += 2 * batch * H * d_k * seq_k * d_src if p["W_k"] is not None else 0
-    total += 2 * batch * H * d_v * seq_k * d_src if p["W_v"] is not None else 0
+    total += 2 * batch * H * d_v * seq_k * d_vsrc if p["W_v"] is not None else 0
     if p["W_o"] is not None:
         total += 2 * batch * seq_q * p["W_o"].shape[0] * p["W_o"].shape[1]
     return int(total)
@@ -245,22 +256,22 @@ class _Rows:
         xp, config, prepared = self.xp, self.config, self.prepared
         slip, scale = config.slip, prepared.scale
 
-        def record(name, formula, data):
-            self.record.rows(name, formula, data, start, seq_q)
+        def record(name, formula, data):  # what the next stage uses: data or a given step
+            return self.record.rows(name, formula, data, start, seq_q)
 
         # (B, H, rows, seq_k) from here to the weights
         s, score_formula = self._scores(queries)
         checked = self.checked
         if checked:
             _check_finite(xp, s, "scores", config)
-        record("scores", f"scores = {score_formula}", s)
+        s = record("scores", f"scores = {score_formula}", s)
         last = "scores"
         if scale != 1.0:
             # in place unless the scores were kept (on numpy the trace holds this very array)
             s = s * scale if "scores" in self.record.wanted else _scaled(s, scale)
             how = (f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None
                    else f"× {scale:g}")
-            record("scaled_scores", f"scaled_scores = scores {how}", s)
+            s = record("scaled_scores", f"scaled_scores = scores {how}", s)
             last = "scaled_scores"
 
         mask, mask_parts = _combined_mask(xp, prepared, config, self.runtime, first,
@@ -270,7 +281,8 @@ class _Rows:
             mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
         if mask is not None and slip.mask == "zero_fill":
             s = xp.where(mask, s, xp.zeros_like(s))
-            record("masked_scores", f"masked_scores = {last}, 0 where masked (slip: not −∞)", s)
+            s = record("masked_scores", f"masked_scores = {last}, 0 where masked (slip: not −∞)",
+                       s)
             last, mask = "masked_scores", None
         if mask is not None and slip.mask == "after_softmax":
             weights, formula = _normalize(xp, s, config, last)
@@ -279,7 +291,8 @@ class _Rows:
             mask = None
         if mask is not None:
             s = masks.apply(xp, s, mask)
-            record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})", s)
+            s = record("masked_scores", f"masked_scores = {last}, −∞ where masked ({mask_parts})",
+                       s)
             last = "masked_scores"
             rows = (s.shape[0], 1, *s.shape[2:])  # (B, 1, rows, seq_k): count each row once
             self.empty += int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(mask, rows), axis=-1),
@@ -295,7 +308,7 @@ class _Rows:
             formula += f", rounded to {slip.round_weights} decimals (slip)"
         if checked:
             _check_finite(xp, weights, "weights", config)
-        record("weights", formula, weights)
+        weights = record("weights", formula, weights)
 
         attended = weights
         if config.dropout > 0.0:  # one block: the mask is drawn for the whole weights
@@ -312,9 +325,9 @@ class _Rows:
             kept = weights / (1.0 - config.dropout) if slip.dropout_rescale else weights
             attended = xp.where(keep, kept, xp.zeros_like(weights))
             origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {self.seed}"
-            record("dropped_weights",
-                   f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
-                   f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
+            attended = record("dropped_weights",
+                              f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
+                              f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", attended)
         head_context = xp.matmul(attended, self.values)  # (B, H, rows, d_v)
         if not checked and not bool(xp.all(xp.isfinite(head_context))):
             self._overflow(queries, head_context)
@@ -361,23 +374,37 @@ def _projection_formula(name: str, src: str, which: str, p, heads: int) -> str:
     return f"{name} = {src} W_{which}" + (f" + b_{which}" if p[f"b_{which}"] is not None else "")
 
 
+def _aligned_lengths(prepared: Prepared, config: AttentionConfig) -> dict:
+    """``{"key_lengths": [...]}`` when the causal / --window mask is aligned bottom-right to
+    each batch item's unpadded keys (a key_padding_mask is given), else nothing: the fact
+    the heatmaps and plots need to draw the same mask (:func:`attncli.render.masked`)."""
+    if (prepared.key_lengths is None or config.causal_align is not CausalAlign.bottom_right
+            or not (config.causal or config.window is not None)):
+        return {}
+    return {"key_lengths": [int(n) for n in prepared.key_lengths]}
+
+
 def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Runtime,
                    start: int, stop: int):
     """Query rows start … stop − 1 of the mask, (B or 1, 1, rows, seq_k) bool, True = may
-    attend, or None; and its parts in words."""
+    attend, or None; and its parts in words. Bottom-right alignment with a key_padding_mask
+    puts each batch item's diagonal at its own last real key (flash-attn's)."""
     seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
     parts = []
     # A window wider than both sequences masks nothing; clamping keeps the indices in int64.
     window = None if config.window is None else min(config.window, seq_q + seq_k)
-    mask = masks.structural(xp, seq_q, seq_k, causal=config.causal,
-                            bottom_right=config.causal_align is CausalAlign.bottom_right,
-                            window=window, device=runtime.device, rows=(start, stop))
+    bottom_right = config.causal_align is CausalAlign.bottom_right
+    mask = masks.structural(xp, seq_q, seq_k, causal=config.causal, bottom_right=bottom_right,
+                            window=window, device=runtime.device, rows=(start, stop),
+                            key_lengths=prepared.key_lengths)
     if config.causal:
-        parts.append(f"causal, {config.causal_align.value}")
+        parts.append(f"causal, {config.causal_align.value}"
+                     + (" to each item's unpadded keys" if bottom_right
+                        and prepared.key_lengths is not None else ""))
     if config.window is not None:
         parts.append(f"window |i − j| ≤ {config.window}")
     if mask is not None:
-        mask = xp.reshape(mask, (1, 1, stop - start, seq_k))
+        mask = xp.reshape(mask, (-1, 1, stop - start, seq_k))
     if prepared.mask is not None:
         rows = prepared.mask if prepared.mask.shape[2] == 1 else prepared.mask[:, :, start:stop]
         given = runtime.asarray(rows, boolean=True)

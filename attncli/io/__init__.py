@@ -97,7 +97,7 @@ def _single(path: str, key: str) -> Problem:
                 raise InputError(f"{_name(path)}: given for {key} but holds no key {key!r}")
             value = value[key]
     raw = {key: value}
-    if labels is not None and key in ("x", "memory"):
+    if labels is not None and key in ("x", "memory", "key_memory"):
         raw["tokens" if key == "x" else "memory_tokens"] = labels
     return Problem.from_mapping(raw, _name(path))
 

@@ -22,7 +22,8 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     file, or one whose first non-blank line has tabs and no commas, is read tab-separated;
     semicolons likewise, and also beside commas (decimal commas, which are then refused).
     With ``booleans`` (masks), true/false (any case) are read as 1/0.
-    Raises: InputError naming the row (file line) and column of a cell that is not a number.
+    Raises: InputError naming the row (file line) and column of a cell that is not a number,
+    and saying so when the numbers are separated by spaces (no CSV delimiter).
     """
 
     def _number(cell: str) -> float | None:
@@ -52,6 +53,10 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
             from None
     if not body:
         raise InputError(f"{path}: empty CSV file, expected a matrix")
+    for line, row in zip(lines, body, strict=True):
+        if len(row) == 1 and _spaced(row[0], _number):  # no delimiter at all: 0.34 0.22 0.54
+            raise InputError(f"{path}: row {line}: {_short(row[0])!r}: numbers separated by "
+                             "spaces; separate them with commas (or tabs)")
     data_rows = body[1:] if len(body) > 1 else body
     # Labels only when every data row starts with one: a single bad cell in the first column
     # is a typo, reported with its row and column, never a silent column of labels.
@@ -72,8 +77,11 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
             value = _number(cell)
             if value is None:
                 comma = re.fullmatch(r"[+-]?\d*,\d+", cell) is not None
+                hint = ("; write decimals with a point" if comma else
+                        "; separate numbers with the file's delimiter, not spaces"
+                        if _spaced(cell, _number) else "")
                 raise InputError(f"{path}: row {line}, column {column}: {cell!r} is not a number"
-                                 + ("; write decimals with a point" if comma else ""))
+                                 + hint)
             values.append(value)
         numbers.append(values)
     if not numbers:
@@ -83,3 +91,13 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
         raise InputError(f"{path}: rows have different numbers of columns "
                          f"({', '.join(map(str, sorted(widths)))})")
     return numbers, (labels if labelled else None)
+
+
+def _spaced(cell: str, number) -> bool:
+    """Whether a cell holds numbers separated by spaces (an optional label first)."""
+    parts = cell.split()
+    return len(parts) >= 2 and all(number(part) is not None for part in parts[1:])
+
+
+def _short(cell: str) -> str:
+    return cell if len(cell) <= 40 else cell[:39] + "…"

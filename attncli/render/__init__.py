@@ -33,10 +33,27 @@ class Format(enum.StrEnum):
 
     @classmethod
     def for_output(cls, path) -> Format:
-        """The format an -o file's extension names (table for none or an unknown one)."""
-        suffix = "" if path is None else str(path).rsplit(".", 1)[-1].lower()
-        return {"json": cls.json, "csv": cls.csv, "md": cls.markdown, "npz": cls.npz,
-                "npy": cls.npy, "py": cls.torch}.get(suffix, cls.table)
+        """The format an -o file's extension names: a table for no extension (or ``.txt``,
+        ``-``, a device such as /dev/null).
+
+        Raises: InputError for an extension that names no format (``.xlsx``), listing them.
+        """
+        from pathlib import PurePath
+
+        suffix = "" if path is None else PurePath(str(path)).suffix.lower()
+        if suffix in ("", ".txt"):
+            return cls.table
+        if suffix not in OUTPUT_EXTENSIONS:
+            known = ", ".join(f"{ext} ({fmt.value})" for ext, fmt in OUTPUT_EXTENSIONS.items())
+            raise InputError(f"-o {path}: {suffix} is no format attncli writes; the extension "
+                             f"picks one of {known}, .txt or none for a table; or give "
+                             "--format")
+        return OUTPUT_EXTENSIONS[suffix]
+
+
+#: -o FILE's extension → the format it picks (without --format).
+OUTPUT_EXTENSIONS = {".json": Format.json, ".csv": Format.csv, ".md": Format.markdown,
+                     ".npz": Format.npz, ".npy": Format.npy, ".py": Format.torch}
 
 
 class ExplainFormat(enum.StrEnum):
@@ -79,14 +96,17 @@ def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iter
                     list(range(first, first + n_rows)), data[index])
 
 
-def number(value: float, precision: int) -> str:
-    """A cell: fixed decimals, −∞ for masked scores."""
+def number(value: float, precision: int | None) -> str:
+    """A cell: fixed decimals, −∞ for masked scores; all of a float64's digits (the shortest
+    text that reads back as the same number) when ``precision`` is None."""
     if np.isneginf(value):
         return "−∞"
     if np.isposinf(value):
         return "∞"
     if np.isnan(value):
         return "NaN"
+    if precision is None:
+        return repr(float(value))
     text = f"{value:.{precision}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
 
@@ -100,7 +120,7 @@ def render(trace: Trace, fmt: Format, precision: int | None, pretty: bool = Fals
     if fmt is Format.csv:
         from attncli.render.csv import render_csv
 
-        return render_csv(trace, 4 if precision is None else precision)
+        return render_csv(trace, precision)  # full precision unless given: it is for machines
     from attncli.render.markdown import render_markdown
 
     return render_markdown(trace, 4 if precision is None else precision)
@@ -137,7 +157,8 @@ def masked(trace: Trace, step: Step) -> np.ndarray:
         trace.mask (B or 1, 1, seq_q or 1, seq_k), True = may attend, or None
     The rule: only steps from ``masked_scores`` on (:data:`AFTER_MASK`) have masked cells;
     in them, the causal / --window mask rebuilt from ``trace.config`` (causal, window,
-    causal_align; the row ``trace.focus`` after --query), the problem's mask and
+    causal_align, and key_lengths when bottom-right follows each batch item's unpadded keys;
+    the row ``trace.focus`` after --query), the problem's mask and
     key_padding_mask (``trace.mask``), and the −∞ cells of ``masked_scores``.
     Source: attncli.attention.pipeline._combined_mask, which builds the same mask.
     """
@@ -155,8 +176,12 @@ def masked(trace: Trace, step: Step) -> np.ndarray:
         if trace.focus is not None and seq_q == 1:  # one query row of the whole run
             rows, n = (trace.focus, trace.focus + 1), len(trace.query_tokens)
         window = None if window is None else min(int(window), n + seq_k)
+        lengths = config.get("key_lengths")
         allowed = structural(np, n, seq_k, causal=causal, window=window, rows=rows,
-                             bottom_right=config.get("causal_align") == "bottom-right")
+                             bottom_right=config.get("causal_align") == "bottom-right",
+                             key_lengths=None if lengths is None else np.asarray(lengths))
+        if allowed.ndim == 3:  # (B, rows, seq_k): one diagonal per batch item
+            allowed = _on_axes(allowed[:, None], step)
     out = ~np.broadcast_to(allowed, shape)
     if trace.mask is not None:
         out = out | ~_given_mask(trace, step)
@@ -171,6 +196,11 @@ def _given_mask(trace: Trace, step: Step) -> np.ndarray:
     n_rows = step.shape[-2]
     if mask.shape[2] not in (1, n_rows) and trace.focus is not None:
         mask = mask[:, :, trace.focus:trace.focus + 1]  # the run kept one row, the mask all
+    return _on_axes(mask, step)
+
+
+def _on_axes(mask: np.ndarray, step: Step) -> np.ndarray:
+    """A (B or 1, 1, rows or 1, seq_k) mask laid out on the step's axes."""
     index = tuple(slice(None) if axis in step.axes else 0
                   for axis in ("batch", "head", "query", "key"))
     return np.broadcast_to(mask[index], step.shape)

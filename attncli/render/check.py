@@ -1,5 +1,5 @@
-"""check's reports: a table per answered step marking each entry, the verdicts, the diagnosis;
-and the one-line-per-file forms (CSV, JSON) for graders."""
+"""check's reports: a table per answered step marking each entry, the verdicts with their
+counts, the diagnosis; and the one-line-per-file forms (CSV, JSON) for graders."""
 
 from __future__ import annotations
 
@@ -12,14 +12,22 @@ from rich.columns import Columns
 from rich.console import Console
 from rich.markup import escape
 
-from attncli.check import Report, StepVerdict
+from attncli.check import CARRIED, RIGHT, ROUNDED, WRONG, Counts, Report, StepVerdict
 from attncli.render import matrix_slices, number
 from attncli.render.table import blocked_tables
-from attncli.trace import Trace
+from attncli.trace import STEP_NAMES, Trace
 
 NO_DIAGNOSIS = "no known mistake reproduces these numbers"
-_MARK = {0: "green", 1: "yellow", 2: "bold red"}
-_VERDICT = {"right": "green", "right within rounding": "yellow", "wrong": "bold red"}
+#: Each entry's mark and colour: marked, not only coloured (NO_COLOR and files show it too).
+MARKS = {RIGHT: "✓", ROUNDED: "≈", CARRIED: "→", WRONG: "✗"}
+_COLOUR = {RIGHT: "green", ROUNDED: "yellow", CARRIED: "cyan", WRONG: "bold red"}
+_VERDICT = {"right": "green", "right within rounding": "yellow", "carried forward": "cyan",
+            "wrong": "bold red"}
+LEGEND = ("each cell: the answer, its mark, then the exact value: ✓ right · ≈ within rounding "
+          "(of the exact value, of your own rounded steps or of steps not shown) · → carried "
+          "forward from an earlier wrong step · ✗ wrong")
+#: The columns of --format csv for the counts: JSON's keys too.
+COUNT_NAMES = ("right", "within_rounding", "carried_forward", "wrong")
 
 
 def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
@@ -43,7 +51,8 @@ def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int
         plain = [[_cell(g, e, int(s), int(k), decimals) for g, e, s, k in zip(*rows, strict=True)]
                  for rows in zip(given.matrix, expected.matrix, status.matrix, written.matrix,
                                  strict=True)]
-        styled = [[f"[{_MARK[int(s)]}]{escape(text)}[/]" for text, s in zip(row, st, strict=True)]
+        styled = [[f"[{_COLOUR[int(s)]}]{escape(text)}[/]" for text, s in zip(row, st,
+                                                                               strict=True)]
                   for row, st in zip(plain, status.matrix, strict=True)]
         tables += blocked_tables(given, plain, styled, width)
     return tables
@@ -51,23 +60,26 @@ def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int
 
 def _cell(given: float, expected: float, status: int, written: int, decimals: int) -> str:
     shown = number(given, written)  # as the answer wrote it
-    if status == 0:
-        return f"{shown} ✓"  # marked, not only coloured: NO_COLOR and files show it too
-    return f"{shown} {'≈' if status == 1 else '✗'} {number(expected, decimals)}"
+    if status == RIGHT:
+        return f"{shown} {MARKS[RIGHT]}"
+    return f"{shown} {MARKS[status]} {number(expected, decimals)}"
 
 
 def print_report(trace: Trace, report: Report, console: Console, precision: int = 4) -> None:
-    """Each answered step as a table (given ✓, ≈ expected, or ✗ with the expected value),
-    its verdict, and the diagnosis of a wrong answer."""
+    """Each answered step as a table (each entry marked, the exact value after a mark other
+    than ✓), its verdict, counts and score, and the diagnosis of a wrong answer."""
     query = None if report.query is None else trace.query_index(report.query)
     title = escape(report.source) + (f"  (query {escape(report.query)})" if report.query else "")
     console.print(f"[bold]{title}[/]")
     if report.error:
         console.print(f"[bold red]error:[/] {escape(report.error)}")
         return
+    console.print(f"[dim]{escape(LEGEND)}[/]")
     for verdict in report.verdicts:
+        c = verdict.counts
         console.print(f"[bold magenta]{verdict.step}[/]  [{_VERDICT[verdict.verdict]}]"
-                      f"{verdict.verdict}[/]: {escape(verdict.note)}")
+                      f"{verdict.verdict}[/]: {escape(verdict.note)}  "
+                      f"[bold]score {c.entries - c.wrong}/{c.entries}[/]")
         if verdict.given.shape == verdict.expected.shape:
             tables = _tables(trace, verdict, query, max(precision, 1), console.width)
             console.print(tables[0] if len(tables) == 1 else Columns(tables))
@@ -78,19 +90,27 @@ def summary_line(report: Report, markup: bool = False) -> str:
     """The verdict of a whole answers file in one line."""
     if report.error:
         return f"error: {report.error}"
+    c, steps = report.counts, len(report.verdicts)
+    score = f"score {c.entries - c.wrong}/{c.entries} entries"
+    if report.ok:
+        how = ("right" if c.right == c.entries else
+               "right or within rounding" if not c.carried else "not wrong")
+        text = f"all {steps} step(s) {how}; {score}"
+        return f"[green]{escape(text)}[/]" if markup else text
     wrong = [v.step for v in report.verdicts if not v.ok]
-    if not wrong:
-        text = f"all {len(report.verdicts)} step(s) right"
-        return f"[green]{text}[/]" if markup else text
-    parts = [f"{len(wrong)} of {len(report.verdicts)} step(s) wrong"]
-    if len(report.verdicts) > 1:
+    parts = [f"{len(wrong)} of {steps} step(s) wrong", score]
+    if steps > 1:
         parts.append(f"the first wrong step is {report.first_wrong}")
-    if report.diagnosis is not None:
-        parts.append(f"diagnosis: {report.diagnosis.sentence()}")
-    else:
-        parts.append(NO_DIAGNOSIS)
+    parts.append(f"diagnosis: {report.diagnosis.sentence()}" if report.diagnosis is not None
+                 else NO_DIAGNOSIS)
     text = "; ".join(parts)
     return f"[bold red]{escape(text)}[/]" if markup else text
+
+
+def _counts(counts: Counts) -> dict:
+    values = (counts.right, counts.rounded, counts.carried, counts.wrong)
+    return {**dict(zip(COUNT_NAMES, values, strict=True)), "entries": counts.entries,
+            "score": counts.score}
 
 
 def report_dict(report: Report) -> dict:
@@ -99,9 +119,12 @@ def report_dict(report: Report) -> dict:
         "query": report.query,
         "ok": report.ok,
         "error": report.error,
+        **_counts(report.counts),
         "steps": {v.step: {"verdict": v.verdict, "note": v.note,
                            "given": v.given.tolist(), "expected": v.expected.tolist(),
-                           "status": v.status.tolist()} for v in report.verdicts},
+                           "carried": None if v.carried is None else v.carried.tolist(),
+                           "carried_from": v.carried_from, "status": v.status.tolist(),
+                           **_counts(v.counts)} for v in report.verdicts},
         "first_wrong": report.first_wrong,
         "diagnosis": None if report.diagnosis is None else {
             "mistake": report.diagnosis.name, "says": report.diagnosis.sentence(),
@@ -109,25 +132,43 @@ def report_dict(report: Report) -> dict:
     }
 
 
-def render_json(reports: list[Report]) -> str:
-    """{"ok": bool, "reports": [...]}: status per entry 0 = right, 1 = within rounding,
-    2 = wrong."""
-    document = {"ok": all(r.ok for r in reports), "reports": [report_dict(r) for r in reports]}
+def render_json(reports: list[Report], tolerance: str = "decimals") -> str:
+    """{"ok": bool, "tolerance": str, "reports": [...]}: status per entry 0 = right, 1 = within
+    rounding, 2 = wrong, 3 = carried forward; −∞ as null; counts and score (the fraction of
+    entries not wrong) per report and per step; ``carried`` holds what follows from the
+    answers' own earlier steps (null when no earlier step is given)."""
+    document = {"ok": all(r.ok for r in reports), "tolerance": tolerance,
+                "reports": [report_dict(r) for r in reports]}
     return orjson.dumps(document).decode() + "\n"
 
 
 def render_csv(reports: list[Report]) -> str:
-    """One line per answers file: file, result, steps right and wrong, first wrong step,
-    diagnosis (or the error)."""
+    """One line per answers file: file, result, score, the entries right / within rounding /
+    carried forward / wrong, the steps by verdict, the first wrong step, the diagnosis (or the
+    error); then those four counts for each step any file answers."""
+    steps = [s for s in STEP_NAMES if any(v.step == s for r in reports for v in r.verdicts)]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["file", "result", "steps_right", "steps_wrong", "first_wrong", "diagnosis"])
+    writer.writerow(["file", "result", "score", "entries", *COUNT_NAMES, "steps_right",
+                     "steps_within_rounding", "steps_carried_forward", "steps_wrong",
+                     "first_wrong", "diagnosis", *(f"{s}_{n}" for s in steps for n in COUNT_NAMES)])
     for report in reports:
-        right = [v.step for v in report.verdicts if v.ok]
-        wrong = [v.step for v in report.verdicts if not v.ok]
-        result = "error" if report.error else "right" if report.ok else "wrong"
-        diagnosis = report.error or (report.diagnosis.sentence() if report.diagnosis else
-                                     "" if report.ok else NO_DIAGNOSIS)
-        writer.writerow([report.source, result, " ".join(right), " ".join(wrong),
-                         report.first_wrong or "", diagnosis])
+        if report.error:
+            writer.writerow([report.source, "error", *[""] * 11, report.error,
+                             *[""] * (4 * len(steps))])
+            continue
+        by_step = {v.step: v for v in report.verdicts}
+        c = report.counts
+        names = {w: " ".join(v.step for v in report.verdicts if v.verdict == w)
+                 for w in ("right", "right within rounding", "carried forward", "wrong")}
+        diagnosis = (report.diagnosis.sentence() if report.diagnosis else
+                     "" if report.ok else NO_DIAGNOSIS)
+        per_step = []
+        for s in steps:
+            sc = by_step[s].counts if s in by_step else None
+            per_step += ([""] * 4 if sc is None else
+                         [sc.right, sc.rounded, sc.carried, sc.wrong])
+        writer.writerow([report.source, "right" if report.ok else "wrong", f"{c.score:.4f}",
+                         c.entries, c.right, c.rounded, c.carried, c.wrong, *names.values(),
+                         report.first_wrong or "", diagnosis, *per_step])
     return out.getvalue()

@@ -11,10 +11,11 @@ from attncli.trace import Trace
 HEADER = ["step", "batch", "head", "row", "row_label", "column", "column_label", "value"]
 
 
-def render_csv(trace: Trace, precision: int) -> str:
+def render_csv(trace: Trace, precision: int | None) -> str:
     """Columns: step, batch, head (empty when absent), row/column index and label, value.
 
-    −∞ is written as -inf (pandas and numpy read it back).
+    Values with ``precision`` decimals, or in full (each float's shortest round-trip text, as
+    JSON writes them) when it is None; −∞ is written as -inf (pandas and numpy read it back).
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

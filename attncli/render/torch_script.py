@@ -18,6 +18,10 @@ Conventions carried across (and said in the script's comments):
     masks: SDPA's bool attn_mask is True = may attend (attncli's polarity); MHA's bool
     attn_mask is True = NOT allowed, its key_padding_mask True = padding (the problem's key);
     --temperature T is folded into SDPA's scale (softmax(scores · scale / T));
+    key_memory and value_memory are the module's key and value inputs (kdim ≠ vdim: its
+    separate q/k/v_proj_weight);
+    bottom-right alignment with a key_padding_mask shifts each batch item's diagonal by its
+    own unpadded key count, L − seq_q with L = (~key_padding_mask).sum(-1), as attncli does;
     the general score qᵀ W_a k is a dot product of (q W_a) with k.
     nn.MultiheadAttention with need_weights=True gives NaN for a query row with no key to
     attend to, where attncli and SDPA give zeros: such a run calls it with need_weights=False.
@@ -126,7 +130,7 @@ def _refuse(config: AttentionConfig, prepared: Prepared) -> None:
 
 def _embedded_keys(problem: Problem, prepared: Prepared) -> list[str]:
     p = prepared.params
-    keys = ["x"] + (["memory"] if prepared.cross else [])
+    keys = ["x", *dict.fromkeys(k for k in (prepared.key_from, prepared.value_from) if k != "x")]
     for name in "qkv":
         if p[f"W_{name}"] is not None:
             keys += [k for k in (f"W_{name}", f"b_{name}") if k in problem]
@@ -255,8 +259,8 @@ class _Script:
         problem, prepared = self.problem, self.prepared
         array = problem[key]
         note = ""
-        src = "memory" if prepared.cross else "x"
-        role = {"W_q": "queries = x", "W_k": f"keys = {src}", "W_v": f"values = {src}",
+        role = {"W_q": "queries = x", "W_k": f"keys = {prepared.key_from}",
+                "W_v": f"values = {prepared.value_from}",
                 "W_o": "output = context"}.get(key)
         if key in ("W_q", "W_k", "W_v") and array.ndim == 3:
             array = prepared.params[key]  # (H, d_from, d_head), in_out whatever the layout
@@ -266,7 +270,7 @@ class _Script:
                     else f"out_in, as nn.Linear stores it: {role} @ {key}.T")
         elif key in ("b_q", "b_k", "b_v"):
             array = prepared.params[key].reshape(-1)  # (H·d_head,)
-        elif key in ("x", "memory"):
+        elif key in ("x", "memory", "key_memory", "value_memory"):
             labels = problem.tokens if key == "x" else problem.memory_tokens
             note = ("" if labels is None
                     else _shorten(printable("rows: " + ", ".join(labels)), 70))
@@ -284,8 +288,9 @@ class _Script:
         if key in ("W_q", "W_k", "W_v") and array.ndim == 3:
             self.add(f"{key} = {key}.permute(1, 0, 2).flatten(1)  # (d_in, H·d_head): the heads "
                      "side by side")
-        if key == "memory" and prepared.batched and problem["memory"].ndim == 2:
-            self.add("memory = memory.expand(len(x), -1, -1)  # one memory for every batch item")
+        if key != "x" and key in (prepared.key_from, prepared.value_from) and prepared.batched \
+                and problem[key].ndim == 2:
+            self.add(f"{key} = {key}.expand(len(x), -1, -1)  # one {key} for every batch item")
 
     def _weight(self, key: str, linear: bool = False) -> str:
         """``key`` as x @ (…) needs it (``linear`` False) or as nn.Linear stores it (True)."""
@@ -299,6 +304,9 @@ class _Script:
         prepared, config, problem = self.prepared, self.config, self.problem
         seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
         offset = seq_k - seq_q if config.causal_align is CausalAlign.bottom_right else 0
+        if _per_item(prepared, config):
+            self._per_item_masks(use_mha)
+            return
         parts = []
         if config.causal:
             shift = f" + {offset}" if offset > 0 else f" − {-offset}" if offset else ""
@@ -335,10 +343,37 @@ class _Script:
             self.add(*_commented(f"allowed = {expression}", what))
         self.allowed = "allowed"
 
+    def _per_item_masks(self, use_mha: bool) -> None:
+        """``allowed`` when the bottom-right diagonal follows each batch item's unpadded keys:
+        i shifted by L − seq_q, L = (~key_padding_mask).sum(-1) (flash-attn's alignment)."""
+        prepared, config, problem = self.prepared, self.config, self.problem
+        seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
+        pad = problem["key_padding_mask"]
+        each = "[:, None, None]" if pad.ndim == 2 else ""
+        self.add("# True = may attend. Bottom-right, aligned to each batch item's keys that are "
+                 "not padding,",
+                 "# as flash-attn aligns a padded batch: L = (~key_padding_mask).sum(-1).",
+                 f"shift = (~key_padding_mask).sum(-1) - {seq_q}  # L − seq_q, per batch item",
+                 f"i = torch.arange({seq_q})[:, None] + shift{each}  # the query row, shifted",
+                 f"j = torch.arange({seq_k})  # the key column")
+        parts = []
+        if config.causal:
+            parts.append("(j <= i)")
+        if config.window is not None:
+            parts.append(f"((i - j).abs() <= {config.window})")
+        if "mask" in problem:
+            parts.append("mask")
+        if not use_mha:
+            parts.append("(~key_padding_mask)" + ("[:, None, :]" if pad.ndim == 2 else ""))
+        self.add("allowed = " + " & ".join(parts))
+        self.allowed = "allowed"
+        self.batch_mask = pad.ndim == 2 or ("mask" in problem and problem["mask"].ndim == 3)
+        allowed = _allowed(prepared, config)
+        self.empty_rows = allowed is not None and not allowed.any(axis=-1).all()
+
     # ------------------------------------------------------------------------------------
     def sdpa(self) -> None:
         prepared, config, p = self.prepared, self.config, self.prepared.params
-        src = "memory" if prepared.cross else "x"
         self.add(
             "",
             "",
@@ -348,7 +383,8 @@ class _Script:
             "",
             "",
         )
-        for name, role, inp in (("q", "queries", "x"), ("k", "keys", src), ("v", "values", src)):
+        for name, role, inp in (("q", "queries", "x"), ("k", "keys", prepared.key_from),
+                                ("v", "values", prepared.value_from)):
             expression = inp
             if p[f"W_{name}"] is not None:
                 expression = f"{inp} @ {self._weight(f'W_{name}')}"
@@ -378,14 +414,14 @@ class _Script:
 
     def mha(self) -> None:
         prepared, problem = self.prepared, self.problem
-        d_in, d_src = prepared.x.shape[2], prepared.source.shape[2]
-        src = "memory" if prepared.cross else "x"
+        d_in, d_kdim = prepared.x.shape[2], prepared.source.shape[2]
+        d_vdim = prepared.values_source.shape[2]
         biases = [k for k in ("b_q", "b_k", "b_v", "b_o") if k in problem]
         zeros = [k for k in ("b_q", "b_k", "b_v", "b_o") if biases and k not in problem]
         if zeros:
             self.add("", *(f"{k} = torch.zeros({d_in}, dtype=dtype)  # no {k}: zeros, as "
                            "bias=True needs them all" for k in zeros))
-        kdim = [f"kdim={d_src}", f"vdim={d_src}"] if d_src != d_in else []
+        kdim = [f"kdim={d_kdim}", f"vdim={d_vdim}"] if (d_kdim, d_vdim) != (d_in, d_in) else []
         self.add(
             "",
             "# nn.Linear (and so nn.MultiheadAttention) stores each weight as (out, in): W.T of",
@@ -435,7 +471,8 @@ class _Script:
                       "weights": "weights.tolist()"}
         if self.allowed is not None:
             self.add("    # MHA's attn_mask is True = NOT allowed: the opposite of SDPA's")
-        self.add(*_call(call, ["x", src, src, *options], indent="    "))
+        self.add(*_call(call, ["x", prepared.key_from, prepared.value_from, *options],
+                        indent="    "))
         self.add(*_print_json(result))
 
 
@@ -445,10 +482,18 @@ def _allowed(prepared: Prepared, config: AttentionConfig) -> np.ndarray | None:
     window = None if config.window is None else min(config.window, seq_q + seq_k)
     mask = masks.structural(np, seq_q, seq_k, causal=config.causal,
                             bottom_right=config.causal_align is CausalAlign.bottom_right,
-                            window=window)
+                            window=window, key_lengths=prepared.key_lengths)
+    if mask is not None and mask.ndim == 3:  # (B, seq_q, seq_k): one diagonal per batch item
+        mask = mask[:, None]
     if mask is not None and prepared.mask is not None:
         return mask & prepared.mask
     return prepared.mask if mask is None else mask
+
+
+def _per_item(prepared: Prepared, config: AttentionConfig) -> bool:
+    """The causal / window diagonal sits bottom-right at each batch item's unpadded keys."""
+    return (prepared.key_lengths is not None and (config.causal or config.window is not None)
+            and config.causal_align is CausalAlign.bottom_right)
 
 
 def _scale_text(prepared: Prepared, config: AttentionConfig) -> tuple[str, str]:

@@ -3,9 +3,9 @@
 * torch.nn.functional.scaled_dot_product_attention: plain, causal (both alignments), boolean
   attn_mask (fully masked rows included), custom scale;
 * torch.nn.MultiheadAttention: 1, 2 and 4 heads, with and without bias, unbatched, batch_first
-  and sequence-first, self- and cross-attention, key_padding_mask, attn_mask, per-head and
-  averaged weights, the output projection; weights taken as stored (out_in), transposed (in_out)
-  and split per head (3-D);
+  and sequence-first, self- and cross-attention, separate key and value sequences (kdim ≠
+  vdim), key_padding_mask, attn_mask, per-head and averaged weights, the output projection;
+  weights taken as stored (out_in), transposed (in_out) and split per head (3-D);
 * torch.nn.Dropout: the torch backend's mask is torch's after torch.manual_seed(seed);
 * the numpy and torch backends agree on every step of every variant;
 * softmax stays finite for scores of ±1e4.
@@ -472,6 +472,40 @@ def test_mha_kdim_differs_from_embed_dim(torch, backend, heads):
     out, weights = mha_forward(torch, mha, x, memory)
     close(trace["weights"], drop_single_head(weights, heads))
     close(trace["output"], out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("batch", [None, 2])
+def test_mha_separate_key_and_value_sequences(torch, backend, heads, batch):
+    # nn.MultiheadAttention(query, key, value) with kdim = 5 ≠ vdim = 3 ≠ embed_dim = 4: the
+    # keys come from key_memory, the values from value_memory (once run as self-attention
+    # over x, the key and value entries only warned about). Separate q/k/v_proj_weight of
+    # shapes (4, 4), (4, 5), (4, 3), packed biases and out_proj, all non-zero.
+    torch.manual_seed(31)
+    mha = torch.nn.MultiheadAttention(4, heads, kdim=5, vdim=3, batch_first=True,
+                                      dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_bias.normal_()
+        mha.out_proj.bias.normal_()
+    mha.eval()
+    rng = np.random.default_rng(31)
+    lead = () if batch is None else (batch,)
+    x, keys_in, values_in = (rng.normal(size=(*lead, n, d)) for n, d in ((3, 4), (6, 5), (6, 3)))
+    pad = np.zeros((*lead, 6), dtype=bool)
+    pad[..., -1] = True  # the last key is padding
+    params, fields = mha_arrays(mha, "out_in")
+    assert (params["W_k"].shape, params["W_v"].shape) == ((4, 5), (4, 3))
+    trace = run({"x": x, "key_memory": keys_in, "value_memory": values_in,
+                 "key_padding_mask": pad, **params}, backend, **fields)
+    with torch.no_grad():
+        out, weights = mha(tensor(torch, x), tensor(torch, keys_in), tensor(torch, values_in),
+                           key_padding_mask=torch.as_tensor(pad), need_weights=True,
+                           average_attn_weights=False)
+    close(trace["weights"], drop_single_head(weights, heads))
+    close(trace["output"], out)
+    assert trace.step("keys").formula == "keys = key_memory W_k + b_k"
+    assert trace.step("values").formula == "values = value_memory W_v + b_v"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -78,11 +78,40 @@ def test_batched_json(tmp_path):
 
 
 def test_unknown_json_key_warns_with_the_closest_known_key(tmp_path):
-    path = write(tmp_path / "p.json", json.dumps({"x": X, "W_query": [[1, 0], [0, 1], [1, 1]]}))
+    path = write(tmp_path / "p.json", json.dumps({"x": X, "W_qq": [[1, 0], [0, 1], [1, 1]]}))
     problem = load_problem(path)
-    assert "W_query" not in problem and "W_q" not in problem
+    assert "W_qq" not in problem and "W_q" not in problem
     assert len(problem.warnings) == 1
-    assert "'W_query'" in problem.warnings[0] and "'W_q'" in problem.warnings[0]
+    assert "'W_qq'" in problem.warnings[0] and "'W_q'" in problem.warnings[0]
+
+
+def test_key_memory_labels_come_from_its_csv(tmp_path):
+    # a first column of strings labels the keys, as it does for memory
+    keys = write(tmp_path / "k.csv", "du,1,0\nmir,0,1\n")
+    values = write(tmp_path / "v.csv", "1,2\n3,4\n")
+    problem = load_problem(arrays={"x": str(write(tmp_path / "x.csv", "1,0\n")),
+                                   "key_memory": str(keys), "value_memory": str(values)})
+    assert problem.memory_tokens == ["du", "mir"]
+    assert problem["key_memory"].shape == (2, 2) and problem["value_memory"].shape == (2, 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0.34 0.22 0.54\n0.53 0.34 0.98\n",
+     "row 1: '0.34 0.22 0.54': numbers separated by spaces; separate them with commas (or tabs)"),
+    ("a b c\n0.34 0.22 0.54\n",
+     "row 2: '0.34 0.22 0.54': numbers separated by spaces; separate them with commas (or tabs)"),
+    ("Hello 0.34 0.22\n",
+     "row 1: 'Hello 0.34 0.22': numbers separated by spaces; separate them with commas (or tabs)"),
+    ("1,2 3\n4,5 6\n",
+     "row 1, column 2: '2 3' is not a number; separate numbers with the file's delimiter, not "
+     "spaces"),
+])
+def test_space_separated_csv_says_so(tmp_path, text, message):
+    # once: "x: empty array, shape (2, 0)", each line read as one label
+    path = write(tmp_path / "x.csv", text)
+    with pytest.raises(InputError) as error:
+        load_problem(path)
+    assert str(error.value) == f"{path}: {message}"
 
 
 def test_bundled_samples_load():

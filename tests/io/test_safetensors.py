@@ -169,10 +169,10 @@ def test_nn_linear_checkpoint_is_never_transposed_silently(tmp_path):
 
 def test_square_checkpoint_weights_warn_about_the_layout(tmp_path):
     path = save(tmp_path / "sq.safetensors", {"x": np.array(HELLO_X), "W_q": np.eye(3),
-                                              "W_k": np.eye(3)})
+                                              "W_k": np.eye(3), "W_v": np.eye(3)})
     result = invoke(["compute", path])
     assert result.exit_code == 0, result.stderr
-    assert "W_q, W_k used in the in_out layout" in result.stderr
+    assert "W_q, W_k, W_v used in the in_out layout" in result.stderr
     assert "--weight-layout out_in" in result.stderr
     for layout in ("out_in", "in_out"):
         result = invoke(["compute", path, "--weight-layout", layout])

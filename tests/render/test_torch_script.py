@@ -170,6 +170,28 @@ def _per_head(arrays: dict, heads: int) -> dict:
     return arrays
 
 
+def kv_memory(seed: int, *, batch: int | None = 2, w_o: bool = True, shared: bool = False):
+    """Separate key and value sequences (nn.MultiheadAttention's key and value inputs):
+    x (…, 3, 4), key_memory (…, 5, 6), value_memory (…, 5, 3) — unbatched when ``shared`` —
+    and in_out W_q (4, 4), W_k (6, 4), W_v (3, 4), W_o (4, 4) for 2 heads of width 2."""
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    memory_lead = () if shared else lead
+    arrays = {"x": rng.normal(size=(*lead, 3, 4)),
+              "key_memory": rng.normal(size=(*memory_lead, 5, 6)),
+              "value_memory": rng.normal(size=(*memory_lead, 5, 3))}
+    for name, d_from in (("q", 4), ("k", 6), ("v", 3)):
+        arrays[f"W_{name}"] = rng.normal(size=(d_from, 4)) / math.sqrt(d_from)
+        arrays[f"b_{name}"] = rng.normal(size=4) * 0.5
+    if w_o:
+        arrays["W_o"] = rng.normal(size=(4, 4)) / 2
+    return arrays
+
+
+#: right padding: item 0 has 3 real keys of 5, item 1 has 4
+PADDED = np.array([[False, False, False, True, True], [False, False, False, False, True]])
+BOTTOM_RIGHT = {"causal": True, "causal_align": CausalAlign.bottom_right}
+
 CASES = {  # name: (arrays, config fields, module)
     "mha_causal": (projected(1), {"heads": 2, "causal": True}, MHA),
     "mha_no_bias": (projected(2, bias=False), {"heads": 2}, MHA),
@@ -241,6 +263,22 @@ CASES = {  # name: (arrays, config fields, module)
     "sdpa_tokens_that_are_not_code": (  # a label cannot end its comment and start code
         {"x": np.eye(3), "tokens": ['a\nraise SystemExit(3)', '"""', "back\\slash"]}, {},
         SDPA),
+    # bottom-right alignment to each batch item's unpadded keys (flash-attn's)
+    "sdpa_bottom_right_padded_keys": (
+        projected(30, seq_q=2, seq_k=5, batch=2, w_o=False) | {"key_padding_mask": PADDED},
+        {"heads": 2, **BOTTOM_RIGHT}, SDPA),
+    "mha_bottom_right_padded_keys_window": (
+        projected(31, seq_q=3, seq_k=5, d_mem=6, batch=2) | {"key_padding_mask": PADDED},
+        {"heads": 2, "window": 1, **BOTTOM_RIGHT}, MHA),
+    "sdpa_bottom_right_one_padding_and_mask": (
+        projected(32, seq_q=2, seq_k=5, w_o=False)
+        | {"key_padding_mask": PADDED[0], "mask": some_true_per_row(32, (2, 5))},
+        {"heads": 2, **BOTTOM_RIGHT}, SDPA),
+    # separate key and value sequences: kdim ≠ vdim
+    "mha_key_value_memory": (kv_memory(33), {"heads": 2}, MHA),
+    "mha_key_value_memory_unbatched_causal": (kv_memory(34, batch=None),
+                                              {"heads": 2, "causal": True}, MHA),
+    "sdpa_key_value_memory_shared": (kv_memory(35, w_o=False, shared=True), {"heads": 2}, SDPA),
     "float32_mha_batch_causal": (projected(24, batch=2),
                                  {"heads": 2, "causal": True, "dtype": "float32"}, MHA),
 }
@@ -351,10 +389,12 @@ def test_tensors_mapped_from_a_checkpoint_are_not_left_out_of_the_command(tmp_pa
     rng = np.random.default_rng(50)
     path = tmp_path / "layer.safetensors"
     safetensors_numpy.save_file({"hidden": rng.normal(size=(3, 4)),
-                                 "q_proj.weight": rng.normal(size=(4, 4))}, str(path))
+                                 **{f"{p}_proj.weight": rng.normal(size=(4, 4)) for p in "qkv"}},
+                                str(path))
     target = tmp_path / "run.py"
-    result = invoke(["compute", str(path), "--tensor", "x=hidden", "--tensor",
-                     "W_q=q_proj.weight", "--weight-layout", "out_in", "-o", str(target)])
+    result = invoke(["compute", str(path), "--tensor", "x=hidden",
+                     *(f"--tensor=W_{p}={p}_proj.weight" for p in "qkv"),
+                     "--weight-layout", "out_in", "-o", str(target)])
     assert result.exit_code == 0, result.output
     header = target.read_text(encoding="utf-8").split('"""')[1]
     command = f"attncli compute {path} --weight-layout out_in --format torch"

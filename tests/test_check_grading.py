@@ -1,0 +1,298 @@
+"""check's grading rules: −∞ and its spellings, rounding carried forward from the answers' own
+steps, the tolerance modes, partial credit per entry, the report's legend, stdin once, and the
+help that describes the answers file. Numbers are worked by hand in the comments."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from attncli import attend, load_problem
+from attncli.check import CARRIED, RIGHT, ROUNDED, WRONG, Answers, Checker
+from attncli.cli import app
+from attncli.errors import InputError
+from attncli.problem import Problem
+from attncli.tolerance import Tolerance
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check(sample_or_problem, text: str, tolerance: Tolerance | None = None):
+    """Grade answers written as JSON text (numbers keep their written decimals)."""
+    problem = (load_problem(sample=sample_or_problem) if isinstance(sample_or_problem, str)
+               else sample_or_problem)
+    answers = Answers.from_mapping(json.loads(text, parse_float=Decimal), "a.json")
+    return Checker(problem, None, attend(problem), tolerance).check(answers)
+
+
+# --- −∞: a masked score ----------------------------------------------------------------------
+
+# your-journey-causal, query "journey" (row 1): scores x_1 · x_j = [0.9544, 1.4950, …]; the
+# causal mask leaves keys 0 and 1, so masked_scores = [0.9544, 1.4950, −∞, −∞, −∞, −∞].
+JOURNEY = '{{"query": "journey", "masked_scores": [0.9544, 1.4950, {0}, {0}, {0}, {0}]}}'
+
+
+def test_a_masked_score_written_as_zero_is_wrong_and_diagnosed():
+    report = _check("your-journey-causal", JOURNEY.format("0"))
+    (verdict,) = report.verdicts
+    assert verdict.status.tolist() == [RIGHT, RIGHT, WRONG, WRONG, WRONG, WRONG]
+    assert not report.ok
+    assert report.diagnosis.name == "mask_zero_fill"
+
+
+@pytest.mark.parametrize("written", ['null', '"-inf"', '"-Infinity"', '"−∞"', '"-∞"', '" -INF"',
+                                     '-Infinity'])
+def test_minus_infinity_in_any_spelling_is_right(written):
+    report = _check("your-journey-causal", JOURNEY.format(written))
+    assert report.ok and report.verdicts[0].status.tolist() == [RIGHT] * 6
+
+
+@pytest.mark.parametrize("written", ["-1e9", "-10000"])
+def test_a_large_negative_number_stands_in_for_minus_infinity(written):
+    # d2l's masked_softmax fills −1e6: ≤ −1e4 is accepted as ≈, and the report says so
+    report = _check("your-journey-causal", JOURNEY.format(written))
+    (verdict,) = report.verdicts
+    assert report.ok and verdict.status.tolist() == [RIGHT, RIGHT] + [ROUNDED] * 4
+    assert "a large negative number stands in for −∞" in verdict.note
+
+
+def test_a_moderately_negative_number_is_not_minus_infinity():
+    assert not _check("your-journey-causal", JOURNEY.format("-9999")).ok
+
+
+@pytest.mark.parametrize("written", ['"inf"', '"Infinity"', '"minus infinity"'])
+def test_other_words_are_bad_input(written):
+    with pytest.raises(InputError, match="is not a number"):
+        _check("your-journey-causal", JOURNEY.format(written))
+
+
+# --- rounding carried forward from the answers' own steps --------------------------------------
+
+
+def test_a_student_rounding_every_step_to_one_decimal_is_right():
+    # seed 004, Input 1: weights softmax([2, 4, 4]) = [0.0634, 0.4683, 0.4683] → to 1 decimal
+    # [0.1, 0.5, 0.5]; from them 0.1·[1, 2, 3] + 0.5·[2, 8, 0] + 0.5·[2, 6, 3] = [2.1, 7.2, 1.8],
+    # though the exact context [1.937, 6.683, 1.595] rounds to [1.9, 6.7, 1.6].
+    report = _check("three-inputs", '{"query": "Input 1", "weights": [0.1, 0.5, 0.5], '
+                                    '"context": [2.1, 7.2, 1.8]}')
+    weights, context = report.verdicts
+    assert report.ok and weights.verdict == "right"
+    assert context.verdict == "right within rounding"
+    assert context.status.tolist() == [ROUNDED] * 3
+    assert "follows from your rounded weights" in context.note
+    np.testing.assert_allclose(context.carried, [2.1, 7.2, 1.8], rtol=1e-12)
+
+
+def test_a_student_rounding_every_step_to_two_decimals_is_right():
+    # seed 000, shiny: scores [0.7842, 1.3569, 1.2487] → [0.78, 1.36, 1.25]; softmax of those
+    # [0.2280, 0.4072, 0.3648] → [0.23, 0.41, 0.36]; the context's 2nd entry from them is
+    # 0.23·0.22 + 0.41·0.34 + 0.36·0.54 = 0.3844 → 0.38, where the exact 0.3854 gives 0.39.
+    report = _check("hello-shiny-sun", '{"query": "shiny", "scores": [0.78, 1.36, 1.25], '
+                    '"weights": [0.23, 0.41, 0.36], "context": [0.40, 0.38, 0.86]}')
+    assert report.ok
+    assert [v.verdict for v in report.verdicts] == ["right", "right", "right within rounding"]
+    assert report.verdicts[2].status.tolist() == [RIGHT, ROUNDED, RIGHT]
+
+
+def test_a_step_that_follows_from_a_wrong_one_is_carried_forward():
+    # seed 004, Input 1: the weights to 1 decimal are [0.1, 0.5, 0.5]; 0.4 is a slip. From
+    # [0.1, 0.4, 0.5]: 0.1·[1, 2, 3] + 0.4·[2, 8, 0] + 0.5·[2, 6, 3] = [1.9, 6.4, 1.8]; 1.9 is
+    # also the exact 1.937 rounded, 6.4 and 1.8 follow from the slip only.
+    report = _check("three-inputs", '{"query": "Input 1", "weights": [0.1, 0.4, 0.5], '
+                                    '"context": [1.9, 6.4, 1.8]}')
+    weights, context = report.verdicts
+    assert weights.status.tolist() == [RIGHT, WRONG, RIGHT]
+    assert context.status.tolist() == [RIGHT, CARRIED, CARRIED]
+    assert context.verdict == "carried forward" and context.carried_from == "weights"
+    assert "2 carried forward from weights" in context.note
+    assert not report.ok and report.first_wrong == "weights"  # charged once, to the weights
+    counts = report.counts
+    assert (counts.right, counts.rounded, counts.carried, counts.wrong) == (3, 0, 2, 1)
+    assert counts.score == pytest.approx(5 / 6, rel=1e-12)
+
+
+def test_the_published_seed_004_answer_is_graded_as_a_grader_would():
+    # Pin-Jiun/Machine-Learing-NTU "6.1-Self-Attention" rounds the weights to 1 decimal "for
+    # readability" as [0.0, 0.5, 0.5] (0.0634 rounds to 0.1) and sums 0.5·[2, 8, 0] +
+    # 0.5·[2, 6, 3] = [2.0, 7.0, 1.5]: one weight wrong, the context carried forward.
+    result = runner.invoke(app, ["check", "--sample", "three-inputs", "--format", "json",
+                                 str(ROOT / "samples/answers/three-inputs.published.json")])
+    assert result.exit_code == 1
+    (report,) = json.loads(result.stdout)["reports"]
+    assert report["steps"]["weights"]["status"] == [WRONG, RIGHT, RIGHT]
+    assert report["steps"]["context"]["status"] == [CARRIED] * 3
+    assert report["steps"]["context"]["carried"] == [2.0, 7.0, 1.5]
+    assert (report["right"], report["within_rounding"], report["carried_forward"],
+            report["wrong"], report["entries"]) == (5, 0, 3, 1, 9)
+    assert report["score"] == pytest.approx(8 / 9, rel=1e-12)
+    assert report["diagnosis"]["mistake"] == "weights_rounded_1"
+    assert report["diagnosis"]["says"] == (
+        "the weights were rounded to 1 decimal by hand, not all to the nearest (this "
+        "reproduces weights); [0.0, 0.5, 0.5] for the exact [0.063, 0.468, 0.468]")
+
+
+def test_csv_counts_entries_per_step():
+    result = runner.invoke(app, ["check", "--sample", "three-inputs", "--format", "csv",
+                                 *sorted(str(p) for p in (ROOT / "samples/answers").glob(
+                                     "three-inputs.*.json"))])
+    four, one, published = csv.DictReader(io.StringIO(result.stdout))
+    assert four["result"] == "right" and four["score"] == "1.0000"
+    assert four["steps_right"] == "scores weights context"
+    # weights [0.1, 0.5, 0.5] and the context [2.1, 7.2, 1.8] that follows from them
+    assert one["result"] == "right" and one["steps_within_rounding"] == "context"
+    assert (one["right"], one["within_rounding"]) == ("6", "3")
+    assert published["steps_carried_forward"] == "context"
+    assert [published[f"weights_{k}"] for k in ("right", "within_rounding", "carried_forward",
+                                                "wrong")] == ["2", "0", "0", "1"]
+    assert published["context_carried_forward"] == "3" and published["score"] == "0.8889"
+
+
+# --- the tolerance -------------------------------------------------------------------------
+
+# x = [[1, 0], [0.5, 0]], no projection: query 0's scores are [1, 0.5] and its weights
+# e / (e + e^0.5) = 0.6225 and 0.3775.
+TWO = Problem.from_mapping({"x": [[1, 0], [0.5, 0]]}, "two.json")
+
+
+@pytest.mark.parametrize(("weights", "ok"), [
+    ("[0.7, 0.3]", False),  # one unit of the 1st decimal off: one unit + 0.2 % let it pass
+    ("[0.6, 0.4]", True),   # the exact values rounded to 1 decimal
+    ("[0.63, 0.37]", False),  # 0.6225 rounds to 0.62, not 0.63
+    ("[0.62, 0.38]", True),
+    ("[1, 0]", True),        # whole numbers: 0.6225 rounds to 1
+])
+def test_an_entry_must_be_the_exact_value_rounded_as_written(weights, ok):
+    assert _check(TWO, f'{{"query": 0, "weights": {weights}}}').ok is ok
+
+
+SHINY = (ROOT / "samples/answers/hello-shiny-sun.published.json").read_text()
+
+
+@pytest.mark.parametrize(("tolerance", "status"), [
+    # exact [0.398960, 0.385424, 0.860951] against the published [0.3992, 0.3858, 0.8610]
+    (None, [ROUNDED, ROUNDED, RIGHT]),  # decimals, weights not shown: within 0.2 %
+    ("decimals:2", [RIGHT] * 3),  # 0.40, 0.39, 0.86 either way
+    ("sigfigs:3", [RIGHT] * 3),  # 0.399, 0.385, 0.861: off by 0.00024 and 0.00038 < 0.0005
+    ("sigfigs:4", [WRONG, WRONG, RIGHT]),  # 0.3990 ≠ 0.3992; 0.3854 ≠ 0.3858
+    ("rel:0.001", [RIGHT] * 3),  # 0.000376 ≤ 0.001 · 0.385
+    ("rel:0.0005", [WRONG, WRONG, RIGHT]),  # 0.00024 > 0.0005 · 0.399; 0.000049 fits
+    ("abs:0.0005", [RIGHT] * 3),
+    ("abs:0.0003", [RIGHT, WRONG, RIGHT]),  # 0.00024 ≤ 0.0003 < 0.000376
+])
+def test_tolerance_modes(tolerance, status):
+    report = _check("hello-shiny-sun", SHINY, Tolerance.parse(tolerance))
+    assert report.verdicts[0].status.tolist() == status
+
+
+def test_rtol_and_atol_are_aliases_of_rel_and_abs():
+    base = ["check", "--sample", "hello-shiny-sun", "--format", "json",
+            str(ROOT / "samples/answers/hello-shiny-sun.published.json")]
+    for alias, mode in ((["--rtol", "0.0005"], ["--tolerance", "rel:0.0005"]),
+                        (["--atol", "0.0003"], ["--tolerance", "abs:0.0003"])):
+        one, other = (runner.invoke(app, [*base, *flags]) for flags in (alias, mode))
+        assert one.exit_code == other.exit_code == 1
+        assert json.loads(one.stdout)["reports"] == json.loads(other.stdout)["reports"]
+        assert json.loads(other.stdout)["tolerance"] == mode[1]
+    both = runner.invoke(app, [*base, "--rtol", "0.0005", "--atol", "0.0002"])
+    # 0.000376 ≤ 0.0002 + 0.0005 · 0.385: relative and absolute add up, as numpy.allclose
+    assert both.exit_code == 0
+
+
+@pytest.mark.parametrize("flags", [["--tolerance", "sigfigs:0"], ["--tolerance", "rel:-1"],
+                                   ["--tolerance", "percent:1"], ["--tolerance", "sigfigs:x"],
+                                   ["--tolerance", "sigfigs:3", "--rtol", "0.1"],
+                                   ["--atol", "nan"]])
+def test_bad_tolerances_are_one_line_of_bad_input(flags):
+    result = runner.invoke(app, ["check", "--sample", "hello-shiny-sun", *flags,
+                                 str(ROOT / "samples/answers/hello-shiny-sun.published.json")])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "attncli: error:" in result.stderr
+
+
+def test_answers_printed_in_full_by_a_float32_program_are_right():
+    for sample in ("multihead-einsum", "your-journey-causal", "translation-cross"):
+        printed = runner.invoke(app, ["compute", "--sample", sample, "--dtype", "float32",
+                                      "--json"])
+        problem = load_problem(sample=sample)
+        answers = Answers.from_mapping(json.loads(printed.stdout, parse_float=Decimal), "f32")
+        report = Checker(problem, None, attend(problem)).check(answers)
+        assert report.ok, [(v.step, v.note) for v in report.verdicts if not v.ok]
+        assert all(np.all(v.status == RIGHT) for v in report.verdicts)
+
+
+# --- diagnosis that can apply ----------------------------------------------------------------
+
+
+def test_weights_alone_are_never_said_to_be_rounded_before_the_weighted_sum():
+    # seed 004's weights rounded to 1 decimal, [0.1, 0.5, 0.5], written with 4: wrong at 4
+    # decimals (0.0634), but no weighted sum is given to have used them
+    report = _check("three-inputs", '{"query": "Input 1", "weights": [0.1000, 0.5000, 0.5000]}')
+    assert not report.ok
+    assert report.diagnosis.sentence() == (
+        "the weights were rounded to 1 decimal (this reproduces weights); [0.1, 0.5, 0.5] "
+        "(written with 4) for the exact [0.063, 0.468, 0.468]")
+
+
+def test_a_typo_in_the_weights_gets_no_diagnosis():
+    report = _check("three-inputs", '{"query": "Input 1", "weights": [0.0634, 0.4863, 0.4683]}')
+    assert not report.ok and report.diagnosis is None
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def test_the_table_has_a_legend_for_the_marks():
+    result = runner.invoke(app, ["check", "--sample", "three-inputs",
+                                 str(ROOT / "samples/answers/three-inputs.published.json")],
+                           env={"COLUMNS": "200"})
+    text = " ".join(result.stdout.split())
+    assert ("each cell: the answer, its mark, then the exact value: ✓ right · ≈ within "
+            "rounding") in text
+    assert "→ carried forward from an earlier wrong step · ✗ wrong" in text
+    assert "0.0 ✗ 0.0634" in text and "2.0 → 1.9366" in text
+    assert "weights wrong: 2 right, 1 wrong of 3 entries score 2/3" in text
+
+
+# --- standard input, once --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["check", "-", "-"],
+                                  ["check", "--sample", "hello-shiny-sun", "-", "-"],
+                                  ["check", "--x", "-", "-"]])
+def test_standard_input_is_read_once(args):
+    result = runner.invoke(app, args, input=SHINY)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "- (standard input) is given for" in result.stderr
+    assert "can be read only once" in " ".join(result.stderr.split())
+
+
+# --- help --------------------------------------------------------------------------------------
+
+
+def test_check_help_describes_answers_exit_statuses_and_defaults():
+    result = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "100"})
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stdout).split())
+    for words in ("keys are step names", "masked_scores", '"query": a token or an index',
+                  'written null, "-inf", "-Infinity" or "−∞"', "--format json output is answers",
+                  "Exit status: 0 no entry wrong", "1 an entry is wrong, 2 bad input",
+                  "[default: decimals]", "[default: 4]", "[default: table]",
+                  "sigfigs:N, rel:R or abs:A"):
+        assert words in text, words
+
+
+def test_readme_names_the_seed_documents_in_the_check_section():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = " ".join(readme.split("## Checking homework", 1)[1].split("\n## ", 1)[0].split())
+    assert "Attention Mechanisms and Self-Attention in Neural Networks" in section
+    assert "6.1-Self-Attention" in section
+    assert not re.search(r"seed 00\d", section)
