@@ -16,7 +16,7 @@ from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import check_target, write_output
 from attncli.options import OUTPUT, ProblemOptions, problem_options
-from attncli.render import ExplainFormat, Format
+from attncli.render import ColorRange, ExplainFormat, Format
 from attncli.trace import STEP_NAMES
 
 app = typer.Typer(
@@ -125,13 +125,14 @@ def compute(
         help="Problem file: JSON (or - for stdin), NPZ, or one CSV/NPY matrix taken as x.",
         show_default=False)] = None,
     fmt: Annotated[Format | None, typer.Option(
-        "--format", "-f", help="Output format [default: from -o's extension, else table]; "
+        "--format", "-f", help="Output format \\[default: from -o's extension, else table]; "
         "npz/npy are binary, for large steps.", rich_help_panel=OUTPUT,
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.",
                                           rich_help_panel=OUTPUT)] = False,
-    steps: Annotated[str | None, typer.Option(help=f"Steps to show: {','.join(STEP_NAMES)}.",
-                                              rich_help_panel=OUTPUT)] = None,
+    steps: Annotated[str | None, typer.Option(
+        help=f"Steps to show, comma-separated: {', '.join(STEP_NAMES)}.",
+        rich_help_panel=OUTPUT)] = None,
     query: Annotated[str | None, typer.Option(help="Only this query row (token or index).",
                                               rich_help_panel=OUTPUT)] = None,
     precision: Annotated[int | None, typer.Option(
@@ -140,26 +141,34 @@ def compute(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
                                                 rich_help_panel=OUTPUT)] = None,
     heatmap: Annotated[bool, typer.Option(
-        "--heatmap", help="Draw the weights (and, with --steps, any square step) as coloured "
-        "grids in the terminal, one per head.", rich_help_panel=OUTPUT)] = False,
+        "--heatmap", help="Draw the weights (and, with --steps, any query × key step) as "
+        "coloured grids in the terminal, one per head; a large one in blocks that fit.",
+        rich_help_panel=OUTPUT)] = False,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Also save heatmaps as an image: PNG, SVG or PDF by the extension "
-        "(needs pip install 'attncli[plot]').", rich_help_panel=OUTPUT,
+        "--plot", help="Save the heatmaps as an image: PNG, SVG or PDF by the extension; "
+        "without -o, --format or --json the image is the only output (needs pip install "
+        "'attncli\\[plot]').", rich_help_panel=OUTPUT, show_default=False)] = None,
+    color_range: Annotated[ColorRange | None, typer.Option(
+        "--color-range", help="The colours of --heatmap and --plot: unit (default), the "
+        "step's fixed scale, 0 … 1 for weights; auto, each grid's min … max; log, each "
+        "grid's positive values on a log scale, for small weights.", rich_help_panel=OUTPUT,
         show_default=False)] = None,
     opts: ProblemOptions | None = None,
 ) -> None:
     """Run an attention variant and show every step.
 
-    Without an n×n step in --steps (scores … weights), queries are processed in blocks, so
-    memory grows with n·d: thousands of tokens fit.
+    Without an n×n step in --steps (scores … weights), queries are processed
+    in blocks, so memory grows with n·d: thousands of tokens fit. --heatmap
+    and --plot draw a problem of any size.
 
     [bold]Examples[/]
 
       attncli compute --sample hello-shiny-sun --query shiny
       attncli compute --sample three-inputs --steps weights,context --json
-      attncli compute problem.json --causal --heads 2 --format markdown -o steps.md
+      attncli compute problem.json --causal --heads 2 -o steps.md
       attncli compute --x x.csv --wq wq.csv --wk wk.csv --wv wv.csv --no-scale
       attncli compute layer.npz --heads 8 --steps output -o output.npz
+      attncli compute big.npz --heatmap --color-range log
     """
     with handled(opts.debug):
         from attncli.attention.pipeline import attend
@@ -168,11 +177,21 @@ def compute(
         wanted = _steps(steps)
         if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
+        # a drawing alone (--heatmap; --plot without -o, --format, --json) runs only the steps
+        # it draws, of any size: big ones memory-mapped, as for NPZ, never refused as text
+        drawing_only = heatmap or (plot is not None and not as_json and fmt is None
+                                   and output is None)
         fmt = Format.json if as_json else fmt or Format.for_output(output)
+        drawn = wanted
         if heatmap or plot is not None:  # something to draw, said before the run
-            from attncli.render import drawable
+            from attncli.render import check_color_range, drawable
 
-            drawable(wanted, "--heatmap" if heatmap else "--plot")
+            drawn = drawable(wanted, "--heatmap" if heatmap else "--plot")
+            check_color_range(drawn, color_range)
+        elif color_range is not None:
+            raise InputError("--color-range sets the colours of --heatmap and --plot: give "
+                             "one of them")
+        run_steps = drawn if drawing_only else wanted
         if heatmap and fmt is not Format.table:
             raise InputError(f"--heatmap draws text grids: it does not go with --format "
                              f"{fmt.value}{' (from -o ' + str(output) + ')' if output else ''};"
@@ -182,16 +201,16 @@ def compute(
                              "write NPZ (-o FILE.npz)")
         problem, config = opts.load(file)
         piped = output is None and not sys.stdout.isatty()
-        monitor = CliMonitor(_say, f"--format {fmt.value}", fmt.binary, near=output,
-                             show=sys.stderr.isatty() and not piped)
+        monitor = CliMonitor(_say, f"--format {fmt.value}", fmt.binary or drawing_only,
+                             near=output or plot, show=sys.stderr.isatty() and not piped)
         check_target(output)  # before a long run, not after it
         if plot is not None:
             from attncli.render.plot import check_plot
 
             check_plot(plot)
         try:
-            trace = attend(problem, config, steps=wanted, monitor=monitor, query=query)
-            for name in wanted or []:
+            trace = attend(problem, config, steps=run_steps, monitor=monitor, query=query)
+            for name in run_steps if wanted else []:
                 if name not in trace:
                     raise InputError(f"--steps {name}: not computed in this run: "
                                      f"{_not_computed(name, problem, config)}")
@@ -200,11 +219,14 @@ def compute(
             if plot is not None:
                 from attncli.render.plot import write_plot
 
-                write_plot(trace, plot, steps=wanted)
+                write_plot(trace, plot, steps=wanted, color_range=color_range)
             if heatmap:
                 from attncli.render.heatmap import print_heatmaps
 
-                _emit(lambda console: print_heatmaps(trace, console, steps=wanted), output)
+                _emit(lambda console: print_heatmaps(trace, console, steps=wanted,
+                                                     color_range=color_range), output)
+            elif drawing_only:
+                return  # --plot alone: the image is the output
             elif fmt is Format.torch:
                 from attncli.render.torch_script import render_torch
 

@@ -144,8 +144,9 @@ SHARED: list[inspect.Parameter] = [
         "--set", metavar="KEY=FILE", help="Any other key from a file, e.g. b_q=bq.csv.",
         rich_help_panel=INPUT)], []),
     _option("tensor", Annotated[list[str], typer.Option(
-        "--tensor", metavar="KEY=NAME", help="A key from a tensor of the .safetensors FILE, "
-        "e.g. W_q=model.layers.0.self_attn.q_proj.weight (nn.Linear: --weight-layout out_in).",
+        "--tensor", metavar="KEY=NAME", help="A key from a tensor of the .safetensors FILE: "
+        "W_q=NAME takes W_q from the tensor NAME, e.g. a layer's self_attn.q_proj.weight "
+        "(nn.Linear: --weight-layout out_in).",
         rich_help_panel=INPUT)], []),
     _option("weight_layout", Annotated[Layout | None, typer.Option(
         help="in_out: Q = x @ W_q (the seeds); out_in: Q = x @ W_q.T (nn.Linear).",

@@ -27,8 +27,9 @@ class CliMonitor(Monitor):
     "attncli check").
 
     ``show``: whether a bar may be drawn at all (stderr a terminal, output not piped).
-    ``binary``: the output is NPZ/NPY, so big steps go to memory-mapped files in ``spill``
-    (a folder made next to the output, removed by :meth:`close`); otherwise a step of more
+    ``binary``: the output is NPZ/NPY, or a drawing alone (--heatmap, --plot FILE), which
+    takes a step of any size; so big steps go to memory-mapped files in ``spill`` (a folder
+    made next to ``near``, the output, removed by :meth:`close`); otherwise a step of more
     than :data:`TEXT_LIMIT` numbers is refused before it is allocated.
     """
 

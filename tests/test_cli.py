@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -659,3 +660,62 @@ def test_shell_completion_offers_samples_variants_and_commands(words, expected):
     script = Path(sys.executable).parent / "attncli"  # the console script: its name keys it
     done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == expected, done.stderr
+
+
+# --- help at 80 columns: nothing eaten as markup, nothing cut ---------------------------------
+
+def _help(command: str) -> str:
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    return result.stdout
+
+
+def _option_help(text: str, flag: str, first_word: str) -> str:
+    """The help column of ``flag``'s row in rich's option boxes, its wrapped lines joined: the
+    column starts where ``first_word`` does on the flag's line; the row ends at the next
+    option (a line with text where the flags are) or at the box's end."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if re.match(rf"│ (\* +| {{0,3}}){re.escape(flag)} ", line))  # not a mention
+    flags = lines[start].index(flag)
+    column = lines[start].index(f" {first_word}", flags + len(flag)) + 1
+    parts = [lines[start][column:]]
+    for line in lines[start + 1:]:
+        if not line.startswith("│") or line[flags] != " ":
+            break
+        parts.append(line[column:])
+    return " ".join(" ".join(part.rstrip("│ ") for part in parts).split())
+
+
+def _commands():
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_help_at_80_columns_shows_every_help_text_whole(command):
+    """Each option's help and the command's description appear as written: square brackets
+    kept ("[plot]", "[default: …]"), no word cut with "…" (the --steps list was
+    "queries,keys,values,scores…")."""
+    from rich.text import Text
+
+    text = _help(command)
+    for param in _commands()[command].params:
+        if not getattr(param, "help", None) or not param.opts[0].startswith("-"):
+            continue
+        written = " ".join(Text.from_markup(param.help).plain.split())
+        shown = _option_help(text, param.opts[0], written.split()[0])
+        assert shown.startswith(written), (param.opts[0], shown)
+    description = Text.from_markup(_commands()[command].help).plain
+    assert " ".join(description.split()) in " ".join(text.split())
+
+
+def test_help_names_every_step_and_keeps_the_bracketed_texts():
+    text = _help("compute")
+    steps = _option_help(text, "--steps", "Steps")
+    assert steps == "Steps to show, comma-separated: " + ", ".join(STEP_NAMES) + "."
+    assert _option_help(text, "--format", "Output").startswith(
+        "Output format [default: from -o's extension, else table]; npz/npy are binary")
+    assert "(needs pip install 'attncli[plot]')." in _option_help(text, "--plot", "Save")

@@ -64,6 +64,14 @@ class ExplainFormat(enum.StrEnum):
     latex = "latex"
 
 
+class ColorRange(enum.StrEnum):
+    """--color-range: which values the ends of a drawing's colour scale stand for."""
+
+    unit = "unit"  # the step's own fixed scale (limits): 0 … 1 for weights
+    auto = "auto"  # each grid's unmasked min … max
+    log = "log"  # each grid's smallest positive … largest value, on a logarithmic scale
+
+
 @dataclass(frozen=True)
 class Slice:
     """One 2-D piece of a step: ``where`` names the leading indices ("batch 0, head 1")."""
@@ -213,14 +221,15 @@ def limits(step: Step, hidden: np.ndarray) -> tuple[float, float]:
 
     Shapes: step.data (…, seq_q, seq_k); hidden the same, True = masked (:func:`masked`).
     """
-    finite = step.data[np.isfinite(step.data) & ~hidden]
     if step.name == "weights":
         return 0.0, 1.0
-    if step.name == "dropped_weights":
-        return 0.0, max(1.0, float(finite.max()) if finite.size else 1.0)
-    if not finite.size:
+    seen = np.isfinite(step.data) & ~hidden  # min and max with where=: no copy of n² values
+    if not seen.any():
         return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
+    high = float(np.max(step.data, where=seen, initial=-np.inf))
+    if step.name == "dropped_weights":
+        return 0.0, max(1.0, high)
+    low = float(np.min(step.data, where=seen, initial=np.inf))
     return (low, high) if high > low else (low - 0.5, high + 0.5)
 
 
@@ -235,6 +244,97 @@ def position(values, low: float, high: float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         t = (0.5 * values - 0.5 * low) / span if span > 0 else np.full_like(values, 0.5)
     return np.clip(np.nan_to_num(t, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+
+
+#: The query × key steps that may be negative: a logarithmic colour scale has no place for them.
+SIGNED = N_BY_N[:N_BY_N.index("weights")]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour scale: ``low`` … ``high``, on a linear axis or (``log``) a logarithmic one."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def position(self, values) -> np.ndarray:
+        """Where values lie on the scale, as 0 … 1 (clipped, as :func:`position`); on a log
+        scale a value ≤ 0 (a zero weight) is at 0, the low end.
+
+        Shapes: values any shape; returns float64 of the same shape.
+        """
+        if not self.log:
+            return position(values, self.low, self.high)
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log10(np.where(values > 0, values, self.low))
+        return position(logs, float(np.log10(self.low)), float(np.log10(self.high)))
+
+
+def check_color_range(names: list[str], color_range: ColorRange | None) -> None:
+    """Before the run: a logarithmic scale only for steps that cannot be negative.
+
+    Raises: InputError naming the score steps among ``names`` under ``--color-range log``.
+    """
+    signed = [name for name in names if name in SIGNED]
+    if color_range is ColorRange.log and signed:
+        them = "it" if len(signed) == 1 else "them"
+        raise InputError(f"--color-range log draws positive values (weights, dropped_weights), "
+                         f"and {', '.join(signed)} can be negative: draw {them} with "
+                         f"--color-range auto, or leave {them} out of --steps")
+
+
+def grid_scale(values: np.ndarray, hidden: np.ndarray, color_range: ColorRange | None,
+               unit: tuple[float, float] | None) -> Scale:
+    """The colour scale of one grid, from the values it draws.
+
+    Shapes: values (rows, cols), a slice or its pooled blocks (:func:`pool`); hidden the
+    same, True = masked. unit (and None): ``unit``, the step's :func:`limits`, the same for
+    every grid of the step. auto: the grid's finite, unmasked min … max. log: its smallest
+    positive … largest value on a log10 axis (zeros drawn at the low end; a grid with no
+    positive value gets 0 … 1, linear). Values all equal get them ± 0.5 (log: ÷ and × √10).
+    """
+    if color_range in (None, ColorRange.unit):
+        return Scale(*unit)
+    log = color_range is ColorRange.log
+    seen = np.isfinite(values) & ~np.asarray(hidden, dtype=bool)
+    if log:
+        seen &= np.asarray(values) > 0
+    if not seen.any():
+        return Scale(0.0, 1.0)
+    low = float(np.min(values, where=seen, initial=np.inf))
+    high = float(np.max(values, where=seen, initial=-np.inf))
+    if high > low:
+        return Scale(low, high, log)
+    return Scale(low / 10**0.5, high * 10**0.5, True) if log else Scale(low - 0.5, high + 0.5)
+
+
+def pool(matrix: np.ndarray, hidden: np.ndarray, rows: int, cols: int
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Block mean pooling, for drawings with more cells than room: each block of ``rows`` ×
+    ``cols`` cells becomes one, the mean of its unmasked cells (a block's share of the
+    weights, as a picture scaled down shows it), masked when all its cells are. The blocks
+    start at cell (0, 0); the last ones in each direction may be smaller.
+
+    Shapes: matrix (n_q, n_k) (a memory-mapped array too: read a band of ``rows`` rows at a
+    time), hidden (n_q, n_k) bool, True = masked; returns the pooled values and the pooled
+    hidden, each (⌈n_q / rows⌉, ⌈n_k / cols⌉).
+    """
+    n_q, n_k = matrix.shape
+    n_rows, n_cols = -(-n_q // rows), -(-n_k // cols)
+    values = np.zeros((n_rows, n_cols))
+    counts = np.zeros((n_rows, n_cols), dtype=np.int64)
+    pad = ((0, 0), (0, n_cols * cols - n_k))
+    for r in range(n_rows):  # one band of rows at a time: memory rows · n_k
+        kept = ~np.pad(np.asarray(hidden[r * rows:(r + 1) * rows], dtype=bool), pad,
+                       constant_values=True)
+        band = np.pad(np.asarray(matrix[r * rows:(r + 1) * rows], dtype=np.float64), pad)
+        band = np.where(kept, band, 0.0)
+        counts[r] = kept.reshape(len(kept), n_cols, cols).sum(axis=(0, 2))
+        values[r] = band.reshape(len(band), n_cols, cols).sum(axis=(0, 2))
+    np.divide(values, counts, out=values, where=counts > 0)
+    return values, counts == 0
 
 
 def printable(label: str) -> str:

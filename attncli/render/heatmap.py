@@ -23,13 +23,16 @@ from rich.style import Style
 from rich.text import Text
 
 from attncli.render import (
+    ColorRange,
+    Scale,
     Slice,
     drawable,
+    grid_scale,
     limits,
     masked,
     matrix_slices,
     number,
-    position,
+    pool,
     printable,
     query_by_key,
     slices,
@@ -69,20 +72,25 @@ def uses_colour(console: Console) -> bool:
     return not console.no_color and console.color_system in ("256", "truecolor")
 
 
-def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = None) -> None:
+def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = None,
+                   color_range: ColorRange | None = None) -> None:
     """Print each query × key step of ``trace`` as heatmaps, one grid per batch/head slice.
 
     Shapes:
         a step (…, seq_q, seq_k) with axes (…, "query", "key"); the leading batch/head axes
         give one grid each (``attncli.render.slices``), side by side when they fit
     Draws: rows labelled with the query tokens, columns with the key tokens (written down
-        the column when longer than a cell), each cell coloured by its value on the step's
-        scale, the same as --plot's colour bar (``attncli.render.limits``: 0 … 1 for weights,
-        the finite min … max for scores; viridis, or the shades "·░▒▓█" under NO_COLOR, in 16
-        colours, in files); masked cells (``attncli.render.masked``: causal, --window, mask,
-        key_padding_mask) drawn as "×" and left out of the range; under each grid a legend
-        with the scale's ends and the slice's own min and max. Keys beyond ``console.width``
-        are left out with a note of how many; no line is ever wrapped.
+        the column when longer than a cell), each cell coloured by its value on the scale
+        ``color_range`` picks (``attncli.render.grid_scale``; unit, the default, is
+        --plot's colour bar: 0 … 1 for weights, the finite min … max for scores; auto, each
+        grid's own min … max; log, each grid's positive values on a log10 axis), in viridis, or
+        the shades "·░▒▓█" under NO_COLOR, in 16 colours, in files; masked cells
+        (``attncli.render.masked``: causal, --window, mask, key_padding_mask) drawn as "×"
+        and left out of the range; under each grid a legend with the scale's ends and the
+        slice's own min and max. Up to twice as many keys as fit ``console.width`` are cut
+        to those that fit, with a note of how many are left out; more are pooled
+        (``attncli.render.pool``: blocks of cells, each drawn as the mean of its unmasked
+        cells), rows and keys alike, with a note. No line is ever wrapped.
     Steps: without ``steps``, weights (and dropped_weights when present); with ``steps``,
         the query × key ones among them (``attncli.render.drawable``) that the trace holds.
     Raises: InputError when ``steps`` names no query × key step.
@@ -99,8 +107,8 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
                                               colour))
         console.print(heading, overflow="fold")
         hidden = masked(trace, step)
-        scale = limits(step, hidden)
-        grids = [_grid(part, mask.matrix, scale, colour, console.width)
+        unit = limits(step, hidden) if color_range in (None, ColorRange.unit) else None
+        grids = [_grid(part, mask.matrix, color_range, unit, colour, console.width)
                  for part, mask in zip(slices(trace, step),
                                        matrix_slices(trace, hidden, step.axes), strict=True)]
         _print_grids(console, grids)
@@ -109,38 +117,93 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
 @dataclass
 class _Grid:
     lines: list[Text]
-    hidden: int  # keys left out for the width
-    keys: int
+    note: str | None  # keys left out or cells pooled for the width
 
     @property
     def width(self) -> int:
         return max(line.cell_len for line in self.lines)
 
 
-def _grid(part: Slice, hidden: np.ndarray, scale: tuple[float, float], colour: bool,
-          width: int) -> _Grid:
+@dataclass
+class _Cells:
+    """What one grid draws for the width: values (rows × cols), masked cells, labels."""
+
+    values: np.ndarray
+    hidden: np.ndarray
+    rows: list[str]
+    cols: list[str]
+    note: str | None = None
+    pooled: bool = False
+
+
+def _grid(part: Slice, hidden: np.ndarray, color_range: ColorRange | None,
+          unit: tuple[float, float] | None, colour: bool, width: int) -> _Grid:
     """The lines of one slice: title, column labels, rows of cells, legend. ``hidden``: the
-    slice's masked cells; ``scale``: the step's colour scale, (low, high)."""
-    rows = [_clip(printable(label), _LABEL) for label in part.rows]
-    label_width = min(max(cell_len(r) for r in rows), max(1, width - 1 - _CELL))
+    slice's masked cells; ``unit``: the step's scale (``attncli.render.limits``), which
+    --color-range unit keeps; auto and log take the grid's own range, of the blocks drawn
+    when it is pooled."""
+    cells = _fit(part, hidden, width)
+    scale = (grid_scale(cells.values, cells.hidden, color_range, unit) if cells.pooled
+             else grid_scale(part.matrix, hidden, color_range, unit))
+    fine = color_range in (ColorRange.auto, ColorRange.log)  # ends like 5e-4: digits
+    rows = [_clip(printable(label), _LABEL) for label in cells.rows]
+    label_width = _label_width(rows, width)
     rows = [_clip(r, label_width) for r in rows]
     rows = [r + " " * (label_width - cell_len(r)) for r in rows]
-    shown = min(len(part.cols), max(1, (width - label_width - 1) // _CELL))
-    visible = part.matrix[~hidden]
-    t = position(part.matrix, *scale)
+    t = scale.position(cells.values)
     lines = []
     if part.where:
         lines.append(_styled(part.where, "dim", colour))
     indent = " " * (label_width + 1)
     lines += [Text(indent) + Text(line, style="bold" if colour else "")
-              for line in _column_labels(part.cols[:shown])]
-    for label, row_t, row_hidden in zip(rows, t, hidden, strict=True):
+              for line in _column_labels(cells.cols)]
+    for label, row_t, row_hidden in zip(rows, t, cells.hidden, strict=True):
         line = Text.assemble((label, "bold" if colour else ""), " ")
-        for value, is_masked in zip(row_t[:shown], row_hidden[:shown], strict=True):
+        for value, is_masked in zip(row_t, row_hidden, strict=True):
             line.append(_cell(value, is_masked, colour))
         lines.append(line)
-    lines += _legend(scale, visible, bool(hidden.any()), colour)
-    return _Grid(lines, len(part.cols) - shown, len(part.cols))
+    lines += _legend(scale, part.matrix, hidden, colour, fine)
+    return _Grid(lines, cells.note)
+
+
+def _label_width(labels: list[str], width: int) -> int:
+    return min(max(cell_len(label) for label in labels), max(1, width - 1 - _CELL))
+
+
+def _room(labels: list[str], width: int) -> int:
+    """How many cells fit on a line after row labels like ``labels``."""
+    return max(1, (width - _label_width(labels, width) - 1) // _CELL)
+
+
+def _fit(part: Slice, hidden: np.ndarray, width: int) -> _Cells:
+    """The cells of a slice for ``width`` columns: all of them; the keys that fit, when up to
+    twice as many as fit are there (a note says how many are left out); else blocks of
+    cells (:func:`attncli.render.pool`), as many as fit across and down, rows labelled with
+    their first–last query index and columns with their first key index."""
+    n_q, n_k = part.matrix.shape
+    labels = [_clip(printable(label), _LABEL) for label in part.rows]
+    fit = _room(labels, width)
+    if n_k <= 2 * fit:
+        shown = min(n_k, fit)
+        note = None if shown == n_k else (
+            f"… {n_k - shown} more keys not shown (of {n_k}): see them all with --format csv "
+            "or --plot FILE")
+        return _Cells(part.matrix[:, :shown], hidden[:, :shown], labels, part.cols[:shown],
+                      note)
+    numbers = part.row_numbers
+    down = -(-n_q // _room([f"{numbers[-1]}–{numbers[-1]}"], width))  # query rows per block
+    if down > 1:
+        labels = [f"{numbers[i]}–{numbers[min(i + down, n_q) - 1]}"
+                  for i in range(0, n_q, down)]
+    across = -(-n_k // _room(labels, width))  # keys per block
+    values, blocked = pool(part.matrix, hidden, down, across)
+    uneven = n_q % down or n_k % across
+    note = (f"{n_q} × {n_k} cells drawn as {values.shape[0]} × {values.shape[1]} blocks of "
+            f"{down} × {across}{' (fewer at the far edges)' if uneven else ''}, each the mean "
+            "of its unmasked cells (mean pooling), columns labelled with their first key; "
+            "--plot FILE draws them finer, -o FILE.npz keeps every value")
+    return _Cells(values, blocked, labels, [str(k) for k in range(0, n_k, across)], note,
+                  pooled=True)
 
 
 def _cell(t: float, is_masked: bool, colour: bool, size: int = _CELL) -> Text:
@@ -151,27 +214,36 @@ def _cell(t: float, is_masked: bool, colour: bool, size: int = _CELL) -> Text:
     return Text(shade(t) * size)
 
 
-def _legend(scale: tuple[float, float], visible: np.ndarray, any_masked: bool,
-            colour: bool) -> list[Text]:
-    """The scale's ends with the ramp between them, the slice's own min and max, and what a
-    masked cell looks like."""
-    if not visible.size:
+def _legend(scale: Scale, values: np.ndarray, hidden: np.ndarray, colour: bool,
+            fine: bool) -> list[Text]:
+    """The scale's ends with the ramp between them ("log scale" after a logarithmic one),
+    the slice's own min and max over its unmasked cells, and what a masked cell looks
+    like."""
+    seen = ~hidden
+    if not seen.any():
         return [Text(f"{MASKED} every cell masked", style="dim" if colour else "")]
     if colour:
         ramp = Text.assemble(*(_cell(i / (_RAMP - 1), False, True, 1) for i in range(_RAMP)))
     else:
         ramp = Text(f"[{SHADES}]")
-    low, high = scale
-    lines = [Text.assemble(_end(low), " ", ramp, " ", _end(high)),
-             _styled(f"values {_end(visible.min())} … {_end(visible.max())}", "dim", colour)]
-    if any_masked:
+    low = np.min(values, where=seen, initial=np.inf)  # where=: no copy of n² values
+    high = np.max(values, where=seen, initial=-np.inf)
+    ends = Text.assemble(_end(scale.low, fine), " ", ramp, " ", _end(scale.high, fine))
+    lines = [ends + Text(" log scale") if scale.log else ends,
+             _styled(f"values {_end(low, fine)} … {_end(high, fine)}", "dim", colour)]
+    if scale.log and low <= 0:
+        lines.append(_styled("zeros drawn at the low end", "dim", colour))
+    if not seen.all():
         lines.append(Text(f"{MASKED} masked (score −∞)", style="dim" if colour else ""))
     return lines
 
 
-def _end(value: float) -> str:
-    """A legend's number: 4 decimals, or 4 significant digits past 1e9 (1e308 has 309)."""
-    return number(value, 4) if abs(value) < 1e9 else f"{value:.4g}"
+def _end(value: float, fine: bool = False) -> str:
+    """A legend's number: 4 decimals, or 4 significant digits past 1e9 (1e308 has 309) and,
+    when ``fine``, below 0.001 (a weight of 5e-4 at n = 2048)."""
+    value = float(value)
+    small = fine and 0 < abs(value) < 1e-3
+    return f"{value:.4g}" if small or abs(value) >= 1e9 else number(value, 4)
 
 
 def _column_labels(cols: list[str]) -> list[str]:
@@ -220,15 +292,14 @@ def _styled(text: str, style: str, colour: bool) -> Text:
 
 
 def _print_grids(console: Console, grids: list[_Grid]) -> None:
-    """Grids side by side while they fit the width; one that lost keys alone, with its note."""
+    """Grids side by side while they fit the width; one with a note (keys left out, cells
+    pooled) alone, the note under it."""
     row: list[_Grid] = []
     for grid in grids:
-        if grid.hidden:
+        if grid.note:
             _print_row(console, row)
             _print_row(console, [grid], blank=False)
-            console.print(_styled(
-                f"… {grid.hidden} more keys not shown (of {grid.keys}): see them all with "
-                "--format csv or --plot FILE", "dim", uses_colour(console)))
+            console.print(_styled(grid.note, "dim", uses_colour(console)))
             console.print()
             row = []
             continue

@@ -23,12 +23,16 @@ import numpy as np
 
 from attncli.errors import InputError
 from attncli.render import (
+    ColorRange,
+    Scale,
     Slice,
     drawable,
+    grid_scale,
     limits,
     masked,
     matrix_slices,
     number,
+    pool,
     printable,
     query_by_key,
     slices,
@@ -63,11 +67,13 @@ def check_plot(path: Path) -> None:
     check_target(Path(path))
 
 
-def write_plot(trace: Trace, path: Path, steps: list[str] | None = None) -> None:
+def write_plot(trace: Trace, path: Path, steps: list[str] | None = None,
+               color_range: ColorRange | None = None) -> None:
     """Draw the query × key steps of ``trace`` (:func:`figure`) into ``path``, whole or not
     at all (a temporary file renamed over it, as ``-o`` writes).
 
-    The format is the extension's: ``.png`` (150 dpi), ``.svg`` or ``.pdf``.
+    The format is the extension's: ``.png`` (150 dpi), ``.svg`` or ``.pdf``; ``color_range``
+    as for :func:`figure`.
     Raises: InputError for another extension, without matplotlib (one line with the install
     command), for no step to draw, and when the file cannot be written.
     """
@@ -80,7 +86,7 @@ def write_plot(trace: Trace, path: Path, steps: list[str] | None = None) -> None
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)
     # tick labels are made while saving: the settings and the warnings' filter hold till then
     with _drawing():
-        fig = figure(trace, steps)
+        fig = figure(trace, steps, color_range)
         fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
     from attncli.io.writer import write_binary
 
@@ -101,29 +107,37 @@ def plot_steps(trace: Trace, steps: list[str] | None = None) -> list[Step]:
     return chosen
 
 
-def figure(trace: Trace, steps: list[str] | None = None):
+def figure(trace: Trace, steps: list[str] | None = None,
+           color_range: ColorRange | None = None):
     """A matplotlib Figure of the steps :func:`plot_steps` picks: one block per step (its
     formula as the title, one colour bar), one panel per batch/head slice in it.
 
     Shapes: each drawn step (..., seq_q, seq_k), the leading axes batch and head; a panel is
     one (seq_q, seq_k) slice, queries as rows (top to bottom), keys as columns. The panels'
     axes carry the label ``"heatmap"``; the colour bars' do not.
-    Colours: viridis over 0 … 1 for weights (0 … the largest for dropped_weights, which
-    dropout rescales), over the finite minimum … maximum of the step for the scores.
+    Colours: viridis; ``color_range`` unit (or None) over 0 … 1 for weights (0 … the
+    largest for dropped_weights, which dropout rescales), over the finite minimum … maximum
+    of the step for the scores, one colour bar per step; auto over each panel's own min …
+    max and log over its positive values on a log10 axis (zeros at the low end), a colour
+    bar per panel (``attncli.render.grid_scale``).
     Masked cells (``attncli.render.masked``) are grey and hatched, with a legend entry
     "masked". Labels are drawn as text (no mathtext), control characters as their escapes;
     matplotlib's warnings (a glyph missing from the font) are dropped.
     Size: 0.5 inch per token up to 10 tokens, a panel's cells at most 5 inches across, the
-    figure at most 24 inches each way (scaled down whole, keeping its shape).
+    figure at most 24 inches each way (scaled down whole, keeping its shape). A panel with
+    more cells than pixels at 150 dpi (n > 750) is drawn in blocks of b × b cells, each the
+    mean of its unmasked cells (``attncli.render.pool``), about a pixel each; the step's
+    title says so. No drawing cost grows with the cells but the image's: one hatched patch
+    behind a panel, values written only up to 12 × 12.
     Raises: InputError as :func:`plot_steps`, and without matplotlib.
     """
     chosen = plot_steps(trace, steps)
     figure_class = _matplotlib()
     with _drawing():
-        return _figure(figure_class, trace, chosen)
+        return _figure(figure_class, trace, chosen, color_range)
 
 
-def _figure(figure_class, trace: Trace, chosen: list[Step]):
+def _figure(figure_class, trace: Trace, chosen: list[Step], color_range: ColorRange | None):
     blocks = [(step, list(slices(trace, step))) for step in chosen]
     widths, heights = zip(*(_block_size(step, parts) for step, parts in blocks), strict=True)
     shrink = min(1.0, MAX_INCHES / max(widths), MAX_INCHES / sum(heights))  # keeps the shape
@@ -131,7 +145,9 @@ def _figure(figure_class, trace: Trace, chosen: list[Step]):
     fig = figure_class(figsize=size, layout="constrained")
     subfigs = fig.subfigures(len(blocks), 1, squeeze=False, height_ratios=heights)[:, 0]
     for subfig, (step, parts) in zip(subfigs, blocks, strict=True):
-        _draw_step(subfig, trace, step, parts)
+        # cells per pixel: a block of them when a cell is smaller than a pixel
+        per_pixel = math.ceil(1.0 / (shrink * _cell(parts) * DPI))
+        _draw_step(subfig, trace, step, parts, color_range, per_pixel)
     return fig
 
 
@@ -182,10 +198,14 @@ def _block_size(step: Step, parts: list[Slice]) -> tuple[float, float]:
     return width, height
 
 
-def _norm(low: float, high: float):
-    """matplotlib's linear Normalize over low … high, computed on halved values, so that a
-    range as wide as ±1e308 does not overflow (high − low would be ∞)."""
-    from matplotlib.colors import Normalize
+def _norm(scale: Scale):
+    """matplotlib's Normalize for a scale: a LogNorm for a log one; else linear over low …
+    high, computed on halved values, so that a range as wide as ±1e308 does not overflow
+    (high − low would be ∞)."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    if scale.log:
+        return LogNorm(scale.low, scale.high, clip=True)
 
     class Halved(Normalize):
         def __call__(self, value, clip=None):
@@ -196,52 +216,92 @@ def _norm(low: float, high: float):
         def inverse(self, value):
             return 2.0 * Normalize(0.5 * self.vmin, 0.5 * self.vmax).inverse(value)
 
-    return Halved(low, high)
+    return Halved(scale.low, scale.high)
 
 
-def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice]) -> None:
-    """One step's panels, colour bar, title and (when some cell is masked) legend."""
+def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice],
+               color_range: ColorRange | None, per_pixel: int) -> None:
+    """One step's panels, colour bars (one for the step, or one per panel under auto and
+    log), title and (when some cell is masked) legend. ``per_pixel``: the panels are drawn
+    in blocks of per_pixel × per_pixel cells when it is over 1."""
     import matplotlib
     from matplotlib.patches import Patch, Rectangle
-    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     all_hidden = masked(trace, step)
-    norm = _norm(*limits(step, all_hidden))
+    unit = limits(step, all_hidden) if color_range in (None, ColorRange.unit) else None
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     rows, columns = _grid(len(parts))
     grid = subfig.add_gridspec(rows, columns)
     cell = _cell(parts)
-    panels, image = [], None
+    short = rows * cell * parts[0].matrix.shape[0] < 1.2  # one query row after --query
+    panels, bars = [], []
     for i, (part, hidden) in enumerate(zip(parts, matrix_slices(trace, all_hidden, step.axes),
                                            strict=True)):
         ax = subfig.add_subplot(grid[i // columns, i % columns], label="heatmap")
-        values = np.ma.masked_array(part.matrix, mask=hidden.matrix | ~np.isfinite(part.matrix))
         n_q, n_k = part.matrix.shape
+        drawn, drawn_hidden = part.matrix, hidden.matrix
+        if per_pixel > 1:
+            drawn, drawn_hidden = pool(part.matrix, hidden.matrix, per_pixel, per_pixel)
+        scale = grid_scale(drawn, drawn_hidden, color_range, unit)
+        if scale.log:  # zeros at the low end, not blank
+            drawn = np.where(drawn > 0, drawn, scale.low)
+        values = np.ma.masked_array(drawn, mask=drawn_hidden | ~np.isfinite(drawn))
         if hidden.matrix.any():  # seen through the transparent masked cells
             ax.add_patch(Rectangle((-0.5, -0.5), n_k, n_q, zorder=0, **MASKED_STYLE))
-        image = ax.imshow(values, cmap=cmap, norm=norm, interpolation="nearest", zorder=1,
-                          aspect="auto")  # square by the figure's size: a fixed aspect unsettles
-        # constrained layout, which then lets labels stick out of the image
+        rows_drawn, cols_drawn = drawn.shape
+        image = ax.imshow(values, cmap=cmap, norm=_norm(scale), interpolation="nearest",
+                          zorder=1, aspect="auto",  # square by the figure's size: a fixed
+                          # aspect unsettles constrained layout, which then lets labels stick
+                          # out of the image
+                          extent=(-0.5, cols_drawn * per_pixel - 0.5,
+                                  rows_drawn * per_pixel - 0.5, -0.5))
+        ax.set_xlim(-0.5, n_k - 0.5)  # the last blocks may stick out: padding, not cells
+        ax.set_ylim(n_q - 0.5, -0.5)
         _ticks(ax, part, cell, bottom=i + columns >= len(parts), left=i % columns == 0)
         if part.where:
             ax.set_title(printable(part.where), fontsize=9)
         if max(n_q, n_k) <= ANNOTATE_UP_TO:
-            _annotate(ax, part, hidden.matrix, cmap, norm, cell)
+            _annotate(ax, part, hidden.matrix, cmap, _norm(scale), cell)
         panels.append(ax)
-    # A fixed number of ticks (the default follows the bar's length, which the layout sets:
-    # labels that widen after the layout, 0.2 → 0.25, would be cut at the edge); a short
-    # block (one query row after --query) gets the whole height and about three ticks.
-    short = rows * cell * parts[0].matrix.shape[0] < 1.2
-    ticks = MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10])
-    if not math.isfinite(norm.vmax - norm.vmin):  # MaxNLocator's steps would overflow
-        ticks = FixedLocator([norm.vmin, 0.5 * norm.vmin + 0.5 * norm.vmax, norm.vmax])
-    bar = subfig.colorbar(image, ax=panels, label=step.name, ticks=ticks,
-                          shrink=1.0 if short else min(1.0, 0.4 + 0.2 * rows))
-    subfig.suptitle(step.formula, fontsize=10)
-    if all_hidden.any():  # the swatch under the colour bar
-        bar.ax.legend(handles=[Patch(label="masked", **MASKED_STYLE)], loc="upper left",
-                      bbox_to_anchor=(0.0, 0.0), fontsize=8, frameon=False,
-                      handlelength=1.2, borderaxespad=0.9, borderpad=0)
+        if unit is None:
+            bars.append(_colour_bar(subfig, image, [ax], step, scale, short, 1))
+    if unit is not None:
+        bars.append(_colour_bar(subfig, image, panels, step, Scale(*unit), short, rows))
+    title = step.formula
+    if per_pixel > 1:
+        title += (f"   ({' × '.join(map(str, parts[0].matrix.shape))} cells drawn in blocks "
+                  f"of {per_pixel} × {per_pixel}, each their mean)")
+    subfig.suptitle(title, fontsize=10)
+    if all_hidden.any():  # the swatch under the (last) colour bar
+        bars[-1].ax.legend(handles=[Patch(label="masked", **MASKED_STYLE)], loc="upper left",
+                           bbox_to_anchor=(0.0, 0.0), fontsize=8, frameon=False,
+                           handlelength=1.2, borderaxespad=0.9, borderpad=0)
+
+
+def _colour_bar(subfig, image, panels: list, step: Step, scale: Scale, short: bool,
+                rows: int):
+    """A colour bar beside ``panels``. Linear: a fixed number of ticks (the default follows
+    the bar's length, which the layout sets: labels that widen after the layout, 0.2 → 0.25,
+    would be cut at the edge); a short block (one query row after --query) gets the whole
+    height and about three ticks. Log: the decades, written 10⁻³ (labels are never
+    mathtext here, :data:`RC`)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator
+
+    ticks, labels = LogLocator(), FuncFormatter(_power_of_ten)
+    if not scale.log:
+        ticks, labels = MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10]), None
+        if not math.isfinite(scale.high - scale.low):  # MaxNLocator's steps would overflow
+            ticks = FixedLocator([scale.low, 0.5 * scale.low + 0.5 * scale.high, scale.high])
+    return subfig.colorbar(image, ax=panels, label=step.name, ticks=ticks, format=labels,
+                           shrink=1.0 if short else min(1.0, 0.4 + 0.2 * rows))
+
+
+def _power_of_ten(value: float, _position=None) -> str:
+    """A log colour bar's tick label: 10 with the exponent in superscript digits (10⁻³)."""
+    exponent = round(math.log10(value)) if value > 0 else 0
+    if not math.isclose(value, 10.0**exponent, rel_tol=1e-9):
+        return ""
+    return "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
 def _ticks(ax, part: Slice, cell: float, bottom: bool, left: bool) -> None:

@@ -19,8 +19,9 @@ from attncli import AttentionConfig, attend, load_problem
 from attncli.cli import app
 from attncli.errors import InputError
 from attncli.problem import Problem
-from attncli.render import drawable, position
+from attncli.render import ColorRange, drawable, position
 from attncli.render.heatmap import SHADES, print_heatmaps, shade, viridis
+from attncli.trace import Step, Trace
 
 HERE = Path(__file__).resolve().parent
 ANSI = re.compile(r"\x1b\[")
@@ -364,3 +365,155 @@ def test_cli_heatmap_to_a_file(tmp_path):
     text = target.read_text(encoding="utf-8")
     assert not ANSI.search(text)
     assert text.count("head ") >= 4 and len(_legends(text)) == 4
+
+
+# --- large problems and --color-range --------------------------------------------------------
+
+def _x2048(tmp_path) -> tuple[str, np.ndarray]:
+    """x (2048, 4), seeded: the issue's n = 2048; width 4 keeps the run well under a second."""
+    x = np.random.default_rng(7).normal(size=(2048, 4))
+    path = tmp_path / "x2048.npy"
+    np.save(path, x)
+    return str(path), x
+
+
+def _softmax_rows(scores: np.ndarray) -> np.ndarray:
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_a_2048_token_run_is_drawn_in_blocks_that_fit_80_columns(tmp_path):
+    # Two heads of d_head 2: 2 × 2048² = 8 Mi weights, past the 4 Mi numbers a table takes;
+    # the drawing alone runs (before: "too many for --format table").
+    path, x = _x2048(tmp_path)
+    result = runner.invoke(app, ["compute", "--x", path, "--heads", "2", "--heatmap",
+                                 "--color-range", "auto"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # Row labels "1980–2047" take 9 columns and a space: (80 − 10) // 3 = 23 cells a line;
+    # ⌈2048 / 23⌉ = 90 rows and keys a block: 22 blocks of 90 and a last one of 68.
+    note = ("2048 × 2048 cells drawn as 23 × 23 blocks of 90 × 90 (fewer at the far edges), "
+            "each the mean of its unmasked cells (mean pooling), columns labelled with their "
+            "first key; --plot FILE draws them finer, -o FILE.npz keeps every value")
+    assert " ".join(result.stdout.split()).count(note) == 2  # one per head
+    rows = [line for line in lines if re.match(r"\d+–\d+ +[·░▒▓█]", line)]
+    assert len(rows) == 2 * 23
+    assert [row.split()[0] for row in rows[:3]] == ["0–89", "90–179", "180–269"]
+    assert rows[22].split()[0] == "1980–2047"
+    # The weights by hand: head h projects nothing (no W): queries = keys = x[:, 2h:2h+2],
+    # scores scaled by 1 (x alone: the unscaled seed convention), softmax over the keys.
+    for h in range(2):
+        part = x[:, 2 * h:2 * h + 2]
+        weights = _softmax_rows(part @ part.T)
+        blocks = np.array([[weights[i:i + 90, j:j + 90].mean() for j in range(0, 2048, 90)]
+                           for i in range(0, 2048, 90)])
+        t = (blocks - blocks.min()) / (blocks.max() - blocks.min())  # auto: the grid's range
+        for row, expected in zip(rows[23 * h:23 * (h + 1)], t, strict=True):
+            cells = row.split(" ", 1)[1].lstrip()
+            near_an_edge = np.abs(expected * 5 - np.round(expected * 5)) < 1e-9
+            assert all(cells[3 * j] == shade(v) for j, v in enumerate(expected)
+                       if not near_an_edge[j])
+        legend = f"{blocks.min():.4g} [{SHADES}] {blocks.max():.4g}"
+        assert legend in result.stdout
+
+
+def test_a_few_keys_too_many_are_still_cut_not_pooled():
+    # 12 keys in 30 columns: 9 fit (test above); 2 × 9 ≥ 12, so cut with a note, not pooled
+    rng = np.random.default_rng(3)
+    text = _text(attend(Problem.from_mapping({"x": rng.normal(size=(12, 4))}, "wide")),
+                 width=30)
+    assert "pooling" not in text and "more keys not shown" in " ".join(text.split())
+    rng = np.random.default_rng(3)  # 19 keys: more than twice 9, pooled into blocks of 3
+    text = _text(attend(Problem.from_mapping({"x": rng.normal(size=(19, 4))}, "wider")),
+                 width=30)
+    assert "19 × 19 cells drawn as 7 × 7 blocks of 3 × 3" in " ".join(text.split())
+
+
+def _corner(values, masked_last: bool = False):
+    """A trace of one query row of weights: a corner of an n = 2048 run, where weights are
+    about 1/2048 ≈ 5e-4 (a row of it, so it need not sum to 1)."""
+    weights = np.array([values], dtype=np.float64)
+    mask = None
+    if masked_last:  # the problem's mask forbids the last key: (1, 1, 1, seq_k)
+        mask = np.ones((1, 1, 1, len(values)), dtype=bool)
+        mask[..., -1] = False
+    return Trace(steps=[Step("weights", "weights = softmax(scores)", weights,
+                             ("query", "key"))],
+                 query_tokens=["q"], key_tokens=list("abcde")[:len(values)], mask=mask)
+
+
+def _row(trace, color_range, **options) -> str:
+    console = Console(record=True, file=io.StringIO(), width=80, **options)
+    print_heatmaps(trace, console, color_range=color_range)
+    return console
+
+
+@pytest.mark.parametrize(("color_range", "cells", "ends"), [
+    # unit: t = the weight itself, all under 0.2: the lowest shade for all four
+    (ColorRange.unit, "············", "0.0000 [·░▒▓█] 1.0000"),
+    # auto: 4e-4 … 2e-3; t(5e-4) = 1e-4 / 1.6e-3 = 0.0625 → fifth 0, ·;
+    #       t(1e-3) = 6e-4 / 1.6e-3 = 0.375 → fifth 1, ░
+    (ColorRange.auto, "······░░░███", "0.0004 [·░▒▓█] 0.0020"),
+    # log: t(5e-4) = ln 1.25 / ln 5 = 0.1386 → ·; t(1e-3) = ln 2.5 / ln 5 = 0.5693 → fifth 2, ▒
+    (ColorRange.log, "······▒▒▒███", "0.0004 [·░▒▓█] 0.0020 log scale"),
+])
+def test_color_range_tells_5e_4_from_1e_3(color_range, cells, ends):
+    trace = _corner([4e-4, 5e-4, 1e-3, 2e-3, 0.0], masked_last=True)
+    text = _row(trace, color_range, color_system=None).export_text()
+    assert f"q {cells} × " in text  # the masked key stays ×, out of the range
+    assert ends in text
+    assert "zeros drawn" not in text  # the one zero is masked
+
+
+def test_color_range_colours_5e_4_and_1e_3():
+    trace = _corner([4e-4, 5e-4, 1e-3, 2e-3])
+
+    def backgrounds(color_range) -> list[str]:
+        out = _row(trace, color_range, color_system="truecolor", force_terminal=True)
+        line = next(line for line in out.export_text(styles=True).splitlines()
+                    if line.startswith("\x1b[1mq") or line.startswith("q"))
+        return re.findall(r"\x1b\[48;2;(\d+;\d+;\d+)m", line)
+
+    # unit: t = 5e-4 and 1e-3, positions 0.005 and 0.01 along viridis' first tenth, #440154
+    # (68, 1, 84) → #482475 (72, 36, 117): 68 + 4·0.01 = 68.04 → 68, 1 + 35·0.01 = 1.35 → 1,
+    # 84 + 33·0.01 = 84.33 → 84 (less at 0.005): one colour for both
+    unit = backgrounds(ColorRange.unit)
+    assert unit[1] == unit[2] == "68;1;84"
+    # log: t(1e-3) = 0.5693, position 5.693 between #21918c (33, 145, 140) and #22a884
+    # (34, 168, 132): 33 + 0.693 = 33.7 → 34, 145 + 23·0.693 = 160.9 → 161,
+    # 140 − 8·0.693 = 134.5 → 134; t(5e-4) = 0.1386, position 1.386 between #482475
+    # (72, 36, 117) and #414487 (65, 68, 135): 72 − 7·0.386 = 69.3 → 69,
+    # 36 + 32·0.386 = 48.4 → 48, 117 + 18·0.386 = 123.96 → 124
+    log = backgrounds(ColorRange.log)
+    assert log[1] == "69;48;124" and log[2] == "34;161;134"
+    # auto: t(1e-3) = 0.375, position 3.75 between #355f8d (53, 95, 141) and #2a788e
+    # (42, 120, 142): 53 − 11·0.75 = 44.75 → 45, 95 + 25·0.75 = 113.75 → 114, 141.75 → 142
+    auto = backgrounds(ColorRange.auto)
+    assert auto[2] == "45;114;142" and auto[1] != auto[2]
+
+
+def test_log_scale_draws_an_unmasked_zero_at_the_low_end():
+    # log over 5e-4 … 2e-3: t(1e-3) = ln 2 / ln 4 = 0.5 → fifth 2, ▒; the 0 has no logarithm
+    text = _row(_corner([0.0, 5e-4, 1e-3, 2e-3]), ColorRange.log,
+                color_system=None).export_text()
+    assert "q ······▒▒▒███" in text
+    assert "0.0005 [·░▒▓█] 0.0020 log scale" in text and "zeros drawn at the low end" in text
+
+
+def test_log_scale_is_refused_for_scores_before_the_run():
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--heatmap",
+                                 "--steps", "scores,weights", "--color-range", "log"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert " ".join(result.stderr.split()) == (
+        "attncli: error: --color-range log draws positive values (weights, dropped_weights), "
+        "and scores can be negative: draw it with --color-range auto, or leave it out of "
+        "--steps")
+
+
+def test_color_range_without_a_drawing_is_refused():
+    result = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--color-range",
+                                 "auto"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("attncli: error: --color-range sets the colours of "
+                                     "--heatmap and --plot: give one of them")

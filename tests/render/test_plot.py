@@ -291,3 +291,103 @@ def test_labels_are_plain_text_on_one_line_and_warnings_do_not_leak(mpl, tmp_pat
     assert [t.get_text() for t in labels] == [printable(token)]
     assert "\n" not in labels[0].get_text() and "\x1b" not in labels[0].get_text()
     assert not labels[0].get_parse_math()  # "$x^2$" drawn as written, not as maths
+
+
+# --- large problems and --color-range ------------------------------------------------------
+
+def _softmax_rows(scores: np.ndarray) -> np.ndarray:
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_a_2048_token_plot_alone_runs_and_is_the_only_output(mpl, tmp_path):
+    # 2 heads: 2 × 2048² = 8 Mi weights, past a table's 4 Mi numbers (refused before, with a
+    # message about --steps); --plot without -o, --format or --json prints no table.
+    x = np.random.default_rng(11).normal(size=(2048, 4))
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "p.png"
+    result = runner.invoke(app, ["compute", "--x", str(tmp_path / "x.npy"), "--heads", "2",
+                                 "--plot", str(out)])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.stdout == "" and result.stderr == ""
+    trace = attend(load_problem(arrays={"x": str(tmp_path / "x.npy")}),
+                   AttentionConfig(heads=2), steps=["weights"])
+    fig = figure(trace)
+    np.testing.assert_allclose(_png_size(out), fig.get_size_inches() * DPI, atol=1)
+    assert len(_panels(fig)) == 2 and len(_bars(fig)) == 1
+    # A panel is 5 inches of 2048 cells at 150 dpi: 2048 / 750 = 2.7 cells a pixel, so
+    # blocks of 3 × 3 (⌈2048 / 3⌉ = 683 of them each way, the last 2 wide), each their mean.
+    assert fig.subfigs[0]._suptitle.get_text() == (
+        "weights = softmax(scores)   (2048 × 2048 cells drawn in blocks of 3 × 3, each their "
+        "mean)")
+    for h, ax in enumerate(_panels(fig)):
+        part = x[:, 2 * h:2 * h + 2]  # no W: queries = keys = x's columns of head h, scale 1
+        weights = _softmax_rows(part @ part.T)
+        image = ax.images[0].get_array()
+        assert image.shape == (683, 683)
+        for i, j in [(0, 0), (5, 17), (682, 0), (300, 682), (682, 682)]:
+            np.testing.assert_allclose(image[i, j], weights[3 * i:3 * i + 3,
+                                                            3 * j:3 * j + 3].mean(),
+                                       rtol=1e-12)
+        assert ax.get_xlim() == (-0.5, 2047.5)  # the blocks span the keys, not their padding
+
+
+def test_plot_alone_prints_nothing_and_with_format_prints_the_tables_too(mpl, tmp_path):
+    out = tmp_path / "p.png"
+    alone = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot", str(out)])
+    assert alone.exit_code == 0 and alone.stdout == ""
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    both = runner.invoke(app, ["compute", "--sample", "hello-shiny-sun", "--plot", str(out),
+                               "--format", "table"])
+    assert both.exit_code == 0 and "weights = softmax(scores)" in both.stdout
+
+
+def _corner_trace():
+    """One query row of weights about 1/2048, as at n = 2048 (a part of a row: no sum of 1)."""
+    from attncli.trace import Step, Trace
+
+    weights = np.array([[4e-4, 5e-4, 1e-3, 2e-3]])
+    return Trace(steps=[Step("weights", "weights = softmax(scores)", weights,
+                             ("query", "key"))], query_tokens=["q"], key_tokens=list("abcd"))
+
+
+@pytest.mark.parametrize(("color_range", "t_5e4", "t_1e3"), [
+    ("unit", 5e-4, 1e-3),  # on 0 … 1: both in the colour map's first of 256 colours
+    ("auto", 0.0625, 0.375),  # (v − 4e-4) / (2e-3 − 4e-4)
+    ("log", 0.1386294361, 0.5693234419),  # ln(v / 4e-4) / ln 5: ln 1.25 / ln 5, ln 2.5 / ln 5
+])
+def test_color_range_colours_5e_4_and_1e_3_in_the_plot(mpl, color_range, t_5e4, t_1e3):
+    from attncli.render import ColorRange
+
+    (ax,) = _panels(figure(_corner_trace(), color_range=ColorRange(color_range)))
+    image = ax.images[0]
+    colours = image.cmap(image.norm(np.array([5e-4, 1e-3])))
+    viridis = mpl.colormaps["viridis"]
+    # within one of the map's 256 colours (t = 0.0625 = 16/256 lies on a boundary)
+    np.testing.assert_allclose(colours, viridis([t_5e4, t_1e3]), atol=0.01)
+    same = bool(np.all(colours[0] == colours[1]))
+    assert same is (color_range == "unit")
+
+
+def test_auto_and_log_give_each_panel_its_own_colour_bar(mpl):
+    from attncli.render import ColorRange
+
+    trace = attend(load_problem(sample="multihead-einsum"))
+    weights = trace["weights"]  # (4, 5, 5)
+    fig = figure(trace, color_range=ColorRange.auto)
+    bars = _bars(fig)
+    assert len(bars) == 4 and len(_panels(fig)) == 4
+    for bar, head in zip(bars, weights, strict=True):
+        np.testing.assert_allclose(bar.get_ylim(), (head.min(), head.max()), rtol=1e-12)
+    fig = figure(trace, color_range=ColorRange.log)
+    for ax, head in zip(_panels(fig), weights, strict=True):
+        norm = ax.images[0].norm
+        assert type(norm).__name__ == "LogNorm"
+        np.testing.assert_allclose((norm.vmin, norm.vmax), (head.min(), head.max()),
+                                   rtol=1e-12)
+
+
+def test_log_colour_bar_labels_are_text_not_mathtext():
+    from attncli.render.plot import _power_of_ten
+
+    assert [_power_of_ten(v) for v in (1e-3, 1.0, 100.0, 2e-3)] == ["10⁻³", "10⁰", "10²", ""]
