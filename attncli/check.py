@@ -35,6 +35,7 @@ from attncli.grading import (
     describe,
     follows,
     grade,
+    laid_out,
     narrowed,
     tainted_by,
     upstream,
@@ -42,7 +43,7 @@ from attncli.grading import (
 )
 from attncli.problem import Problem
 from attncli.tolerance import Tolerance
-from attncli.trace import Trace
+from attncli.trace import STEP_NAMES, Trace
 
 __all__ = ["CARRIED", "MISTAKES", "RIGHT", "ROUNDED", "WRONG", "Answers", "Checker", "Counts",
            "Diagnosis", "Mistake", "Report", "StepVerdict", "grade"]
@@ -153,6 +154,7 @@ class Checker:
 
     def check(self, answers: Answers) -> Report:
         row = answer_row(self.trace, answers)
+        answers = laid_out(self.trace, answers, row)
         given = self._given(answers, row)
         carried = None if given is None else self._run(self.config, given)
         report = grade(self.trace, answers, self.tolerance, carried)
@@ -215,7 +217,8 @@ class Checker:
         one of them gives; [] when one is not, or no wrong entry is reproduced."""
         explained = []
         for v in report.verdicts:
-            refs = [narrowed(run, v.step, row)[0] for run in runs if v.step in run]
+            found = [(run, _standing_for(run, v)) for run in runs]
+            refs = [narrowed(run, name, row)[0] for run, name in found if name is not None]
             if not refs:
                 continue
             match = np.zeros(v.given.shape, bool)
@@ -227,6 +230,18 @@ class Checker:
             if not v.ok:
                 explained.append(v.step)
         return explained
+
+
+def _standing_for(run: Trace, verdict: StepVerdict) -> str | None:
+    """The step of a mistaken run to compare a given step with: the step itself; for wrong
+    scaled or masked scores that the mistake leaves out (no scaling, no mask), the score
+    step before them, which they would have left unchanged; else None (not compared)."""
+    step = verdict.step
+    if step in run:
+        return step
+    if verdict.ok or step not in ("scaled_scores", "masked_scores"):
+        return None
+    return next((s for s in reversed(STEP_NAMES[:STEP_NAMES.index(step)]) if s in run), None)
 
 
 def _charge_once(trace: Trace, report: Report, explained: list[str]) -> None:

@@ -11,6 +11,7 @@ What follows from the answers' steps is computed by :func:`attncli.attend` with 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -186,6 +187,42 @@ def answer_row(trace: Trace, answers: Answers) -> int | None:
                          f"index; the queries are {', '.join(trace.query_tokens)}") from None
 
 
+def laid_out(trace: Trace, answers: Answers, row: int | None) -> Answers:
+    """Answers in the trace's layout where they are written in another usual one: a query
+    row written as a 1 × n matrix; queries, keys, values or head_context written with the
+    heads side by side, as x W_q is before it is split into heads.
+
+    Shapes: one row's step (…, 1, …) at the query axis → without it; a per-head step
+        (…, n, H·d), head h in columns h·d … (h+1)·d − 1 (as
+        :func:`attncli.attention.scores.project` splits them) → the trace's (…, H, n, d);
+        any other step or shape unchanged (graded as the wrong shape it is).
+    """
+    steps, decimals = dict(answers.steps), dict(answers.decimals)
+    for step, given in answers.steps.items():
+        if step in trace and (layout := _layout(trace, step, row, given.shape)) is not None:
+            steps[step], decimals[step] = layout(given), layout(answers.decimals[step])
+    return dataclasses.replace(answers, steps=steps, decimals=decimals)
+
+
+def _layout(trace: Trace, step: str, row: int | None, shape: tuple[int, ...]):
+    """The function that lays an answer of ``shape`` out as the trace's step, or None."""
+    expected, axes = narrowed(trace, step, row)
+    if shape == expected.shape:
+        return None
+    every_row = trace.step(step).axes
+    if row is not None and "query" in every_row:
+        q = every_row.index("query")
+        if shape == (*expected.shape[:q], 1, *expected.shape[q:]):
+            return lambda a: a.reshape(expected.shape)
+    if step in ("queries", "keys", "values", "head_context") and "head" in axes:
+        h = axes.index("head")
+        apart = (*expected.shape[:h], *expected.shape[h + 1:-1], *expected.shape[h:h + 1],
+                 expected.shape[-1])  # (…, n, H, d)
+        if shape == (*apart[:-2], apart[-2] * apart[-1]):
+            return lambda a: np.moveaxis(a.reshape(apart), -2, h)
+    return None
+
+
 def usable(trace: Trace, answers: Answers, row: int | None) -> dict[str, np.ndarray]:
     """The answered steps of the trace's shape: those that can stand in for its steps."""
     return {s: a for s, a in answers.steps.items()
@@ -226,6 +263,7 @@ def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
     """
     tolerance = tolerance or Tolerance()
     row = answer_row(trace, answers)
+    answers = laid_out(trace, answers, row)
     for step in answers.steps:
         if step not in trace:
             raise InputError(f"{answers.source}: {step}: this configuration computes no such "
@@ -246,23 +284,23 @@ def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
         unseen = any(s not in given and not _trivial(trace, s) for s in inputs(trace, step))
         before = [s for s in upstream(trace, step) if s in given]
         follow = None if carried is None or not before else narrowed(carried, step, row)[0]
+        feeding = [v for v in verdicts if v.step in _computed_from(trace, step, given)]
         verdicts.append(_grade_step(step, values, expected, follow, decimals, axes, unseen,
-                                    before, verdicts, tolerance))
+                                    before, feeding, verdicts, tolerance))
     return Report(answers.source, answers.query, verdicts)
 
 
-def _grade_step(step, given, expected, carried, decimals, axes, unseen, before, graded,
-                tolerance) -> StepVerdict:
+def _grade_step(step, given, expected, carried, decimals, axes, unseen, before, feeding,
+                graded, tolerance) -> StepVerdict:
     right = follows(given, expected, decimals, tolerance)
     unseen_ok = unseen & follows(given, expected, decimals, tolerance, unseen=True)
     from_own = (np.zeros(given.shape, bool) if carried is None
                 else follows(given, carried, decimals, tolerance, unseen))
-    wrong_before = [v for v in graded if v.step in before and not v.ok]
-    tainted = tainted_by(wrong_before, axes, given.shape)
+    tainted = tainted_by(feeding, axes, given.shape)
     status = np.where(right & ~_stands_in(given, expected), RIGHT,
                       np.where(right | unseen_ok | (from_own & ~tainted), ROUNDED,
                                np.where(from_own, CARRIED, WRONG)))
-    source = next((v.step for v in wrong_before
+    source = next((v.carried_from or v.step for v in feeding
                    if np.any(tainted_by([v], axes, given.shape) & (status == CARRIED))), None)
     own = [s for s in before if s in {v.step for v in graded}]
     reasons = {
@@ -276,17 +314,32 @@ def _grade_step(step, given, expected, carried, decimals, axes, unseen, before, 
     return verdict
 
 
+def _computed_from(trace: Trace, step: str, given: Mapping[str, np.ndarray]) -> set[str]:
+    """The given steps that ``step`` is computed from, directly or through steps not given:
+    a mistake reaches it only through them."""
+    found: set[str] = set()
+    todo = inputs(trace, step)
+    while todo:
+        name = todo.pop()
+        if name in given:
+            found.add(name)
+        else:
+            todo += inputs(trace, name)
+    return found
+
+
 def tainted_by(wrong: list[StepVerdict], axes: tuple[str, ...], shape) -> np.ndarray:
-    """Entries of a step (on ``axes``) that depend on a wrong entry of the steps ``wrong``:
-    a query row depends on the same row before it; a step without a query axis (keys,
-    values) reaches every row. Batch items stay apart.
+    """Entries of a step (on ``axes``) that depend on a wrong or carried-forward entry of the
+    steps ``wrong``: a query row depends on the same row before it; a step without a query
+    axis (keys, values) reaches every row. Batch items and heads stay apart (until the
+    heads are concatenated).
 
     Shapes: ``shape`` the step's (on ``axes``); returns a bool array of it.
     """
     tainted = np.zeros(shape, bool)
     for v in wrong:
-        bad = v.status == WRONG
-        keep = [a for a in ("batch", "query") if a in v.axes and a in axes]
+        bad = (v.status == WRONG) | (v.status == CARRIED)
+        keep = [a for a in ("batch", "head", "query") if a in v.axes and a in axes]
         drop = tuple(i for i, a in enumerate(v.axes) if a not in keep)
         rows = np.any(bad, axis=drop) if drop else bad  # over `keep`, in v's order
         view = [shape[i] if a in keep else 1 for i, a in enumerate(axes)]

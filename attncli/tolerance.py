@@ -37,7 +37,7 @@ class Tolerance:
             (PrairieLearn's ``digits``).
         ``sigfigs``: N significant figures of the reference (PrairieLearn's ``sigfig``).
         ``rel`` / ``abs`` / ``relabs``: |given − reference| ≤ atol + rtol·|reference|
-            (numpy.allclose, PrairieLearn's ``relabs``).
+            (numpy.allclose, PrairieLearn's ``relabs``), give or take float noise.
     PrairieLearn allows 0.51 of a unit in the last digit; here it is half a unit plus float
     noise, so that only the correctly rounded number passes (either one at a tie).
     """
@@ -113,8 +113,8 @@ class Tolerance:
                 magnitude = np.floor(np.log10(np.where(size > 0, size, 1.0)))
             k = np.where(size > 0, self.digits - 1 - magnitude, self.digits - 1)
             allowed = 0.5 * 10.0 ** -k * (1 + 1e-9) + noise
-        else:
-            allowed = self.atol + self.rtol * size
+        else:  # with float noise too: an exact 0 (orthogonal vectors) computes as 3e-18
+            allowed = self.atol + self.rtol * size + noise
         return np.where(finite, allowed, 0.0)
 
 

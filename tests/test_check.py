@@ -99,9 +99,9 @@ def test_cli_exit_statuses_and_batch_csv(tmp_path):
     assert rows[1]["steps_wrong"] == "context" and rows[1]["first_wrong"] == "context"
     # ✓ and ≈ apart: 0.8610 is right, 0.3992 and 0.3858 within rounding (see above)
     assert [rows[0][k] for k in ("right", "within_rounding", "carried_forward", "wrong",
-                                 "score")] == ["1", "2", "0", "0", "1.0000"]
+                                 "score")] == ["1", "2", "0", "0", "1.0"]
     assert rows[0]["steps_within_rounding"] == "context" and rows[0]["steps_right"] == ""
-    assert rows[1]["context_wrong"] == "3" and rows[1]["score"] == "0.0000"
+    assert rows[1]["context_wrong"] == "3" and rows[1]["score"] == "0.0"
 
 
 def test_cli_json_report_and_problem_file(tmp_path):

@@ -16,10 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from attncli import attend, load_problem
-from attncli.check import CARRIED, RIGHT, ROUNDED, WRONG, Answers, Checker
+from attncli.check import CARRIED, RIGHT, ROUNDED, WRONG, Answers, Checker, Report, StepVerdict
 from attncli.cli import app
 from attncli.errors import InputError
 from attncli.problem import Problem
+from attncli.render.check import render_csv
 from attncli.tolerance import Tolerance
 
 runner = CliRunner()
@@ -120,6 +121,43 @@ def test_a_step_that_follows_from_a_wrong_one_is_carried_forward():
     assert counts.score == pytest.approx(5 / 6, rel=1e-12)
 
 
+def test_a_mistake_does_not_carry_past_a_later_step_written_right():
+    # your-journey-causal, query "journey": masked scores written 0 instead of −∞ (wrong), but
+    # the weights right, [0.3680, 0.6320, 0, 0, 0, 0]; the context from them is 0.368·[0.43,
+    # 0.15, 0.89] + 0.632·[0.55, 0.87, 0.66] = [0.50584, 0.60504, 0.74464]: 0.7446 follows
+    # from the right weights (the exact 0.744651 rounds to 0.7447), not from the mistake.
+    report = _check("your-journey-causal", '{"query": "journey", '
+                    '"masked_scores": [0.9544, 1.4950, 0, 0, 0, 0], '
+                    '"weights": [0.3680, 0.6320, 0, 0, 0, 0], "context": [0.5058, 0.6050, 0.7446]}')
+    masked, weights, context = report.verdicts
+    assert masked.status.tolist() == [RIGHT, RIGHT] + [WRONG] * 4 and weights.verdict == "right"
+    assert context.status.tolist() == [RIGHT, RIGHT, ROUNDED]
+    assert context.verdict == "right within rounding" and context.carried_from is None
+
+
+def test_a_mistake_in_one_head_does_not_carry_into_another():
+    # x = I₂, 2 heads of width 2. Head 0: q = [[1, 2], [5, 6]], k = v = I₂; head 1: q = [[3, 4],
+    # [7, 8]], k = [[0, 1], [1, 0]], v = [[0.5, 1], [1, 0.5]]. Each row's two scaled scores
+    # differ by 1/√2, so the weights are σ(1/√2) = 0.6698 and 0.3302: [0.3, 0.7] in head 0 and
+    # [0.7, 0.3] in head 1 to 1 decimal. The values are written with a slip, 2 for head 0's
+    # v₀₀ = 1; from them head 0's context is 0.3·[2, 0] + 0.7·[0, 1] = [0.60, 0.70] (carried
+    # forward), head 1's 0.7·[0.5, 1] + 0.3·[1, 0.5] = [0.65, 0.85] where the exact
+    # 0.6698·[0.5, 1] + 0.3302·[1, 0.5] = [0.6651, 0.8349] rounds to [0.67, 0.83]: within
+    # rounding of the student's own weights, untouched by head 0's slip.
+    problem = Problem.from_mapping({"x": [[1, 0], [0, 1]], "W_q": [[1, 2, 3, 4], [5, 6, 7, 8]],
+                                    "W_k": [[1, 0, 0, 1], [0, 1, 1, 0]],
+                                    "W_v": [[1, 0, 0.5, 1], [0, 1, 1, 0.5]],
+                                    "config": {"heads": 2}}, "heads.json")
+    report = _check(problem, '{"values": [[2, 0, 0.5, 1], [0, 1, 1, 0.5]], '
+                             '"weights": [[[0.3, 0.7], [0.3, 0.7]], [[0.7, 0.3], [0.7, 0.3]]], '
+                             '"head_context": [[[0.60, 0.70], [0.60, 0.70]], '
+                             '[[0.65, 0.85], [0.65, 0.85]]]}')
+    values, weights, head_context = report.verdicts
+    assert values.counts.wrong == 1 and weights.verdict == "right"
+    assert head_context.status.tolist() == [[[CARRIED] * 2] * 2, [[ROUNDED] * 2] * 2]
+    assert head_context.carried_from == "values"
+
+
 def test_the_published_seed_004_answer_is_graded_as_a_grader_would():
     # Pin-Jiun/Machine-Learing-NTU "6.1-Self-Attention" rounds the weights to 1 decimal "for
     # readability" as [0.0, 0.5, 0.5] (0.0634 rounds to 0.1) and sums 0.5·[2, 8, 0] +
@@ -145,7 +183,7 @@ def test_csv_counts_entries_per_step():
                                  *sorted(str(p) for p in (ROOT / "samples/answers").glob(
                                      "three-inputs.*.json"))])
     four, one, published = csv.DictReader(io.StringIO(result.stdout))
-    assert four["result"] == "right" and four["score"] == "1.0000"
+    assert four["result"] == "right" and four["score"] == "1.0"
     assert four["steps_right"] == "scores weights context"
     # weights [0.1, 0.5, 0.5] and the context [2.1, 7.2, 1.8] that follows from them
     assert one["result"] == "right" and one["steps_within_rounding"] == "context"
@@ -153,7 +191,52 @@ def test_csv_counts_entries_per_step():
     assert published["steps_carried_forward"] == "context"
     assert [published[f"weights_{k}"] for k in ("right", "within_rounding", "carried_forward",
                                                 "wrong")] == ["2", "0", "0", "1"]
-    assert published["context_carried_forward"] == "3" and published["score"] == "0.8889"
+    assert published["context_carried_forward"] == "3"
+    assert float(published["score"]) == pytest.approx(8 / 9, rel=1e-12)  # in full
+
+
+# --- multi-head steps written with the heads side by side ----------------------------------
+
+# x = I₂, so queries = x W_q = W_q's rows [[1, 2, 3, 4], [5, 6, 7, 8]] as a student writes
+# them before splitting the heads; 2 heads of width 2: head 0 takes columns 0–1, [[1, 2],
+# [5, 6]], head 1 columns 2–3, [[3, 4], [7, 8]] (torch's MultiheadAttention's split).
+HEADS = Problem.from_mapping({"x": [[1, 0], [0, 1]], "W_q": [[1, 2, 3, 4], [5, 6, 7, 8]],
+                              "W_k": [[1, 0, 0, 1], [0, 1, 1, 0]],
+                              "W_v": [[1, 0, 0, 1], [0, 1, 1, 0]], "config": {"heads": 2}},
+                             "heads.json")
+
+
+def test_per_head_steps_written_with_the_heads_side_by_side_are_graded_per_head():
+    report = _check(HEADS, '{"queries": [[1, 2, 3, 4], [5, 6, 7, 9]], '
+                           '"keys": [[1, 0, 0, 1], [0, 1, 1, 0]]}')
+    queries, keys = report.verdicts
+    np.testing.assert_array_equal(queries.given, [[[1, 2], [5, 6]], [[3, 4], [7, 9]]])
+    # only the 9 (exact 8: head 1, query 1, dim 1) is wrong
+    assert queries.status.tolist() == [[[RIGHT] * 2] * 2, [[RIGHT] * 2, [RIGHT, WRONG]]]
+    assert keys.verdict == "right" and keys.counts.right == 8
+    one_row = _check(HEADS, '{"query": 1, "queries": [5, 6, 7, 8]}')
+    assert one_row.ok and one_row.verdicts[0].given.tolist() == [[5, 6], [7, 8]]
+
+
+def test_one_query_row_written_as_a_one_row_matrix_is_that_row():
+    # seed 004, Input 1, as torch prints one query's rows with keepdim: weights
+    # softmax([2, 4, 4]) = [0.0634, 0.4683, 0.4683], context [1.9366, 6.6831, 1.5951]
+    report = _check("three-inputs", '{"query": "Input 1", "weights": [[0.0634, 0.4683, 0.4683]], '
+                                    '"context": [[1.9366, 6.6831, 1.5951]]}')
+    assert report.ok and [v.verdict for v in report.verdicts] == ["right", "right"]
+    assert report.verdicts[1].given.shape == (3,)
+
+
+def test_csv_score_is_never_rounded_up_to_full_marks():
+    # 1 wrong entry of 20 000: the score 19 999 / 20 000 = 0.99995 would print as 1.0000 with
+    # 4 decimals, on a "wrong" line
+    status = np.full((100, 200), RIGHT)
+    status[0, 0] = WRONG
+    zeros = np.zeros(status.shape)
+    verdict = StepVerdict("weights", zeros, zeros, status, zeros, ("query", "key"), "wrong", "")
+    (row,) = csv.DictReader(io.StringIO(render_csv([Report("a.json", None, [verdict])])))
+    assert row["result"] == "wrong" and row["wrong"] == "1"
+    assert float(row["score"]) == pytest.approx(0.99995, rel=1e-12)
 
 
 # --- the tolerance -------------------------------------------------------------------------
@@ -191,6 +274,16 @@ SHINY = (ROOT / "samples/answers/hello-shiny-sun.published.json").read_text()
 def test_tolerance_modes(tolerance, status):
     report = _check("hello-shiny-sun", SHINY, Tolerance.parse(tolerance))
     assert report.verdicts[0].status.tolist() == status
+
+
+@pytest.mark.parametrize("tolerance", ["rel:0.01", "abs:0", "sigfigs:3", None])
+def test_an_exact_zero_computed_with_float_noise_is_zero_in_every_mode(tolerance):
+    # orthogonal rows: 0.1·0.3 + 0.2·0.3 − 0.3·0.3 = 0.03 + 0.06 − 0.09 = 0, which float64
+    # computes as 3.3e-18; the scores are [[0.14, 0], [0, 0.27]]
+    problem = Problem.from_mapping({"x": [[0.1, 0.2, 0.3], [0.3, 0.3, -0.3]]}, "orth.json")
+    assert attend(problem)["scores"][0, 1] != 0  # the noise this test is about
+    report = _check(problem, '{"scores": [[0.14, 0.0], [0.0, 0.27]]}', Tolerance.parse(tolerance))
+    assert report.ok and report.verdicts[0].status.tolist() == [[RIGHT] * 2] * 2
 
 
 def test_rtol_and_atol_are_aliases_of_rel_and_abs():

@@ -63,8 +63,8 @@ def worked(wq=WQ, wk=WK, wv=WV, divide=np.sqrt(3), mask=CAUSAL, fill=-np.inf, ax
     head_context = dropped @ v  # (2, 4, 3)
     context = (head_context.transpose(1, 0, 2).reshape(4, 6) if merge == "concat"
                else head_context.mean(axis=0))
-    steps = {"masked_scores": masked, "weights": weights, "dropped_weights": dropped,
-             "context": context}
+    steps = {"scaled_scores": scaled, "masked_scores": masked, "weights": weights,
+             "dropped_weights": dropped, "context": context}
     if wo is not None:
         steps["output"] = context @ wo
     return steps
@@ -112,6 +112,19 @@ def test_every_mistake_is_diagnosed_from_numpy_answers(name):
     report = CHECKER.check(answers(steps, shown))
     assert not report.ok
     assert report.diagnosis is not None and report.diagnosis.name == name
+
+
+@pytest.mark.parametrize(("name", "shown"), [("no_scaling", "scaled_scores"),
+                                           ("causal_forgotten", "masked_scores")])
+def test_a_mistake_that_skips_a_step_is_diagnosed_where_that_step_is_written(name, shown):
+    # Not dividing leaves no scaled_scores in the mistaken run, forgetting the mask no
+    # masked_scores; the student writes them anyway, equal to the score step before them
+    # (q kᵀ, and q kᵀ / √3 unmasked): the mistake enters there and is charged once.
+    steps, _ = CASES[name]
+    report = CHECKER.check(answers(steps, (shown, *SHOWN)))
+    assert report.diagnosis is not None and report.diagnosis.name == name
+    assert report.diagnosis.explains == [shown] and report.first_wrong == shown
+    assert [v.verdict for v in report.verdicts] == ["wrong", *["carried forward"] * 3]
 
 
 def test_right_answers_never_get_a_diagnosis():
