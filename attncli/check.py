@@ -157,7 +157,7 @@ class Checker:
         answers = laid_out(self.trace, answers, row)
         given = self._given(answers, row)
         carried = None if given is None else self._run(self.config, given)
-        report = grade(self.trace, answers, self.tolerance, carried)
+        report = grade(self.trace, answers, self.tolerance, carried, self._rounded(answers, row))
         if not report.ok:
             report.diagnosis = self.diagnose(answers, report, given)
         return report
@@ -168,6 +168,17 @@ class Checker:
         if not any(set(upstream(self.trace, s)) & set(steps) for s in steps):
             return None  # nothing would change
         return Given(steps, row)
+
+    def _rounded(self, answers: Answers, row: int | None) -> Trace | None:
+        """The run with the answers' steps in place and every step not shown rounded to the
+        answers' decimals (the most any step is written with), as a student who rounds each
+        step would have worked; None outside the default (by hand) tolerance or for whole
+        numbers."""
+        decimals = max(int(d.max()) for d in answers.decimals.values())
+        if not self.tolerance.by_hand or decimals == 0:
+            return None
+        steps = usable(self.trace, answers, row)
+        return self._run(self.config, Given(steps, row, rounded=decimals))
 
     def _run(self, config: AttentionConfig | None, given: Given | None = None) -> Trace | None:
         try:

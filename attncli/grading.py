@@ -248,10 +248,12 @@ def _stands_in(given: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
-          carried: Trace | None = None) -> Report:
+          carried: Trace | None = None, rounded: Trace | None = None) -> Report:
     """Each answered step against the trace and, given ``carried`` (the run with the answers'
     steps in place, :class:`attncli.attention.given.Given`), against what follows from the
-    answers' own previous steps. An answer of another shape is wrong.
+    answers' own previous steps; given ``rounded`` (that run with the steps not shown rounded
+    to the answers' decimals), a step computed from steps not shown may also be what follows
+    from them rounded. An answer of another shape is wrong.
 
     Shapes: each answered step as the trace holds it, or without its query axis for one row
         (``answers.query``); ``carried`` has the trace's steps and shapes.
@@ -284,18 +286,24 @@ def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
         unseen = any(s not in given and not _trivial(trace, s) for s in inputs(trace, step))
         before = [s for s in upstream(trace, step) if s in given]
         follow = None if carried is None or not before else narrowed(carried, step, row)[0]
+        unshown = None if rounded is None or not unseen else narrowed(rounded, step, row)[0]
         feeding = [v for v in verdicts if v.step in _computed_from(trace, step, given)]
-        verdicts.append(_grade_step(step, values, expected, follow, decimals, axes, unseen,
-                                    before, feeding, verdicts, tolerance))
+        verdicts.append(_grade_step(step, values, expected, follow, unshown, decimals, axes,
+                                    unseen, before, feeding, verdicts, tolerance))
     return Report(answers.source, answers.query, verdicts)
 
 
-def _grade_step(step, given, expected, carried, decimals, axes, unseen, before, feeding,
-                graded, tolerance) -> StepVerdict:
+def _grade_step(step, given, expected, carried, unshown, decimals, axes, unseen, before,
+                feeding, graded, tolerance) -> StepVerdict:
     right = follows(given, expected, decimals, tolerance)
     unseen_ok = unseen & follows(given, expected, decimals, tolerance, unseen=True)
     from_own = (np.zeros(given.shape, bool) if carried is None
                 else follows(given, carried, decimals, tolerance, unseen))
+    if unshown is not None:  # what follows from the steps not shown, rounded as written
+        from_rounded = follows(given, unshown, decimals, tolerance)
+        unseen_ok = unseen_ok | (from_rounded & ~from_own & ~tainted_by(feeding, axes,
+                                                                         given.shape))
+        from_own = from_own | from_rounded
     tainted = tainted_by(feeding, axes, given.shape)
     status = np.where(right & ~_stands_in(given, expected), RIGHT,
                       np.where(right | unseen_ok | (from_own & ~tainted), ROUNDED,

@@ -389,3 +389,40 @@ def test_readme_names_the_seed_documents_in_the_check_section():
     assert "Attention Mechanisms and Self-Attention in Neural Networks" in section
     assert "6.1-Self-Attention" in section
     assert not re.search(r"seed 00\d", section)
+
+
+# --- steps not shown, rounded as the shown ones are --------------------------------------
+
+
+def _two_decimal_work(x: np.ndarray) -> dict[str, np.ndarray]:
+    """hello-shiny-sun (simple attention: Q = K = V = x, no scaling) worked by a student who
+    rounds every step to 2 decimals and computes the next one from the rounded numbers."""
+    scores = np.round(x @ x.T, 2)
+    e = np.exp(scores - scores.max(axis=1, keepdims=True))
+    weights = np.round(e / e.sum(axis=1, keepdims=True), 2)
+    context = np.round(weights @ x, 2)
+    return {"scores": scores, "weights": weights, "context": context}
+
+
+@pytest.mark.parametrize("shown", [("context",), ("weights", "context")])
+def test_steps_rounded_but_not_shown_are_not_held_against_the_student(tmp_path, shown):
+    x = np.array([[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]])
+    work = _two_decimal_work(x)
+    # The rounded scores shift the rest: row "Hello" has the scores [0.46, 0.78, 0.72]
+    # (exact 0.4556, 0.7842, 0.7196), hence the weights [0.27, 0.37, 0.35] where the exact
+    # ones round to [0.27, 0.38, 0.35], and the context [0.39, 0.37, 0.83] where the exact
+    # one rounds to [0.39, 0.38, 0.84]: not the exact values rounded, yet what careful
+    # rounding at every step gives.
+    np.testing.assert_allclose(work["weights"][0], [0.27, 0.37, 0.35], atol=1e-12)
+    np.testing.assert_allclose(work["context"][0], [0.39, 0.37, 0.83], atol=1e-12)
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({s: work[s].tolist() for s in shown}))
+    result = runner.invoke(app, ["check", "--sample", "hello-shiny-sun", str(answers)])
+    assert result.exit_code == 0, result.stdout
+    assert "rounding steps not shown" in " ".join(result.stdout.split())
+    # Rounded wrongly (one weight off by 0.01 in a row), it is still wrong.
+    off = {s: work[s].copy() for s in shown}
+    off[shown[0]][0, 0] += 0.01
+    answers.write_text(json.dumps({s: off[s].tolist() for s in shown}))
+    result = runner.invoke(app, ["check", "--sample", "hello-shiny-sun", str(answers)])
+    assert result.exit_code == 1
