@@ -33,7 +33,9 @@ class Tolerance:
     mode:
         ``decimals`` (the default): an entry written with k decimals (the most of any entry
             of its step) must be the reference rounded to k decimals, give or take float
-            noise (10⁻⁶ of the step's largest number); ``decimals:N`` fixes k = N
+            noise (10⁻⁶ of the step's largest number); a step written in whole numbers must
+            be exact (scores [2, 4, 4] are; weights [1, 0, 0] for [0.63, 0.2, 0.17] are not
+            rounded weights but wrong ones). ``decimals:N`` fixes k = N, 0 included
             (PrairieLearn's ``digits``).
         ``sigfigs``: N significant figures of the reference (PrairieLearn's ``sigfig``).
         ``rel`` / ``abs`` / ``relabs``: |given − reference| ≤ atol + rtol·|reference|
@@ -108,6 +110,8 @@ class Tolerance:
             k = np.asarray(decimals if self.digits is None else np.full(size.shape, self.digits),
                            dtype=np.float64)
             allowed = 0.5 * 10.0 ** -k * (1 + 1e-9) + noise
+            if self.digits is None:  # a whole number as written is exact: weights written
+                allowed = np.where(k > 0, allowed, noise)  # [1, 0, 0] are not rounded ones
         elif self.mode == "sigfigs":
             with np.errstate(divide="ignore"):
                 magnitude = np.floor(np.log10(np.where(size > 0, size, 1.0)))

@@ -251,10 +251,19 @@ TWO = Problem.from_mapping({"x": [[1, 0], [0.5, 0]]}, "two.json")
     ("[0.6, 0.4]", True),   # the exact values rounded to 1 decimal
     ("[0.63, 0.37]", False),  # 0.6225 rounds to 0.62, not 0.63
     ("[0.62, 0.38]", True),
-    ("[1, 0]", True),        # whole numbers: 0.6225 rounds to 1
+    ("[1, 0]", False),       # whole numbers are exact as written: 0.6225 is not 1
+    ("[1.0, 0.0]", False),   # 1 decimal: 0.6225 rounds to 0.6
 ])
 def test_an_entry_must_be_the_exact_value_rounded_as_written(weights, ok):
     assert _check(TWO, f'{{"query": 0, "weights": {weights}}}').ok is ok
+
+
+def test_whole_numbers_are_exact_unless_decimals_0_is_asked_for():
+    # Scores [1, 0.5] written [1, 0.5] are right; the weights [1, 0] (exact 0.6225, 0.3775)
+    # are right only when the teacher asks for whole numbers with --tolerance decimals:0.
+    assert _check(TWO, '{"query": 0, "scores": [1, 0.5]}').ok
+    assert not _check(TWO, '{"query": 0, "weights": [1, 0]}').ok
+    assert _check(TWO, '{"query": 0, "weights": [1, 0]}', Tolerance.parse("decimals:0")).ok
 
 
 SHINY = (ROOT / "samples/answers/hello-shiny-sun.published.json").read_text()
