@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
+import inspect
 import io
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,19 +18,29 @@ import typer
 from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import check_target, write_output
-from attncli.options import OUTPUT, ProblemOptions, problem_options
+from attncli.options import OUTPUT, ProblemOptions, output_path, problem_options
 from attncli.render import ColorRange, ExplainFormat, Format
 from attncli.trace import STEP_NAMES
 
 app = typer.Typer(
     name="attncli",
-    help="An attention calculator: every step of an attention mechanism, with real numbers.",
+    help="An attention calculator: every step of attention, with real numbers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     add_completion=True,
 )
 
+
+def _command(function):
+    """Register ``function`` as a command whose --help is its docstring, each paragraph of prose
+    on one line for rich to wrap at the terminal's width (Typer keeps the line breaks of every
+    paragraph but the first, so a docstring's breaks come back at 80 columns as a word alone
+    on a line); indented paragraphs, the examples, keep their lines."""
+    paragraphs = inspect.cleandoc(function.__doc__).split("\n\n")
+    return app.command(help="\n\n".join(
+        paragraph if paragraph.startswith(" ") else " ".join(paragraph.split())
+        for paragraph in paragraphs))(function)
 
 
 def _stderr():
@@ -45,11 +58,21 @@ def _say(kind: str, message: str) -> None:
     _stderr().print(f"[{style}]attncli: {kind}:[/] {escape(message)}")
 
 
+@dataclasses.dataclass
+class Outcome:
+    """The exit status a command has settled before it writes its results: check's verdict,
+    kept when stdout's reader stops reading early (| head -1), as a pipefail script needs."""
+
+    status: ExitStatus = ExitStatus.OK
+
+
 @contextlib.contextmanager
 def handled(debug: bool):
-    """The one place where exceptions become a stderr line and an exit status."""
+    """The one place where exceptions become a stderr line and an exit status. Yields the
+    command's :class:`Outcome`; a closed stdout ends the command with its status."""
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except typer.Exit:
         raise
     except AttncliError as exc:
@@ -68,16 +91,24 @@ def handled(debug: bool):
                       "for the steps you need (--steps context), or write NPZ (-o FILE.npz)")
         raise typer.Exit(int(ExitStatus.BAD_INPUT)) from None
     except BrokenPipeError:
-        # stdout closed early (| head): leave quietly, and keep Python from complaining at exit
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(int(ExitStatus.OK)) from None
+        # stdout closed early (| head, | true): leave quietly, with the status settled so far
+        _quiet_stdout()
+        raise typer.Exit(int(outcome.status)) from None
     except Exception as exc:  # a bug: say so, traceback behind --debug
         if debug:
             raise
         _say("error", f"internal error, please report it: {type(exc).__name__}: {exc} "
                       "(run again with --debug for the traceback)")
         raise typer.Exit(int(ExitStatus.INTERNAL)) from None
+
+
+def _quiet_stdout() -> None:
+    """stdout's reader has gone: send what is left to /dev/null, so that Python's flush at exit
+    does not fail again (and print "Exception ignored … BrokenPipeError")."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _steps(steps: str | None) -> list[str] | None:
@@ -115,19 +146,19 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """An attention calculator: every step of an attention mechanism, with real numbers."""
+    """An attention calculator: every step of attention, with real numbers."""
 
 
-@app.command()
+@_command
 @problem_options
 def compute(
     file: Annotated[str | None, typer.Argument(
         help="Problem file: JSON (or - for stdin), NPZ, or one CSV/NPY matrix taken as x.",
         show_default=False)] = None,
     fmt: Annotated[Format | None, typer.Option(
-        "--format", "-f", help="Output format \\[default: from -o's extension, else table]; "
-        "npz/npy are binary, for large steps.", rich_help_panel=OUTPUT,
-        show_default=False)] = None,
+        "--format", "-f", metavar="FORMAT", help="Output format \\[default: from -o's "
+        "extension, else table]: table, json, csv, markdown; npz or npy, binary, for large "
+        "steps; torch, a PyTorch script.", rich_help_panel=OUTPUT, show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.",
                                           rich_help_panel=OUTPUT)] = False,
     steps: Annotated[str | None, typer.Option(
@@ -139,6 +170,7 @@ def compute(
         min=0, max=17, help="Decimals (tables, Markdown: 4; JSON, CSV: full unless given).",
         rich_help_panel=OUTPUT)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
+                                                parser=output_path, metavar="FILE",
                                                 rich_help_panel=OUTPUT)] = None,
     heatmap: Annotated[bool, typer.Option(
         "--heatmap", help="Draw the weights (and, with --steps, any query × key step) as "
@@ -147,7 +179,8 @@ def compute(
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Save the heatmaps as an image: PNG, SVG or PDF by the extension; "
         "without -o, --format or --json the image is the only output (needs pip install "
-        "'attncli\\[plot]').", rich_help_panel=OUTPUT, show_default=False)] = None,
+        "'attncli\\[plot]').", parser=output_path, metavar="FILE", rich_help_panel=OUTPUT,
+        show_default=False)] = None,
     color_range: Annotated[ColorRange | None, typer.Option(
         "--color-range", help="The colours of --heatmap and --plot: unit (default), the "
         "step's fixed scale, 0 … 1 for weights; auto, each grid's min … max; log, each "
@@ -290,7 +323,7 @@ class CheckFormat(enum.StrEnum):
     csv = "csv"
 
 
-@app.command()
+@_command
 @problem_options
 def check(
     files: Annotated[list[str], typer.Argument(
@@ -315,23 +348,23 @@ def check(
                                            "shown in the tables.",
                                            rich_help_panel=OUTPUT)] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
+                                                parser=output_path, metavar="FILE",
                                                 rich_help_panel=OUTPUT)] = None,
     opts: ProblemOptions | None = None,
 ) -> None:
-    """Grade answers: each entry right, within rounding, carried forward or
-    wrong, a score per step, and the mistake behind a wrong entry.
+    """Grade answers: right, within rounding, carried forward or wrong.
 
-    ANSWERS is a JSON object whose keys are step names (queries, keys, values,
-    scores, scaled_scores, masked_scores, weights, dropped_weights,
-    head_context, context, output), each an array of the step's shape, or of
-    one query row with "query": a token or an index (or --query). −∞, a
-    masked score, is written null, "-inf", "-Infinity" or "−∞"; compute's
-    --format json output is answers too. Each step is compared with the
-    exact values and with what follows from the answers' own earlier steps,
-    as a grader does.
+    Each step gets a score, the fraction of its entries that are not wrong, and a wrong entry
+    the mistake behind it. ANSWERS is a JSON object whose keys are step names (queries, keys,
+    values, scores, scaled_scores, masked_scores, weights, dropped_weights, head_context,
+    context, output), each an array of the step's shape, or of one query row with "query": a
+    token or an index (or --query). −∞, a masked score, is written null, "-inf", "-Infinity" or
+    "−∞"; compute's --format json output is answers too. Each step is compared with the exact
+    values and with what follows from the answers' own earlier steps, as a grader does.
 
-    Exit status: 0 no entry wrong (each right, within rounding or carried
-    forward from an earlier wrong step), 1 an entry is wrong, 2 bad input.
+    Exit status: 0 no entry wrong (each right, within rounding or carried forward from an
+    earlier wrong step), 1 an entry is wrong, 2 bad input, even when stdout closes early
+    (| head).
 
     [bold]Examples[/]
 
@@ -339,17 +372,18 @@ def check(
       attncli check problem.json answers/*.json --format csv
       attncli check problem.json answers.json --tolerance sigfigs:3
     """
-    with handled(opts.debug):
+    with handled(opts.debug) as outcome:
         from attncli.attention.pipeline import attend
         from attncli.check import Checker
+        from attncli.io import stdin_once
         from attncli.tolerance import Tolerance
 
         rule = Tolerance.parse(None if tolerance == "decimals" else tolerance, rtol, atol)
         given_problem = opts.sample is not None or opts.x is not None
         problem_file = None if given_problem else (files[0] if files else None)
         answer_files = files if given_problem else files[1:]
-        _stdin_once([("PROBLEM", problem_file), *(("ANSWERS", f) for f in answer_files),
-                     *((f"the {k} file", f) for k, f in opts.arrays().items())])
+        stdin_once([("PROBLEM", problem_file), *(("ANSWERS", f) for f in answer_files),
+                    *((f"the {k} file", f) for k, f in opts.arrays().items())])
         if not answer_files:
             raise InputError("no answers: give PROBLEM and ANSWERS files (or --sample NAME "
                              "and ANSWERS)")
@@ -358,8 +392,12 @@ def check(
         for warning in trace.warnings:
             _say("warning", warning)
         checker = Checker(problem, config, trace, rule)
-        reports = [_check_one(checker, file, query, batch=len(answer_files) > 1)
+        given = (f"--sample {opts.sample}" if opts.sample is not None else f"--x {opts.x}"
+                 ) if given_problem else None
+        reports = [_check_one(checker, file, query, batch=len(answer_files) > 1, given=given)
                    for file in answer_files]
+        outcome.status = (ExitStatus.BAD_INPUT if any(r.error for r in reports) else
+                          ExitStatus.OK if all(r.ok for r in reports) else ExitStatus.MISMATCH)
         if fmt is CheckFormat.table:
             from attncli.render.check import print_report
 
@@ -370,18 +408,7 @@ def check(
 
             write_output(render_json(reports, str(rule)) if fmt is CheckFormat.json
                          else render_csv(reports), output)
-        if any(r.error for r in reports):
-            raise typer.Exit(int(ExitStatus.BAD_INPUT))
-        if not all(r.ok for r in reports):
-            raise typer.Exit(int(ExitStatus.MISMATCH))
-
-
-def _stdin_once(inputs: list[tuple[str, str | None]]) -> None:
-    """Standard input can be read once. Raises: InputError naming what gives - twice."""
-    readers = [role for role, file in inputs if file == "-"]
-    if len(readers) > 1:
-        raise InputError(f"- (standard input) is given for {' and '.join(readers)}, but it can "
-                         "be read only once: save all but one of them to files")
+        raise typer.Exit(int(outcome.status))
 
 
 def _whole(command: str):
@@ -392,21 +419,42 @@ def _whole(command: str):
     return CliMonitor(_say, command, binary=False, show=False, near=None)
 
 
-def _check_one(checker, file: str, query: str | None, batch: bool):
-    """One answers file's report; in a batch, bad input becomes that file's error row."""
+def _check_one(checker, file: str, query: str | None, batch: bool, given: str | None = None):
+    """One answers file's report; in a batch, bad input becomes that file's error row.
+    ``given``: the option that gave the problem (--sample NAME, --x FILE), or None; a problem
+    file among the answers then stops the whole command (it was misread, not one file)."""
     from attncli.check import Answers, Report
     from attncli.io.json_reader import read_json_value
 
     try:
-        answers = Answers.from_mapping(read_json_value(file, decimals=True), file, query)
-        return checker.check(answers)
+        raw = read_json_value(file, decimals=True)
+    except AttncliError as exc:
+        if not batch:
+            raise
+        return Report(file, query, [], error=str(exc))
+    if given is not None:
+        _not_a_problem(raw, file, given)
+    try:
+        return checker.check(Answers.from_mapping(raw, file, query))
     except AttncliError as exc:
         if not batch:
             raise
         return Report(file, query, [], error=str(exc))
 
 
-@app.command()
+def _not_a_problem(raw, file: str, given: str) -> None:
+    """With --sample or --x every FILE is answers: one that gives a problem's inputs (x, W_q,
+    mask …) is a PROBLEM file given with them. Raises: InputError saying where it goes."""
+    from attncli.problem import ARRAY_KEYS, MASK_KEYS
+
+    keys = [k for k in raw if k in ARRAY_KEYS or k in MASK_KEYS] if isinstance(raw, dict) else []
+    if keys:
+        raise InputError(f"{file}: gives {', '.join(keys)}, a problem's inputs, not answers: "
+                         f"with {given} every FILE is ANSWERS; a PROBLEM file goes with no "
+                         f"{given.split()[0]} (attncli check PROBLEM ANSWERS)")
+
+
+@_command
 @problem_options
 def explain(
     file: Annotated[str | None, typer.Argument(
@@ -423,10 +471,14 @@ def explain(
     precision: Annotated[int, typer.Option(min=0, max=17, help="Decimals of the results.",
                                            rich_help_panel=OUTPUT)] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
+                                                parser=output_path, metavar="FILE",
                                                 rich_help_panel=OUTPUT)] = None,
     opts: ProblemOptions | None = None,
 ) -> None:
-    """Write out one query row's arithmetic, as the tutorials do it by hand.
+    """Write out one query row's arithmetic, as a tutorial does by hand.
+
+    The text format fits the terminal's width (COLUMNS; 80 when stdout is not a terminal): a
+    long equation goes on at its "=" or "+", never inside a number.
 
     [bold]Examples[/]
 
@@ -444,22 +496,25 @@ def explain(
         for warning in trace.warnings:
             _say("warning", warning)
         sections = explain_row(problem, trace, query, key, batch, notation(fmt, precision))
-        write_output(render_explain(sections, fmt), output)
+        # the terminal's width: COLUMNS, else the terminal's own, else 80 (a pipe, a file)
+        width = shutil.get_terminal_size((80, 24)).columns
+        write_output(render_explain(sections, fmt, width=width), output)
 
 
-@app.command()
+@_command
 def samples(
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """List the bundled samples (the seed documents' worked examples).
+    """List the bundled samples: the tutorials' worked examples.
 
-    [bold]Example[/]
+    Each holds one example's tokens, x and weights; any command runs it with --sample NAME.
+
+    [bold]Examples[/]
 
       attncli samples
       attncli compute --sample hello-shiny-sun
     """
     with handled(debug):
-        from rich.console import Console
         from rich.table import Table
 
         from attncli import samples as bundled
@@ -469,19 +524,19 @@ def samples(
         table.add_column("what it is")
         for name in bundled.names():
             table.add_row(name, bundled.about(name))
-        Console(highlight=False).print(table)
+        _stdout_console().print(table)
 
 
-@app.command()
+@_command
 def variants(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document instead of a "
                                           "table.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
-    """List the attention variants, with their formulas, options and sources.
+    """List the attention variants: formulas, options and sources.
 
-    Each variant's formula, the options it sets and the seed document it comes from. A variant
-    is only a preset: options given with it win.
+    Each variant's formula, the options it sets and the tutorial or paper it comes from. A
+    variant is only a preset: options given with it win.
 
     [bold]Examples[/]
 
@@ -499,15 +554,18 @@ def variants(
 
             write_output(orjson.dumps(rows).decode() + "\n", None)
             return
-        from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="variants: attncli compute … --variant NAME", title_justify="left")
-        for column, style in (("name", "bold"), ("formula", ""), ("options it sets", "cyan"),
-                              ("from", "dim")):
-            table.add_column(column, style=style)
+        # the source under the formula, in the widest column: a title's long words (at 80 or
+        # 60 columns) wrap whole instead of being cut with "…" in a narrow column of their own
+        table.add_column("name", style="bold")
+        table.add_column("formula, and where it comes from")
+        table.add_column("options it sets", style="cyan")
         for row in rows:
-            table.add_row(*(escape(row[k]) for k in ("name", "formula", "options", "source")))
+            table.add_row(Text(row["name"]), Text.assemble(row["formula"], "\n", (
+                f"from {row['source']}", "dim")), Text(row["options"]))  # text, not markup
         _stdout_console().print(table)
 
 
@@ -527,6 +585,14 @@ def main() -> None:
     """Console-script entry point: usage errors, too, become one line and status 2."""
     try:
         status = app(standalone_mode=False)
+    except SystemExit as exc:
+        # rich (--help, tables) and Click answer a closed stdout with status 1, which attncli
+        # keeps for a check mismatch; a reader that stops reading (| head, | true) is no error
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        _quiet_stdout()
+        # a bare `attncli` prints the help as a usage error (status 2), pipe or not
+        status = ExitStatus.OK if sys.argv[1:] else ExitStatus.BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
         status = ExitStatus.INTERRUPTED
     except Exception as exc:

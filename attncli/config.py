@@ -217,6 +217,14 @@ class Variant:
     source: str
 
 
+# The tutorials the variants come from, by their titles (attncli's tests redo their examples)
+_MECHANISMS = "'Attention Mechanisms and Self-Attention in Neural Networks'"
+_FROM_SCRATCH = "'Simple initialization of the path of attention from scratch'"
+_STARTER_GUIDE = ("'Must-Read Starter Guide to Mastering Attention Mechanisms in Machine "
+                  "Learning'")
+_BUT_WHY = "'Attention May Be All We Need... But Why?'"
+_NTU = "'6.1-Self-Attention' (Pin-Jiun, Machine-Learing-NTU)"
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
@@ -224,55 +232,57 @@ VARIANTS: dict[str, Variant] = {
             "simple",
             {"project": False, "score": Score.dot},
             "weights = softmax(x xᵀ), context = weights x",
-            "seed 000, 'Hello shiny sun!' (no trainable weights)",
+            f"{_MECHANISMS}, 'Hello shiny sun!' (no trainable weights)",
         ),
         Variant(
             "unscaled",
             {"score": Score.dot},
             "weights = softmax(Q Kᵀ), context = weights V",
-            "seed 004 (dot-product score with W_q, W_k, W_v)",
+            f"{_NTU} (dot-product score with W_q, W_k, W_v)",
         ),
         Variant(
             "scaled",
             {"score": Score.scaled_dot},
             "weights = softmax(Q Kᵀ / √d_k), context = weights V",
-            "seed 000 'Self-Attention with Trainable Weights'; Vaswani et al. 2017, eq. 1",
+            f"{_MECHANISMS} ('Self-Attention with Trainable Weights'); Vaswani et al. 2017, "
+            "eq. 1",
         ),
         Variant(
             "causal",
             {"causal": True},
             "weights = softmax(mask(Q Kᵀ / √d_k)), future keys set to −∞",
-            "seed 000 (causal attention, LLMs-from-scratch ch. 3)",
+            f"{_MECHANISMS} (causal attention, LLMs-from-scratch ch. 3)",
         ),
         Variant(
             "multihead",
             {},
             "head_h = softmax(Q_h K_hᵀ / √d_head) V_h, output = concat(heads) W_o + b_o",
-            "seed 001 (einsum multi-head), seed 003; Vaswani et al. 2017, §3.2.2",
+            f"{_FROM_SCRATCH} (einsum multi-head), {_BUT_WHY}; Vaswani et al. 2017, §3.2.2",
         ),
         Variant(
             "cross",
             {},
             "Q = x W_q, K = memory W_k, V = memory W_v",
-            "seed 000 (translation example), seed 002; Vaswani et al. 2017, §3.2.3",
+            f"{_MECHANISMS} (translation example), {_STARTER_GUIDE}; Vaswani et al. 2017, "
+            "§3.2.3",
         ),
         Variant(
             "local",
             {"window": 1},
             "weights = softmax(Q Kᵀ / √d_k) over keys with |i − j| ≤ W",
-            "seed 002 (local attention); Luong et al. 2015, §3.2",
+            f"{_STARTER_GUIDE} (local attention); Luong et al. 2015, §3.2",
         ),
         Variant(
             "hard",
             {"normalize": Normalize.hard},
             "weights = one_hot(argmax_j scores_ij)",
-            "seed 002 (hard attention); Xu et al. 2015",
+            f"{_STARTER_GUIDE} (hard attention); Xu et al. 2015",
         ),
         Variant(
             "additive",
             {"score": Score.additive},
             "scores = tanh(Q W_a + K U_a + b_a) v_a",
-            "seed 004 (additive/concat score); Bahdanau et al. 2015, appendix A",
+            f"{_NTU} (additive/concat score); Bahdanau et al. 2015, appendix A",
         ),
         Variant(
             "general",

@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
-import difflib
 import enum
 import functools
 import inspect
+import os
 import typing
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from attncli.config import VARIANTS, Backend, CausalAlign, DType, Layout, Normalize, Score
 from attncli.errors import InputError
+from attncli.problem import KNOWN_KEYS, require_key
 
 INPUT, VARIANT, OUTPUT, DEVICE = "Input", "Variant", "Output", "Device"
 
@@ -31,7 +33,11 @@ class ProblemOptions:
         self.__dict__.update({p.name: p.default for p in SHARED}, **values)
 
     def arrays(self) -> dict[str, str]:
-        """Problem key → file, from --x … --mask and --set KEY=FILE."""
+        """Problem key → file, from --x … --mask and --set KEY=FILE.
+
+        Raises: InputError for a --set that is not KEY=FILE or whose KEY is not a problem key
+        (:func:`attncli.problem.require_key`).
+        """
         arrays = {k: v for k, v in {"x": self.x, "memory": self.memory, "W_q": self.wq,
                                     "W_k": self.wk, "W_v": self.wv, "W_o": self.wo,
                                     "mask": self.mask}.items() if v is not None}
@@ -39,12 +45,17 @@ class ProblemOptions:
             key, sep, file = (part.strip() for part in item.partition("="))
             if not sep or not key or not file:
                 raise InputError(f"--set {item!r}: expected KEY=FILE, e.g. --set b_q=bq.csv")
+            require_key(key, KNOWN_KEYS, f"--set {item!r}")  # named here: never ignored
             arrays[key] = file
         return arrays
 
     def tensors(self) -> dict[str, str] | None:
         """Problem key → tensor name of a .safetensors FILE, from --tensor KEY=NAME; None
-        without --tensor (the tensors named like problem keys are taken)."""
+        without --tensor (the tensors named like problem keys are taken).
+
+        Raises: InputError for an item that is not KEY=NAME, a KEY given twice, or a KEY that
+        is not a key a tensor can fill, with problem.py's suggestion (:func:`require_key`).
+        """
         from attncli.io.safetensors_reader import TENSOR_KEYS
 
         tensors: dict[str, str] = {}
@@ -53,11 +64,7 @@ class ProblemOptions:
             if not sep or not key or not name:
                 raise InputError(f"--tensor {item!r}: expected KEY=NAME, e.g. "
                                  "--tensor W_q=model.layers.0.self_attn.q_proj.weight")
-            if key not in TENSOR_KEYS:
-                close = difflib.get_close_matches(key, TENSOR_KEYS, n=1, cutoff=0.5)
-                hint = f"did you mean {close[0]!r}?" if close else \
-                    f"expected one of {', '.join(TENSOR_KEYS)}"
-                raise InputError(f"--tensor {item!r}: {key!r} is not a problem key; {hint}")
+            require_key(key, TENSOR_KEYS, f"--tensor {item!r}", "a key a tensor can fill")
             if key in tensors:
                 raise InputError(f"--tensor {item!r}: {key} is already mapped to "
                                  f"{tensors[key]!r}; give each KEY once")
@@ -110,9 +117,33 @@ class ProblemOptions:
         return problem, config
 
 
+def choices(names) -> str:
+    """An enum's values (or a list's items) for a help text: "a, b or c". A long choice list
+    goes in the help, where it wraps between words, with a short metavar (NAME), not in
+    Typer's <a|b|c> metavar, which rich cuts mid-word at 80 columns."""
+    values = [getattr(name, "value", name) for name in names]
+    return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else "".join(values)
+
+
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=annotation)
+
+
+def output_path(text: str) -> Path:
+    """-o FILE and --plot FILE as a Path, parsed as Click parses any option value. Path()
+    would quietly turn '' into '.' and 'dir/' into 'dir' (a file named dir), so they are
+    refused here, where the text is still as typed.
+
+    Raises: typer.BadParameter (a usage error: one line and status 2) for an empty name or
+    one that ends in a slash, a folder.
+    """
+    if not text:
+        raise typer.BadParameter("an empty name is no file; give a file name")
+    if text.endswith(("/", os.sep)):
+        raise typer.BadParameter(f"{text!r} ends in /, a folder, not a file; give a file name "
+                                 f"in it ({text}NAME)")
+    return Path(text)
 
 
 def _sample_names(incomplete: str) -> list[str]:
@@ -149,14 +180,17 @@ SHARED: list[inspect.Parameter] = [
         "(nn.Linear: --weight-layout out_in).",
         rich_help_panel=INPUT)], []),
     _option("weight_layout", Annotated[Layout | None, typer.Option(
-        help="in_out: Q = x @ W_q (the seeds); out_in: Q = x @ W_q.T (nn.Linear).",
-        rich_help_panel=INPUT)], None),
+        help="in_out: Q = x @ W_q, as tutorials and papers write it; out_in: Q = x @ W_q.T, "
+             "as nn.Linear stores W_q.", rich_help_panel=INPUT)], None),
     _option("variant", Annotated[VariantName | None, typer.Option(
-        help="A preset of the options below (see README).", rich_help_panel=VARIANT)], None),
+        metavar="NAME", help=f"A preset of the options below: {choices(VariantName)} "
+        "(attncli variants lists what each sets).", rich_help_panel=VARIANT)], None),
     _option("score", Annotated[Score | None, typer.Option(
-        help="Score function.", rich_help_panel=VARIANT)], None),
+        metavar="NAME", help=f"Score function: {choices(Score)}.", rich_help_panel=VARIANT)],
+        None),
     _option("no_scale", Annotated[bool, typer.Option(
-        "--no-scale", help="Unscaled dot product (seed 004).", rich_help_panel=VARIANT)], False),
+        "--no-scale", help="Unscaled dot product, softmax(Q Kᵀ) V, as \"6.1-Self-Attention\" "
+        "(Pin-Jiun, Machine-Learing-NTU) computes it.", rich_help_panel=VARIANT)], False),
     _option("scale", Annotated[float | None, typer.Option(
         help="Multiply the scores by this factor.", rich_help_panel=VARIANT)], None),
     _option("no_project", Annotated[bool, typer.Option(
@@ -171,7 +205,7 @@ SHARED: list[inspect.Parameter] = [
         help="Causal diagonal when seq_q ≠ seq_k: top-left (torch) or bottom-right "
              "(flash-attn); aligns --window too.", rich_help_panel=VARIANT)], None),
     _option("window", Annotated[int | None, typer.Option(
-        help="Local attention: keys with |i − j| ≤ W.", rich_help_panel=VARIANT)], None),
+        help="Local attention: only keys with |i−j| ≤ W.", rich_help_panel=VARIANT)], None),
     _option("normalize", Annotated[Normalize | None, typer.Option(
         help="softmax (soft), hard (one-hot arg-max) or topk.", rich_help_panel=VARIANT)],
         None),

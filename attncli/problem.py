@@ -9,6 +9,7 @@ the key.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from attncli.config import Layout, coerce_fields
+from attncli.config import FILE_FIELDS, Layout, coerce_fields
 from attncli.errors import InputError
 
 #: Numeric keys and the ranks they may have.
@@ -51,21 +52,42 @@ OTHER_KEYS = ("weight_layout", "config", "about", "expected")
 KNOWN_KEYS = (*ARRAY_KEYS, *MASK_KEYS, *LABEL_KEYS, *OTHER_KEYS)
 #: nn.MultiheadAttention's names of its inputs, and attncli's keys for them.
 MHA_INPUTS = {"query": "x", "key": "key_memory", "value": "value_memory"}
+#: Other libraries' names of a mask (as :func:`plain` writes them), and what attncli takes
+#: instead, with its polarity.
+FOREIGN_MASKS = {
+    "attnmask": "torch's name; attncli's is 'mask', True (1) = may attend, as torch SDPA's "
+                "boolean attn_mask (nn.MultiheadAttention's boolean attn_mask is the inverse, "
+                "True = masked: negate it)",
+    "attentionmask": "Hugging Face's name (1 = a real token, 0 = padding); attncli's is "
+                     "'key_padding_mask', the inverse: True (1) = padding, ignored; write "
+                     "1 − attention_mask",
+}
+#: torch's names of options (as :func:`plain` writes them), and attncli's.
+FOREIGN_OPTIONS = {"iscausal": "causal", "numheads": "heads", "dropoutp": "dropout"}
 _DIGITS = str.maketrans("0134", "oiea")  # W_0 → W_o, …: digits typed for the letters they resemble
-_WORDS = (("query", "q"), ("key", "k"), ("value", "v"), ("output", "o"))
+# output before out: W_output, W_out and W_0 all fold to wo
+_WORDS = (("query", "q"), ("key", "k"), ("value", "v"), ("output", "o"), ("out", "o"))
+
+
+def plain(key: str) -> str:
+    """A key in lower case, without ``_ - .`` or spaces: ``attn_mask`` → ``attnmask``."""
+    return re.sub(r"[\s_.\-]", "", key.lower())
 
 
 def folded(key: str) -> str:
-    """A key as look-alikes are compared: lower case, without ``_ - .`` or spaces, digits read
-    as the letters they resemble, query/key/value/output shortened to q/k/v/o.
-    ``W_q``, ``Wq``, ``w_q``, ``w_query`` all fold to ``wq``; ``W_0`` and ``W_o`` to ``wo``."""
-    text = re.sub(r"[\s_.\-]", "", key.lower()).translate(_DIGITS)
+    """A key as look-alikes are compared: :func:`plain`, digits read as the letters they
+    resemble, query/key/value/output/out shortened to q/k/v/o.
+    ``W_q``, ``Wq``, ``w_q``, ``w_query`` all fold to ``wq``; ``W_0``, ``W_out`` and ``W_o``
+    to ``wo``."""
+    text = plain(key).translate(_DIGITS)
     for word, letter in _WORDS:
         text = text.replace(word, letter)
     return text
 
 
 _FOLDED_KEYS = {folded(key): key for key in KNOWN_KEYS}
+#: The options a file sets in its "config" object, as :func:`plain` writes them.
+_OPTIONS = {plain(name): name for name in (*FILE_FIELDS, "variant")}
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
@@ -117,10 +139,12 @@ class Problem:
         Raises:
             InputError: a value that is not a finite numeric array of an accepted rank, a mask
                 that is not boolean/0-1, token labels that are not a list of strings, an unknown
-                weight_layout; nn.MultiheadAttention's ``query``/``key``/``value`` (with the keys
-                to use instead), and a key that looks like a known one (``w_q``, ``Wq``,
-                ``W_0``, ``w_query``: case, underscores, digits for letters), naming it. Other
-                unknown keys only warn, naming the closest known key.
+                weight_layout; a key :func:`refusal` refuses: one that looks like a known one
+                (``w_q``, ``Wq``, ``W_0``, ``W_out``, ``w_query``: case, underscores, digits
+                for letters), nn.MultiheadAttention's ``query``/``key``/``value``, torch's and
+                Hugging Face's ``attn_mask``/``attention_mask``/``is_causal``, an option
+                outside ``config`` (``causal``, ``heads``), a fused ``W_qkv``, each with what
+                to write instead. Other unknown keys only warn, naming the closest known key.
         """
         problem = cls()
         for key, value in raw.items():
@@ -149,7 +173,7 @@ class Problem:
                     raise InputError(f"{source}: expected: expected an object of step → array")
                 problem.expected = value
             else:
-                problem.warnings.append(_unknown_key(key, source))
+                problem.warnings.append(_unknown_key(key, source, value))
         return problem
 
     def merged(self, other: Problem) -> Problem:
@@ -168,28 +192,96 @@ class Problem:
         )
 
 
-def _unknown_key(key: str, source: str) -> str:
+def _unknown_key(key: str, source: str, value: Any = None) -> str:
     """The warning for a key attncli does not know.
 
-    Raises: InputError for a key that folds (:func:`folded`) to a known key, or that is one of
-    nn.MultiheadAttention's input names: a run that ignored it would silently compute
-    something else (K = x for a misspelt W_k).
+    Raises: InputError for a key :func:`refusal` refuses: a run that ignored it would silently
+    compute something else (K = x for a misspelt W_k, no mask for attn_mask).
     """
-    plain = re.sub(r"[\s_.\-]", "", key.lower())
-    if plain in MHA_INPUTS:
-        ours = MHA_INPUTS[plain]
-        raise InputError(
-            f"{source}: key {key!r} is nn.MultiheadAttention's name of an input; attncli's are "
-            f"x (query), key_memory (key) and value_memory (value), or memory for keys and "
-            f"values from one sequence: write {ours!r}")
+    reason = refusal(key, value)
+    if reason is not None:
+        raise InputError(f"{source}: {reason}")
+    hint = _closest(key, KNOWN_KEYS)
+    return f"{source}: unknown key {key!r} ignored" + (f"; did you mean {hint!r}?" if hint
+                                                      else "")
+
+
+def refusal(key: str, value: Any = None) -> str | None:
+    """Why an unknown ``key`` is refused rather than ignored, or None: it looks like a known
+    key (:func:`folded`), or is another library's name of an input, a mask or an option, or a
+    fused projection (``W_qkv``). ``value``, the key's value, fills the suggested option.
+
+    Returns: the reason, a message naming the key and what to write instead.
+    """
+    flat = plain(key)
+    if flat in MHA_INPUTS:
+        return (f"key {key!r} is nn.MultiheadAttention's name of an input; attncli's are "
+                "x (query), key_memory (key) and value_memory (value), or memory for keys and "
+                f"values from one sequence: write {MHA_INPUTS[flat]!r}")
     known = _FOLDED_KEYS.get(folded(key))
-    if known is not None:
-        raise InputError(f"{source}: unknown key {key!r} looks like {known!r}; write it "
-                         f"{known!r} (key names are exact)")
-    lower = {k.lower(): k for k in KNOWN_KEYS}
+    if known is not None and known != key:  # a known key itself: refused (or not) by its context
+        return f"unknown key {key!r} looks like {known!r}; write it {known!r} (key names are exact)"
+    if flat in FOREIGN_MASKS:
+        return f"key {key!r} is {FOREIGN_MASKS[flat]}"
+    fused = re.fullmatch(r"([wb])(q?k?v?)", folded(key))
+    if fused and len(fused[2]) > 1:
+        names = [f"{'W' if fused[1] == 'w' else 'b'}_{letter}" for letter in fused[2]]
+        listed = ", ".join(names[:-1]) + " and " + names[-1]
+        return (f"key {key!r} looks like a fused projection, {listed} side by side; attncli "
+                f"takes them one by one: split it into {listed} (blocks of columns in the "
+                "in_out layout, of rows in nn.Linear's out_in), in that order")
+    if flat in _OPTIONS:
+        return _as_option(key, "an option, not an input", _OPTIONS[flat], value)
+    if flat in FOREIGN_OPTIONS:
+        option = FOREIGN_OPTIONS[flat]
+        return _as_option(key, f"torch's name of the option {option}", option, value)
+    return None
+
+
+def _as_option(key: str, what: str, option: str, value: Any) -> str:
+    """An option given as a key: where it goes, with its value (`"config": {"heads": 2}`) and
+    its flag (--heads 2; --causal for true, none for false)."""
+    text = _json(value)
+    flag = f"--{option.replace('_', '-')}" + (
+        "" if text in ("…", "true") else f" {text.strip(chr(34))}")
+    return (f"key {key!r} is {what}; options go in the file's config: write "
+            f'"config": {{"{option}": {text}}}' + ("" if text == "false" else
+                                                   f" (or the flag {flag})"))
+
+
+def require_key(key: str, keys: tuple[str, ...], where: str, what: str = "a problem key") -> None:
+    """Refuse a key named on the command line (--set KEY=FILE, --tensor KEY=NAME) that is not
+    one of ``keys``: there a key that would be ignored is a mistake, never a warning.
+
+    Raises: InputError starting with ``where``: :func:`refusal`'s reason, or the key is not
+    ``what``, with the closest of ``keys`` (or all of them).
+    """
+    if key in keys:
+        return
+    reason = refusal(key)
+    if reason is not None:
+        raise InputError(f"{where}: {reason}")
+    close = _closest(key, keys)
+    hint = f"; did you mean {close!r}?" if close else f" (one of {', '.join(keys)})"
+    raise InputError(f"{where}: {key!r} is not {what}{hint}")
+
+
+def _closest(key: str, keys: tuple[str, ...]) -> str | None:
+    """The known key most like ``key``, compared in lower case (difflib, ratio ≥ 0.75)."""
+    lower = {k.lower(): k for k in keys}
     close = difflib.get_close_matches(key.lower(), lower, n=1, cutoff=0.75)
-    hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
-    return f"{source}: unknown key {key!r} ignored{hint}"
+    return lower[close[0]] if close else None
+
+
+def _json(value: Any) -> str:
+    """A short scalar as JSON (true, 2, "causal"); … for anything else or nothing."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool | int | float | str):
+        text = json.dumps(value, ensure_ascii=False)
+        if len(text) <= 30:
+            return text
+    return "…"
 
 
 def _array(value: Any, key: str, source: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attncli.config import AttentionConfig, Layout, Normalize, Score
+from attncli.config import AttentionConfig, CausalAlign, Layout, Normalize, Score
 from attncli.errors import ConfigError, InputError
 from attncli.problem import Problem, fmt_shape
 
@@ -71,7 +71,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         InputError: a missing ``x``, or any shape that does not fit, naming the key, the shape
             found and the shape expected (and the other weight layout when only it would fit,
             or a transposed input); some of W_q/W_k/W_v without the others (unless
-            ``config.project`` is off); key_memory without value_memory, or with memory.
+            ``config.project`` is off); key_memory without value_memory, or with memory;
+            a key_padding_mask that is not right padding with bottom-right causal alignment.
         ConfigError: heads that do not divide a width, an option the problem cannot satisfy.
     """
     if "x" not in problem:
@@ -88,15 +89,15 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     source3 = _source(problem, key_from, batch, batched)
     values3 = _source(problem, value_from, batch, batched)
     seq_k, d_src = source3.shape[1:]
-    if values3.shape[1] != seq_k:
-        raise InputError(f"{problem.where(value_from)}: {values3.shape[1]} rows, but "
-                         f"{key_from} has {seq_k}: one value for each key")
-    d_vsrc = values3.shape[2]
-    if config.project:
+    if config.project:  # a transposed input first: it is why the row counts below differ
         _all_projections(problem)
         for name, from_key in (("q", "x"), ("k", key_from), ("v", value_from)):
             if f"W_{name}" in problem:
                 _transposed_input(problem, from_key, f"W_{name}", layout)
+    if values3.shape[1] != seq_k:
+        raise InputError(f"{problem.where(value_from)}: {values3.shape[1]} rows, but "
+                         f"{key_from} has {seq_k}: one value for each key")
+    d_vsrc = values3.shape[2]
     heads = config.heads or (_heads_from_weights(problem) if config.project else None) or 1
     warnings = list(problem.warnings)  # this run's own list: the problem is not changed
     unused: list[str] = []
@@ -152,6 +153,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         warnings.append(f"{problem.where('memory_tokens')} not used: there is no memory")
 
     mask = _mask(problem, batch, seq_q, seq_k, batched)
+    if config.causal_align is CausalAlign.bottom_right and (config.causal
+                                                           or config.window is not None):
+        _right_padded(problem)
     if config.normalize is Normalize.topk and config.top_k and config.top_k > seq_k:
         raise ConfigError(f"--top-k {config.top_k} is more than the {seq_k} keys")
     dropout_mask = _dropout_mask(problem, batch, heads, seq_q, seq_k, batched)
@@ -247,6 +251,26 @@ def _key_lengths(problem: Problem, batch: int) -> np.ndarray | None:
         return None
     real = (~problem["key_padding_mask"]).sum(axis=-1).reshape(-1)  # True = padding
     return np.broadcast_to(real, (batch,)).astype(np.int64)
+
+
+def _right_padded(problem: Problem) -> None:
+    """Bottom-right alignment to each item's unpadded keys assumes right padding (the real keys
+    first, as flash-attn's padded batches): left padding would put the diagonal on padding and
+    leave rows with no key. Raises: InputError naming the item and the keys."""
+    from attncli.attention.masks import left_padding
+
+    if "key_padding_mask" not in problem:
+        return
+    found = left_padding(problem["key_padding_mask"])
+    if found is None:
+        return
+    item, padded, real = found
+    where = f"in batch item {item}, " if problem["key_padding_mask"].ndim == 2 else ""
+    raise InputError(f"{problem.where('key_padding_mask')}: {where}key {padded} is padding but "
+                     f"key {real} after it is not; --causal-align bottom-right assumes right "
+                     "padding, the real keys first, as flash-attn does (its left padding is a "
+                     "separate offset, key_leftpad): put the padding at the end, or use "
+                     "--causal-align top-left")
 
 
 def _heads_from_weights(problem: Problem) -> int | None:

@@ -613,6 +613,50 @@ def test_module_version_in_a_subprocess():
     assert done.stderr == ""
 
 
+def _with_stdout_closed(args: list[str]) -> subprocess.CompletedProcess:
+    """The console script with a stdout pipe whose reader has already gone, as in
+    `attncli … | true` (or | head -1 once head has its line): every write fails (EPIPE)."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([str(Path(sys.executable).parent / "attncli"), *args],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+                              check=False)
+    finally:
+        os.close(write)
+
+
+_ANSWERS = Path(__file__).resolve().parent.parent / "samples" / "answers"
+
+
+@pytest.mark.parametrize(("args", "status"), [
+    # the seed's own answers: Pin-Jiun/Machine-Learing-NTU "6.1-Self-Attention" writes Input 1's
+    # weight 0.0634 as 0.0, a wrong entry (1); "Hello shiny sun!"'s are all right (0)
+    (["check", "--sample", "three-inputs", str(_ANSWERS / "three-inputs.published.json")], 1),
+    (["check", "--sample", "three-inputs", str(_ANSWERS / "three-inputs.published.json"),
+      "--format", "csv"], 1),
+    (["check", "--sample", "three-inputs", str(_ANSWERS / "three-inputs.published.json"),
+      "--format", "json"], 1),
+    (["check", "--sample", "hello-shiny-sun",
+      str(_ANSWERS / "hello-shiny-sun.published.json")], 0),
+    # a batch with a missing answers file: its row says so, the status is bad input (2)
+    (["check", "--sample", "three-inputs", str(_ANSWERS / "three-inputs.published.json"),
+      "missing.json"], 2),
+    (["--help"], 0), (["compute", "--help"], 0), (["check", "--help"], 0),
+    (["variants", "--help"], 0), (["--version"], 0), (["variants"], 0), (["samples"], 0),
+    (["compute", "--sample", "hello-shiny-sun"], 0),
+    ([], 2),  # a bare attncli is a usage error that prints the help, pipe or not
+])
+def test_a_closed_stdout_keeps_the_exit_status(args, status):
+    """A pipefail script reads check's verdict whether or not the reader reads to the end; the
+    help or a table cut short is no mismatch (1): rich and Click exit 1 on a broken pipe."""
+    done = _with_stdout_closed(args)
+    assert done.returncode == status, done.stderr
+    assert done.stderr == ""
+
+
 def test_no_input_is_an_error_with_a_hint():
     result = invoke(["compute"])
     assert result.exit_code == 2
@@ -627,7 +671,17 @@ def test_variants_lists_each_preset_with_its_formula_options_and_source():
                           "local", "hard", "additive", "general"]
     assert rows["simple"]["options"] == "--no-project --score dot"
     assert rows["local"]["options"] == "--window 1"
-    assert rows["causal"]["source"].startswith("seed 000")
+    # the documents by title (a user has no "seed 000")
+    assert rows["causal"]["source"].startswith(
+        "'Attention Mechanisms and Self-Attention in Neural Networks'")
+    assert rows["unscaled"]["source"].startswith(
+        "'6.1-Self-Attention' (Pin-Jiun, Machine-Learing-NTU)")
+    assert not any(re.search(r"seed \d", row["source"]) for row in rows.values())
+    # at 80 columns each title's words are whole ('6.1-Self-Attention' was cut with "…")
+    narrow = runner.invoke(app, ["variants"], env={"COLUMNS": "80"}).stdout.split("\n", 1)[1]
+    assert "…" not in narrow
+    words = re.sub(r"[│┃]", " ", narrow).split()
+    assert all(word in words for row in rows.values() for word in row["source"].split())
     assert "√d_k" in rows["scaled"]["formula"]
     table = ok(["variants"]).stdout
     for name, row in rows.items():
@@ -665,7 +719,9 @@ def test_shell_completion_offers_samples_variants_and_commands(words, expected):
 # --- help at 80 columns: nothing eaten as markup, nothing cut ---------------------------------
 
 def _help(command: str) -> str:
-    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"})
+    """``attncli COMMAND --help`` at 80 columns (the top level's for "")."""
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"],
+                           env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     return result.stdout
@@ -712,10 +768,59 @@ def test_help_at_80_columns_shows_every_help_text_whole(command):
     assert " ".join(description.split()) in " ".join(text.split())
 
 
+@pytest.mark.parametrize("command", sorted(_commands()))
+def test_help_at_80_columns_shows_every_metavar_whole_and_names_every_choice(command):
+    """A metavar is never cut across lines: "<simple|unscaled|scaled|ca" / "usal|…>" and
+    "<dot|scaled_dot|general|ad" / "ditive>" were; a long choice list goes in the help
+    (NAME, then "simple, unscaled, …"), and every choice is named in the metavar or the help."""
+    cli = _commands()[command]
+    context = cli.context_class(cli, info_name=command)
+    lines = _help(command).splitlines()
+    for param in cli.params:
+        if not param.opts[0].startswith("-") or param.is_flag:
+            continue
+        metavar = param.make_metavar(context)
+        assert any(metavar in line for line in lines), (param.opts[0], metavar)
+        for choice in getattr(param.type, "choices", None) or []:
+            assert choice in metavar.strip("<>").split("|") or re.search(
+                rf"(?<![\w-]){re.escape(choice)}(?![\w-])", param.help), (param.opts[0], choice)
+
+
+def _alone(lines: list[str], width: int) -> list[tuple[str, str]]:
+    """Pairs of lines of wrapped prose where the first word of the second would have fitted at
+    the end of the first: a line break that rich's wrap would not have made."""
+    return [(line, following) for line, following in zip(lines, lines[1:], strict=False)
+            if line.strip() and following.strip() and not following.startswith("  ")
+            and len(line.rstrip()) + 1 + len(following.split()[0]) <= width]
+
+
+@pytest.mark.parametrize("command", ["", *sorted(_commands())])
+def test_help_at_80_columns_leaves_no_word_alone_and_names_no_seed_number(command):
+    """The description and the commands' one-line descriptions are wrapped by rich, not at a
+    docstring's own line ends: top-level help had check's "or" alone on a line, variants'
+    "from. A variant" / "is only a preset". The documents are named by title, not as
+    "(seed 004)" or "(the seeds)"."""
+    text = _help(command)
+    lines = text.splitlines()
+    panels = next(i for i, line in enumerate(lines) if line.startswith("╭"))
+    description = [line[1:] for line in lines[1:panels] if not line.startswith(" Usage")]
+    assert _alone(description, 78) == []  # rich pads the description by 1 on either side
+    if not command:
+        rows = lines[lines.index(next(x for x in lines if "─ Commands ─" in x)) + 1:]
+        rows = [row for row in rows[:next(i for i, r in enumerate(rows) if r.startswith("╰"))]]
+        column = rows[0].index(rows[0].split()[2])  # where the first row's description starts
+        helps = [part for row in rows for part in (
+            [row[column:].rstrip("│ ")] if row[1:column].strip() == "" else  # its next line
+            ["", row[column:].rstrip("│ ")])]  # a command's first line: a new paragraph
+        assert _alone(helps, max(map(len, helps))) == []
+    assert not re.search(r"(?i)\bseed (\d|doc)|\bthe seeds\b", text)
+
+
 def test_help_names_every_step_and_keeps_the_bracketed_texts():
     text = _help("compute")
     steps = _option_help(text, "--steps", "Steps")
     assert steps == "Steps to show, comma-separated: " + ", ".join(STEP_NAMES) + "."
     assert _option_help(text, "--format", "Output").startswith(
-        "Output format [default: from -o's extension, else table]; npz/npy are binary")
+        "Output format [default: from -o's extension, else table]: table, json, csv, "
+        "markdown; npz or npy, binary")
     assert "(needs pip install 'attncli[plot]')." in _option_help(text, "--plot", "Save")

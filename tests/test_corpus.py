@@ -172,6 +172,45 @@ CASES: dict[str, Case] = {
         E + "json-query-key-value.json: key 'query' is nn.MultiheadAttention's name of an input; "
         "attncli's are x (query), key_memory (key) and value_memory (value), or memory for keys "
         "and values from one sequence: write 'x'"),
+    # keys clearly meant, once ignored with a warning: a run without W_o, unmasked, non-causal
+    "json-key-w-out-looks-like-w_o": Case(
+        "json-key-w-out.json", "compute {file}",
+        E + "json-key-w-out.json: unknown key 'W_out' looks like 'W_o'; write it 'W_o' (key names "
+        "are exact)"),
+    "json-torch-attn-mask": Case(
+        "json-attn-mask.json", "compute {file}",
+        E + "json-attn-mask.json: key 'attn_mask' is torch's name; attncli's is 'mask', True (1) "
+        "= may attend, as torch SDPA's boolean attn_mask (nn.MultiheadAttention's boolean "
+        "attn_mask is the inverse, True = masked: negate it)"),
+    "json-hugging-face-attention-mask": Case(
+        "json-attention-mask.json", "compute {file}",
+        E + "json-attention-mask.json: key 'attention_mask' is Hugging Face's name (1 = a real "
+        "token, 0 = padding); attncli's is 'key_padding_mask', the inverse: True (1) = padding, "
+        "ignored; write 1 − attention_mask"),
+    "json-torch-is-causal": Case(
+        "json-is-causal.json", "compute {file}",
+        E + "json-is-causal.json: key 'is_causal' is torch's name of the option causal; options "
+        "go in the file's config: write \"config\": {\"causal\": true} (or the flag --causal)"),
+    "json-option-outside-config": Case(
+        "json-option-outside-config.json", "compute {file}",
+        E + "json-option-outside-config.json: key 'heads' is an option, not an input; options go "
+        "in the file's config: write \"config\": {\"heads\": 3} (or the flag --heads 3)"),
+    "json-fused-projection": Case(
+        "json-fused-projection.json", "compute {file}",
+        E + "json-fused-projection.json: key 'W_qkv' looks like a fused projection, W_q, W_k and "
+        "W_v side by side; attncli takes them one by one: split it into W_q, W_k and W_v (blocks "
+        "of columns in the in_out layout, of rows in nn.Linear's out_in), in that order"),
+    "json-key-memory-transposed": Case(
+        "json-key-memory-transposed.json", "compute {file}",
+        E + "json-key-memory-transposed.json: key_memory: shape (2, 4) looks transposed: W_k "
+        "(2, 2) takes rows of width 2, and key_memory has 2 rows of width 4; give key_memory one "
+        "row per token, (seq, d)"),
+    "json-left-padding-with-bottom-right": Case(
+        "json-left-padding.json", "compute {file} --causal --causal-align bottom-right",
+        E + "json-left-padding.json: key_padding_mask: in batch item 0, key 0 is padding but key "
+        "2 after it is not; --causal-align bottom-right assumes right padding, the real keys "
+        "first, as flash-attn does (its left padding is a separate offset, key_leftpad): put the "
+        "padding at the end, or use --causal-align top-left"),
     "json-key-memory-without-value-memory": Case(
         "json-key-memory-alone.json", "compute {file}",
         E + "json-key-memory-alone.json: key_memory is given without value_memory: separate key "
@@ -246,6 +285,13 @@ CASES: dict[str, Case] = {
         None, "compute -",
         E + "<stdin>: invalid JSON at line 1, column 38: Expecting ',' delimiter",
         stdin="json-truncated.json"),
+    "stdin-twice": Case(
+        None, "compute - --x -", E + "- (standard input) is given for FILE and the x file, but it "
+        "can be read only once: save all but one of them to files", stdin="valid.json"),
+    "stdin-csv": Case(
+        None, "compute --x -", E + "<stdin>: invalid JSON at line 1, column 5: Extra data "
+        "(standard input is read as JSON; give a CSV as a file named *.csv)",
+        stdin="csv-on-stdin.csv"),
     "stdin-bom-works": Case(None, "compute - --json --steps queries", "", status=0,
                             stdin="stdin-bom.json", queries=X),
     # --- CSV ---------------------------------------------------------------------------------
@@ -269,6 +315,10 @@ CASES: dict[str, Case] = {
     "csv-space-separated": Case(
         "csv-space-separated.csv", "compute {file}",
         E + "csv-space-separated.csv: row 1: '0.34 0.22 0.54': numbers separated by spaces; "
+        "separate them with commas (or tabs)"),
+    "csv-pipe-separated": Case(
+        "csv-pipe-separated.csv", "compute {file}",
+        E + "csv-pipe-separated.csv: row 1: '0.34|0.22|0.54': numbers separated by '|'; "
         "separate them with commas (or tabs)"),
     "csv-latin-1-text": Case(
         "csv-latin1.csv", "compute {file}",
@@ -371,6 +421,10 @@ CASES: dict[str, Case] = {
         "safetensors-valid.safetensors", "compute {file} --tensor x=embedding",
         E + "safetensors-valid.safetensors: x=embedding: no tensor 'embedding' in the file; "
         "closest: embeddings"),
+    "safetensors-tensor-key-looks-like-w_q": Case(
+        "safetensors-valid.safetensors", "compute {file} --tensor w_q=model.q_proj.weight",
+        E + "--tensor 'w_q=model.q_proj.weight': unknown key 'w_q' looks like 'W_q'; write it "
+        "'W_q' (key names are exact)"),
     "safetensors-mapped-works": Case(
         "safetensors-valid.safetensors",
         "compute {file} --tensor x=embeddings --tensor W_q=model.q_proj.weight --tensor "
@@ -432,6 +486,14 @@ CASES: dict[str, Case] = {
         E + "-o weights.xlsx: .xlsx is no format attncli writes; the extension picks one of "
         ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .txt or "
         "none for a table; or give --format"),
+    "option-output-an-image": Case(
+        "valid.json", "compute {file} -o weights.png",
+        E + "-o weights.png: an image is drawn with --plot weights.png; -o writes the steps as "
+        "text or arrays"),
+    "option-output-only-an-extension": Case(
+        "valid.json", "compute {file} -o .json",
+        E + "-o .json: a file name that is only an extension; give a name before it, e.g. -o "
+        "steps.json"),
     "option-file-and-sample": Case(
         "valid.json", "compute {file} --sample three-inputs",
         E + "valid.json and --sample three-inputs: give one problem, not both (--sample goes with "
@@ -455,8 +517,19 @@ CASES: dict[str, Case] = {
     "option-set-without-file": Case("valid.json", "compute {file} --set b_q",
                                     E + "--set 'b_q': expected KEY=FILE, e.g. --set b_q=bq.csv"),
     "option-set-key-not-in-file": Case(
-        "valid.json", "compute {file} --set W_query={file}",
-        E + "valid.json: given for W_query but holds no key 'W_query'"),
+        "valid.json", "compute {file} --set b_q={file}",
+        E + "valid.json: given for b_q but holds no key 'b_q'"),
+    # a key named on the command line is never ignored (once a warning, and a run without it)
+    "option-set-key-looks-like-w_o": Case(
+        "valid.json", "compute {file} --set W_out={file}",
+        E + "--set 'W_out=valid.json': unknown key 'W_out' looks like 'W_o'; write it 'W_o' (key "
+        "names are exact)"),
+    "option-set-unknown-key": Case(
+        "valid.json", "compute {file} --set notes={file}",
+        E + "--set 'notes=valid.json': 'notes' is not a problem key (one of x, memory, "
+        "key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, W_o, b_o, W_a, U_a, v_a, b_a, "
+        "mask, key_padding_mask, dropout_mask, tokens, memory_tokens, weight_layout, config, "
+        "about, expected)"),
     "option-missing-key-file": Case("valid.json", "compute {file} --wk missing.csv",
                                     E + "missing.csv: no such file"),
     # --- usage errors of the console script (Click's parser), one line too ---------------------
@@ -475,6 +548,15 @@ CASES: dict[str, Case] = {
         "valid.json", "compute {file} --weight-layout rows",
         usage("Invalid value for '--weight-layout': 'rows' is not one of 'in_out', 'out_in'."),
         entry="main"),
+    # Path() would read '' as '.' and a-folder/ as a file named a-folder
+    "usage-output-a-folder": Case(
+        "valid.json", "compute {file} -o missing-folder/",
+        usage("Invalid value for '--output' / '-o': 'missing-folder/' ends in /, a folder, not "
+              "a file; give a file name in it (missing-folder/NAME)"), entry="main"),
+    "usage-output-empty": Case(
+        "valid.json", "compute {file} -o ''",
+        usage("Invalid value for '--output' / '-o': an empty name is no file; give a file "
+              "name"), entry="main"),
     # --- check and explain ---------------------------------------------------------------------
     "check-answers-not-an-object": Case(
         "answers-not-an-object.json", "check valid.json {file}",
@@ -505,6 +587,11 @@ CASES: dict[str, Case] = {
     "check-stdin-twice": Case(
         None, "check - -", E + "- (standard input) is given for PROBLEM and ANSWERS, but it can "
         "be read only once: save all but one of them to files", stdin="answers-right.json"),
+    "check-problem-file-with-sample": Case(
+        "valid.json", "check --sample three-inputs {file} answers-right.json",
+        E + "valid.json: gives x, a problem's inputs, not answers: with --sample three-inputs "
+        "every FILE is ANSWERS; a PROBLEM file goes with no --sample (attncli check PROBLEM "
+        "ANSWERS)"),
     "check-bad-tolerance": Case(
         "answers-right.json", "check valid.json {file} --tolerance sigfigs:0",
         E + "--tolerance sigfigs:0: bad number '0'; expected decimals, decimals:N, sigfigs:N, "

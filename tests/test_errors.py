@@ -377,6 +377,87 @@ def test_output_extension_that_is_no_format_is_refused_before_the_run(tmp_path):
     assert target.read_text(encoding="utf-8").startswith("step,batch,head,row")
 
 
+@pytest.mark.parametrize("name", ["w.png", "w.svg", "w.pdf"])
+def test_output_to_an_image_points_to_plot(name, tmp_path):
+    # once: ".png is no format attncli writes", with no word of --plot
+    target = tmp_path / name
+    message = one_error_line(invoke(["compute", *HELLO, "-o", str(target)]))
+    assert message == (f"-o {target}: an image is drawn with --plot {target}; -o writes the "
+                       "steps as text or arrays")
+    assert not target.exists()
+
+
+def test_the_images_o_refuses_are_those_plot_draws():
+    from attncli.render import IMAGE_EXTENSIONS
+    from attncli.render.plot import FORMATS
+
+    assert set(IMAGE_EXTENSIONS) == set(FORMATS)
+
+
+@pytest.mark.parametrize("name", [".json", ".csv", ".txt", ".png"])
+def test_output_named_only_by_an_extension_is_refused(name, tmp_path):
+    # once: -o .json wrote a table into a hidden file named .json
+    target = tmp_path / name
+    message = one_error_line(invoke(["compute", *HELLO, "-o", str(target)]))
+    assert message == (f"-o {target}: a file name that is only an extension; give a name "
+                       f"before it, e.g. -o steps{name}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["-o", "--plot"])
+def test_output_that_names_no_file_is_a_usage_error(option, tmp_path, monkeypatch):
+    # Path('') is '.' and Path('dir/') is 'dir': once "-o '': .: is a directory", and
+    # -o dir/ (no such folder) wrote a file named dir
+    monkeypatch.chdir(tmp_path)
+    empty = invoke(["compute", *HELLO, option, ""])
+    assert empty.exit_code == 2 and "an empty name is no file; give a file name" in empty.stderr
+    folder = invoke(["compute", *HELLO, option, "dir/"])
+    assert folder.exit_code == 2
+    assert "'dir/' ends in /, a folder, not a file; give a file name in it (dir/NAME)" in \
+        folder.stderr
+    assert list(tmp_path.iterdir()) == []
+    for command in (["check", *HELLO, "answers.json"], ["explain", *HELLO, "--query", "0"]):
+        result = invoke([*command, "-o", "dir/"])
+        assert result.exit_code == 2 and "'dir/' ends in /, a folder" in result.stderr
+
+
+def test_a_problem_file_given_with_sample_to_check_is_named(tmp_path):
+    # once: the problem file was graded as answers: "x: not a step"
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps({"x": X}), encoding="utf-8")
+    answers = tmp_path / "a.json"
+    answers.write_text(json.dumps({"context": X}), encoding="utf-8")
+    message = one_error_line(invoke(["check", *HELLO, str(problem), str(answers)]))
+    assert message == (f"{problem}: gives x, a problem's inputs, not answers: with --sample "
+                       "hello-shiny-sun every FILE is ANSWERS; a PROBLEM file goes with no "
+                       "--sample (attncli check PROBLEM ANSWERS)")
+    # without --sample, the same two files are PROBLEM and ANSWERS, and graded: the context
+    # given (x itself) is not the exact one, so status 1
+    assert invoke(["check", str(problem), str(answers)]).exit_code == 1
+
+
+def test_standard_input_given_twice_to_compute(tmp_path):
+    # once: the second reader found stdin empty ("<stdin>: empty file")
+    message = one_error_line(invoke(["compute", "-", "--x", "-"], input=json.dumps({"x": X})))
+    assert message == ("- (standard input) is given for FILE and the x file, but it can be "
+                       "read only once: save all but one of them to files")
+
+
+@pytest.mark.parametrize("item, message", [
+    # once a warning, "unknown key 'W_out' ignored", and a run without the key
+    ("W_out={file}", "--set 'W_out={file}': unknown key 'W_out' looks like 'W_o'; write it "
+                     "'W_o' (key names are exact)"),
+    ("foo={file}", "--set 'foo={file}': 'foo' is not a problem key (one of x, memory, "),
+    ("attention_mask={file}", "--set 'attention_mask={file}': key 'attention_mask' is Hugging "
+                              "Face's name"),
+])
+def test_a_key_named_by_set_must_be_a_problem_key(item, message, tmp_path):
+    eye = tmp_path / "I.csv"
+    eye.write_text("1,0,0\n0,1,0\n0,0,1\n", encoding="utf-8")
+    line = one_error_line(invoke(["compute", *HELLO, "--set", item.format(file=eye)]))
+    assert line.startswith(message.format(file=eye)), line
+
+
 def test_a_problem_file_and_a_sample_are_refused_together(tmp_path):
     # once: the file's keys silently replaced some of the sample's
     (tmp_path / "p.json").write_text(json.dumps({"x": X}), encoding="utf-8")

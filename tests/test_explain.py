@@ -133,3 +133,64 @@ def test_separate_key_and_value_sequences_are_named_as_the_sources():
     text = _text(problem, query="0")
     assert "k(a) = key_memory(a) W_k = [1, 0]" in text
     assert "v(b) = value_memory(b) W_v = [4, 5]" in text
+
+
+# --- the text format at the terminal's width ---------------------------------------------
+
+def _explain_cli(env: dict, *args: str) -> str:
+    result = runner.invoke(app, ["explain", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_text_wraps_to_columns_at_an_equals_or_a_plus_never_inside_a_number():
+    """At COLUMNS=80 no line is wider than 80 (the context line of seed 000 was 117 wide, the
+    note 141); the words are those of the unwrapped text, in order, so no number is cut."""
+    args = ("--sample", "hello-shiny-sun", "--query", "shiny")
+    text = _explain_cli({"COLUMNS": "80"}, *args)
+    problem = load_problem(sample="hello-shiny-sun")
+    whole = render_explain(explain(problem, attend(problem), "shiny", notation=Notation(4)),
+                           ExplainFormat.text)
+    assert max(map(len, whole.splitlines())) == 141  # the note, on one line without a width
+    assert max(map(len, text.splitlines())) <= 80
+    assert text.split() == whole.split()
+    # "Attention Mechanisms and Self-Attention in Neural Networks", "shiny": its context is
+    # the sum of the weighted values, [0.3990, 0.3854, 0.8610]; 90 columns on one line, so
+    # the third term goes on under the "="
+    assert ("  context = [0.0779, 0.0504, 0.1237] + [0.2153, 0.1381, 0.3981]\n"
+            "          + [0.1057, 0.1969, 0.3391] = [0.3990, 0.3854, 0.8610]\n") in text
+    assert ("  (Each result is computed exactly and shown to 4 decimals, so the shown terms\n"
+            "   of a sum may differ from the shown total in the last decimal.)\n") in text
+
+
+@pytest.mark.parametrize("columns", [40, 60])
+def test_text_fits_narrower_terminals_with_every_number_whole(columns):
+    # multihead-einsum's concatenated heads and output are one 8-vector each, 75 columns: at
+    # 40 and 60 they break after a comma, between two numbers
+    args = ("--sample", "multihead-einsum", "--query", "name")
+    text = _explain_cli({"COLUMNS": str(columns)}, *args)
+    problem = load_problem(sample="multihead-einsum")
+    whole = render_explain(explain(problem, attend(problem), "name", notation=Notation(4)),
+                           ExplainFormat.text)
+    assert text.split() == whole.split()
+    titles = {section.title for section in explain(problem, attend(problem), "name",
+                                                   notation=Notation(4))}
+    assert all(len(line) <= columns for line in text.splitlines()
+               if line not in titles and set(line) != {"-"})  # titles are not wrapped
+
+
+def test_text_is_80_wide_when_stdout_is_not_a_terminal():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    done = subprocess.run([str(Path(sys.executable).parent / "attncli"), "explain", "--sample",
+                           "hello-shiny-sun", "--query", "shiny"], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    args = ("--sample", "hello-shiny-sun", "--query", "shiny")
+    assert done.stdout == _explain_cli({"COLUMNS": "80"}, *args)
+    # 78 + " of" is 81 columns: a width past 80 takes "of" onto the note's first line
+    assert done.stdout != _explain_cli({"COLUMNS": "81"}, *args)

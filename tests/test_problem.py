@@ -84,6 +84,8 @@ def test_unknown_key_warns_with_the_closest():
     ("W_0", "W_o"), ("w_key", "W_k"), ("W_value", "W_v"), ("B_q", "b_q"), ("b_0", "b_o"),
     ("X", "x"), ("Memory", "memory"), ("keyPaddingMask", "key_padding_mask"),
     ("Key_Memory", "key_memory"), ("weight-layout", "weight_layout"),
+    # "out" for o: once W_out ran without W_o, with only a warning (W_output was refused)
+    ("W_out", "W_o"), ("w_Out", "W_o"), ("b_out", "b_o"),
 ])
 def test_a_key_that_looks_like_a_known_one_is_an_error_naming_it(key, known):
     # once a warning with difflib's guess ('w_q' → 'b_q') and a run without the key: K = x
@@ -105,6 +107,62 @@ def test_multihead_attention_input_names_are_refused_with_ours(key, ours):
     with pytest.raises(InputError, match=rf"p\.json: key {key!r} is nn\.MultiheadAttention's "
                                          rf"name of an input; .* write {ours!r}$"):
         _problem(**{key: [[1.0]]})
+
+
+@pytest.mark.parametrize("key, message", [
+    # once "unknown key ignored", and a run unmasked: the mask meant was silently left out
+    ("attn_mask", "key 'attn_mask' is torch's name; attncli's is 'mask', True (1) = may attend, "
+                  "as torch SDPA's boolean attn_mask (nn.MultiheadAttention's boolean attn_mask "
+                  "is the inverse, True = masked: negate it)"),
+    ("attention_mask", "key 'attention_mask' is Hugging Face's name (1 = a real token, 0 = "
+                       "padding); attncli's is 'key_padding_mask', the inverse: True (1) = "
+                       "padding, ignored; write 1 − attention_mask"),
+    ("attentionMask", "key 'attentionMask' is Hugging Face's name"),
+])
+def test_other_libraries_mask_names_are_refused_with_ours_and_its_polarity(key, message):
+    with pytest.raises(InputError) as error:
+        _problem(**{key: [[1, 0, 0, 0]]})
+    assert str(error.value).startswith(f"p.json: {message}")
+
+
+@pytest.mark.parametrize("key, value, advice", [
+    # once "unknown key ignored", and a run non-causal, with one head
+    ("causal", True, "key 'causal' is an option, not an input; options go in the file's "
+                     "config: write \"config\": {\"causal\": true} (or the flag --causal)"),
+    ("heads", 2, "key 'heads' is an option, not an input; options go in the file's config: "
+                 "write \"config\": {\"heads\": 2} (or the flag --heads 2)"),
+    ("top-k", 2, "key 'top-k' is an option, not an input; options go in the file's config: "
+                 "write \"config\": {\"top_k\": 2} (or the flag --top-k 2)"),
+    ("variant", "causal", "key 'variant' is an option, not an input; options go in the file's "
+                          "config: write \"config\": {\"variant\": \"causal\"} (or the flag "
+                          "--variant causal)"),
+    ("causal", False, "key 'causal' is an option, not an input; options go in the file's "
+                      "config: write \"config\": {\"causal\": false}"),
+    ("is_causal", True, "key 'is_causal' is torch's name of the option causal; options go in "
+                        "the file's config: write \"config\": {\"causal\": true} (or the flag "
+                        "--causal)"),
+    ("num_heads", np.array(2), "key 'num_heads' is torch's name of the option heads; options go "
+                               "in the file's config: write \"config\": {\"heads\": 2} (or the "
+                               "flag --heads 2)"),
+])
+def test_an_option_written_as_a_key_is_refused_saying_where_it_goes(key, value, advice):
+    with pytest.raises(InputError) as error:
+        _problem(**{key: value})
+    assert str(error.value) == f"p.json: {advice}"
+
+
+@pytest.mark.parametrize("key, parts", [
+    ("W_qkv", "W_q, W_k and W_v"), ("Wqkv", "W_q, W_k and W_v"), ("W_kv", "W_k and W_v"),
+    ("w_key_value", "W_k and W_v"), ("b_qkv", "b_q, b_k and b_v"),
+])
+def test_a_fused_projection_is_refused_asking_for_its_parts(key, parts):
+    # once "unknown key 'W_kv' ignored; did you mean 'W_v'?", and a run without projections
+    with pytest.raises(InputError) as error:
+        Problem.from_mapping({"x": X, key: np.ones((6, 12))}, "p.json")
+    assert str(error.value) == (
+        f"p.json: key {key!r} looks like a fused projection, {parts} side by side; attncli "
+        f"takes them one by one: split it into {parts} (blocks of columns in the in_out "
+        "layout, of rows in nn.Linear's out_in), in that order")
 
 
 @pytest.mark.parametrize("given", [("W_q",), ("W_q", "W_k"), ("W_k", "W_v"), ("W_v",)])
@@ -136,6 +194,24 @@ def test_transposed_x_is_named_as_such():
     with pytest.raises(InputError, match=r"tokens: 4 labels for 6 rows of x; x has 4 columns: "
                                          r"is it transposed\? Give it one row per token$"):
         attend(Problem.from_mapping({"x": X.T, "tokens": list("abcd")}, "p.json"))
+
+
+def test_transposed_key_memory_is_named_as_such():
+    # key_memory of 4 tokens × width 6 given as (6, 4), W_k (6, 3), value_memory (4, 2): once
+    # "value_memory: 4 rows, but key_memory has 6", blaming the right one
+    key_memory, value_memory = RNG.normal(size=(4, 6)), RNG.normal(size=(4, 2))
+    weights = {"W_q": RNG.normal(size=(6, 3)), "W_k": RNG.normal(size=(6, 3)),
+               "W_v": RNG.normal(size=(2, 3))}
+    problem = {"x": X, "value_memory": value_memory, **weights}
+    with pytest.raises(InputError) as error:
+        attend(Problem.from_mapping({**problem, "key_memory": key_memory.T}, "p.json"))
+    assert str(error.value) == (
+        "p.json: key_memory: shape (6, 4) looks transposed: W_k (6, 3) takes rows of width 6, "
+        "and key_memory has 6 rows of width 4; give key_memory one row per token, (seq, d)")
+    # given one row per token, it runs: keys = key_memory W_k, values = value_memory W_v
+    trace = attend(Problem.from_mapping({**problem, "key_memory": key_memory}, "p.json"))
+    np.testing.assert_allclose(trace["keys"], key_memory @ weights["W_k"], rtol=1e-12)
+    np.testing.assert_allclose(trace["values"], value_memory @ weights["W_v"], rtol=1e-12)
 
 
 def test_values_are_checked_once_at_load():

@@ -13,8 +13,8 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
     """The conventions a run used, in words, since the frameworks disagree on them: one
     entry per convention that applies (the sources of separate keys and values, weight layout,
     heads, scale, softmax or its alternatives, mask polarity, window, causal alignment —
-    bottom-right to each batch item's unpadded keys with a key_padding_mask —, masked scores,
-    dropout)."""
+    bottom-right to each batch item's unpadded keys with a right-padded key_padding_mask —,
+    masked scores, dropout)."""
     projected = any(prepared.params[k] is not None for k in ("W_q", "W_k", "W_v", "W_o"))
     masked = config.causal or config.window is not None or prepared.mask is not None
     conventions: dict[str, str] = {}
@@ -52,7 +52,7 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
     padded = bottom_right and prepared.key_lengths is not None
     if config.window is not None:
         shift = (" (i shifted by L − seq_q, bottom-right, L = each batch item's keys that are "
-                 "not padding)" if padded else
+                 "not padding, padding at the end)" if padded else
                  " (i shifted by seq_k − seq_q, bottom-right)" if bottom_right else "")
         conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
                                  f"{config.window}{shift}")
@@ -60,8 +60,10 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         conventions["causal_alignment"] = (
             "top-left: query i sees keys j ≤ i (torch SDPA is_causal)" if not bottom_right
             else "bottom-right: query i sees keys j ≤ i + L − seq_q, L = the batch item's keys "
-                 "that are not padding (flash-attn aligns to each sequence's own length; there "
-                 "is no query padding: every query counts)" if padded
+                 "that are not padding (flash-attn aligns to each sequence's own length; "
+                 "padding comes after the real keys, right padding, as flash-attn assumes: "
+                 "left padding is refused; there is no query padding: every query counts)"
+            if padded
             else "bottom-right: query i sees keys j ≤ i + seq_k − seq_q (flash-attn)")
     if masked:
         conventions["masked_scores"] = "−∞ before the softmax; written as null in JSON"

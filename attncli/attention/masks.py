@@ -40,6 +40,31 @@ def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,
     return mask
 
 
+def left_padding(key_padding_mask) -> tuple[int, int, int] | None:
+    """The first batch item whose padding does not all come after its real keys, as (item, a
+    padded key, a real key after it); None when every item is right-padded (its real keys
+    first, then its padding, if any).
+
+    Shapes: key_padding_mask (seq_k,) or (B, seq_k) bool, True = padding (numpy).
+    Why: bottom-right alignment to each item's unpadded length L (:func:`structural`'s
+    ``key_lengths``) puts the last query at key L − 1, which is the item's last real key only
+    when its padding comes last. flash-attn assumes so too: its padded batches keep the real
+    keys first (tests/test_flash_attn.py's generate_random_padding_mask, arange < lengths),
+    and left padding is a separate offset (construct_local_mask's key_leftpad).
+    """
+    import numpy as np
+
+    padding = np.atleast_2d(np.asarray(key_padding_mask, dtype=bool))
+    # a real key after a padded one: padding seen so far (cumulative) and this key real
+    seen = np.logical_or.accumulate(padding, axis=-1)
+    wrong = seen[:, 1:] & ~padding[:, 1:]
+    if not wrong.any():
+        return None
+    item = int(np.argmax(wrong.any(axis=-1)))
+    real = int(np.argmax(wrong[item])) + 1
+    return item, int(np.argmax(padding[item])), real
+
+
 def apply(xp, scores, mask):
     """Scores where the mask allows, −∞ elsewhere.
 

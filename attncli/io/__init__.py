@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from attncli.errors import InputError
-from attncli.problem import MASK_KEYS, Problem
+from attncli.problem import KNOWN_KEYS, MASK_KEYS, Problem, require_key
 
 
 def _kind(path: str) -> str:
@@ -35,9 +35,14 @@ def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | 
             (out, in): the ``out_in`` weight layout, which is not chosen for you.
     Raises:
         InputError: a missing or unreadable file, malformed content (with line and column for
-            JSON, row and column for CSV), ``tensors`` without a .safetensors path, or any
-            check of :meth:`Problem.from_mapping`.
+            JSON, row and column for CSV), ``tensors`` without a .safetensors path, a key of
+            ``arrays`` that is no problem key, ``-`` given twice (standard input is read
+            once), or any check of :meth:`Problem.from_mapping`.
     """
+    for key, file in (arrays or {}).items():
+        require_key(key, KNOWN_KEYS, f"{_name(str(file))} given for {key}")
+    stdin_once([("FILE", None if path is None else str(path)),
+                *((f"the {key} file", str(file)) for key, file in (arrays or {}).items())])
     if tensors and (path is None or _kind(str(path)) != "safetensors"):
         raise InputError(f"tensors map the names of a .safetensors problem file, got "
                          f"{'no file' if path is None else _name(str(path))}")
@@ -100,6 +105,18 @@ def _single(path: str, key: str) -> Problem:
     if labels is not None and key in ("x", "memory", "key_memory"):
         raw["tokens" if key == "x" else "memory_tokens"] = labels
     return Problem.from_mapping(raw, _name(path))
+
+
+def stdin_once(inputs: list[tuple[str, str | None]]) -> None:
+    """Standard input can be read once: ``inputs`` are (role, path) pairs, such as
+    ("PROBLEM", "-"), ("the x file", "x.csv"); a path None is no input.
+
+    Raises: InputError naming the roles that give ``-``, when more than one does.
+    """
+    readers = [role for role, file in inputs if file == "-"]
+    if len(readers) > 1:
+        raise InputError(f"- (standard input) is given for {' and '.join(readers)}, but it can "
+                         "be read only once: save all but one of them to files")
 
 
 def _name(path: str) -> str:

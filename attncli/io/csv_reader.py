@@ -23,7 +23,8 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     semicolons likewise, and also beside commas (decimal commas, which are then refused).
     With ``booleans`` (masks), true/false (any case) are read as 1/0.
     Raises: InputError naming the row (file line) and column of a cell that is not a number,
-    and saying so when the numbers are separated by spaces (no CSV delimiter).
+    and saying so when the numbers are separated by spaces or by a character that is no
+    delimiter attncli reads (``0.34|0.22``).
     """
 
     def _number(cell: str) -> float | None:
@@ -54,9 +55,10 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     if not body:
         raise InputError(f"{path}: empty CSV file, expected a matrix")
     for line, row in zip(lines, body, strict=True):
-        if len(row) == 1 and _spaced(row[0], _number):  # no delimiter at all: 0.34 0.22 0.54
+        separator = _separator(row[0], _number) if len(row) == 1 else None
+        if separator is not None:  # no delimiter attncli reads: 0.34 0.22 0.54, 0.34|0.22
             raise InputError(f"{path}: row {line}: {_short(row[0])!r}: numbers separated by "
-                             "spaces; separate them with commas (or tabs)")
+                             f"{separator}; separate them with commas (or tabs)")
     data_rows = body[1:] if len(body) > 1 else body
     # Labels only when every data row starts with one: a single bad cell in the first column
     # is a typo, reported with its row and column, never a silent column of labels.
@@ -77,9 +79,10 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
             value = _number(cell)
             if value is None:
                 comma = re.fullmatch(r"[+-]?\d*,\d+", cell) is not None
+                separator = None if comma else _separator(cell, _number)
                 hint = ("; write decimals with a point" if comma else
-                        "; separate numbers with the file's delimiter, not spaces"
-                        if _spaced(cell, _number) else "")
+                        f"; separate numbers with the file's delimiter, not {separator}"
+                        if separator else "")
                 raise InputError(f"{path}: row {line}, column {column}: {cell!r} is not a number"
                                  + hint)
             values.append(value)
@@ -93,10 +96,24 @@ def read_csv(path: str, booleans: bool = False) -> tuple[list[list[float]], list
     return numbers, (labels if labelled else None)
 
 
-def _spaced(cell: str, number) -> bool:
-    """Whether a cell holds numbers separated by spaces (an optional label first)."""
+def _separator(cell: str, number) -> str | None:
+    """How a cell separates the numbers it holds, where no delimiter attncli reads does:
+    "spaces" (0.34 0.22 0.54), or one other character in quotes ('|' for 0.34|0.22, also in a
+    Markdown table's | 0.34 | 0.22 |); None for a cell that is not such a list. A label may
+    come first (Hello 0.34 0.22).
+    """
     parts = cell.split()
-    return len(parts) >= 2 and all(number(part) is not None for part in parts[1:])
+    if len(parts) >= 2 and all(number(part) is not None for part in parts[1:]):
+        return "spaces"
+    # not a digit, letter, sign, point or space; nor a slash, which writes a fraction (1/3)
+    others = set(re.sub(r"[\w\s.+\-]", "", cell))
+    if len(others) != 1 or others == {"/"}:
+        return None
+    character = others.pop()
+    parts = [part.strip() for part in cell.strip().strip(character).split(character)]
+    if len(parts) >= 2 and all(number(part) is not None for part in parts[1:]):
+        return repr(character)
+    return None
 
 
 def _short(cell: str) -> str:

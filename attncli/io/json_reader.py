@@ -17,7 +17,8 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
     """The parsed JSON document of ``path`` (``-``: stdin). With ``decimals``, numbers with a
     fraction are ``decimal.Decimal`` so that 0.8610 keeps its four written decimals.
 
-    Raises: InputError with the line and column of a syntax error.
+    Raises: InputError with the line and column of a syntax error (on standard input that is
+    no JSON object or array, saying that stdin is read as JSON: a CSV must be a file).
     """
     text = open_text(path)
     if not text.strip():
@@ -48,11 +49,19 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
                           object_pairs_hook=lambda pairs: _unique(pairs, path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{_name(path)}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                         f"{exc.msg}") from None
+                         f"{exc.msg}{_stdin_hint(path, text)}") from None
     except RecursionError:
         raise InputError(f"{_name(path)}: JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise InputError(f"{_name(path)}: unreadable JSON number: {exc}") from None
+
+
+def _stdin_hint(path: str, text: str) -> str:
+    """For standard input that is not a JSON object or array (a CSV, most likely): it is read
+    as JSON only, since it has no name whose extension could say otherwise."""
+    if path != "-" or text.lstrip()[:1] in ("{", "["):
+        return ""
+    return " (standard input is read as JSON; give a CSV as a file named *.csv)"
 
 
 def _unique(pairs: list[tuple[str, Any]], path: str) -> dict[str, Any]:

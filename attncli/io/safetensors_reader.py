@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attncli.errors import InputError
-from attncli.problem import ARRAY_KEYS, MASK_KEYS
+from attncli.problem import ARRAY_KEYS, MASK_KEYS, require_key
 
 #: The problem keys a tensor can fill: the numeric and the boolean keys.
 TENSOR_KEYS = (*ARRAY_KEYS, *MASK_KEYS)
@@ -52,12 +52,7 @@ def read_safetensors(path: str, tensors: Mapping[str, str] | None = None
         raise InputError(f"{path}: reading .safetensors needs the safetensors package: "
                          "pip install 'attncli[safetensors]'") from None
     for key, name in (tensors or {}).items():
-        if key not in TENSOR_KEYS:
-            close = difflib.get_close_matches(key, TENSOR_KEYS, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else \
-                f" (one of {', '.join(TENSOR_KEYS)})"
-            raise InputError(f"{path}: {key}={name}: {key!r} is not a problem key a tensor can "
-                             f"fill{hint}")
+        require_key(key, TENSOR_KEYS, f"{path}: {key}={name}", "a key a tensor can fill")
     if Path(path).is_dir():
         raise InputError(f"{path}: is a directory, not a file")
     try:

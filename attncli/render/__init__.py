@@ -36,11 +36,20 @@ class Format(enum.StrEnum):
         """The format an -o file's extension names: a table for no extension (or ``.txt``,
         ``-``, a device such as /dev/null).
 
-        Raises: InputError for an extension that names no format (``.xlsx``), listing them.
+        Raises: InputError for an extension that names no format (``.xlsx``), listing them; an
+        image's (``.png``, ``.svg``, ``.pdf``), pointing to --plot; a name that is only an
+        extension (``.json``: a hidden file with no extension, most likely a typo).
         """
         from pathlib import PurePath
 
+        name = "" if path is None else PurePath(str(path)).name
         suffix = "" if path is None else PurePath(str(path)).suffix.lower()
+        if name.lower() in (*OUTPUT_EXTENSIONS, *IMAGE_EXTENSIONS, ".txt"):
+            raise InputError(f"-o {path}: a file name that is only an extension; give a name "
+                             f"before it, e.g. -o steps{name}")
+        if suffix in IMAGE_EXTENSIONS:
+            raise InputError(f"-o {path}: an image is drawn with --plot {path}; -o writes the "
+                             "steps as text or arrays")
         if suffix in ("", ".txt"):
             return cls.table
         if suffix not in OUTPUT_EXTENSIONS:
@@ -54,6 +63,8 @@ class Format(enum.StrEnum):
 #: -o FILE's extension → the format it picks (without --format).
 OUTPUT_EXTENSIONS = {".json": Format.json, ".csv": Format.csv, ".md": Format.markdown,
                      ".npz": Format.npz, ".npy": Format.npy, ".py": Format.torch}
+#: The extensions of the images --plot draws (attncli.render.plot), which -o does not write.
+IMAGE_EXTENSIONS = (".png", ".svg", ".pdf")
 
 
 class ExplainFormat(enum.StrEnum):
@@ -286,14 +297,17 @@ def check_color_range(names: list[str], color_range: ColorRange | None) -> None:
 
 
 def grid_scale(values: np.ndarray, hidden: np.ndarray, color_range: ColorRange | None,
-               unit: tuple[float, float] | None) -> Scale:
+               unit: tuple[float, float]) -> Scale:
     """The colour scale of one grid, from the values it draws.
 
     Shapes: values (rows, cols), a slice or its pooled blocks (:func:`pool`); hidden the
     same, True = masked. unit (and None): ``unit``, the step's :func:`limits`, the same for
     every grid of the step. auto: the grid's finite, unmasked min … max. log: its smallest
     positive … largest value on a log10 axis (zeros drawn at the low end; a grid with no
-    positive value gets 0 … 1, linear). Values all equal get them ± 0.5 (log: ÷ and × √10).
+    positive value gets 0 … 1, linear). A grid whose values all equal v has no range of its
+    own: auto draws it on ``unit`` (0 … 1 for weights: uniform weights 1/3 a third of the
+    way up; v ± 0.5 when v lies outside it), log from v/10 to ``unit``'s top or v, whichever
+    is larger (a one-hot grid's weights 1 at the top, its zeros at the bottom).
     """
     if color_range in (None, ColorRange.unit):
         return Scale(*unit)
@@ -307,7 +321,10 @@ def grid_scale(values: np.ndarray, hidden: np.ndarray, color_range: ColorRange |
     high = float(np.max(values, where=seen, initial=-np.inf))
     if high > low:
         return Scale(low, high, log)
-    return Scale(low / 10**0.5, high * 10**0.5, True) if log else Scale(low - 0.5, high + 0.5)
+    if log:
+        return Scale(low / 10, max(high, unit[1]), True)
+    return Scale(*unit) if unit[0] <= low <= unit[1] and unit[0] < unit[1] else Scale(
+        low - 0.5, high + 0.5)
 
 
 def pool(matrix: np.ndarray, hidden: np.ndarray, rows: int, cols: int

@@ -9,6 +9,7 @@ import pytest
 from attncli import attend
 from attncli.attention import masks
 from attncli.config import AttentionConfig, CausalAlign
+from attncli.errors import InputError
 from attncli.problem import Problem
 
 
@@ -160,3 +161,89 @@ def test_padded_bottom_right_on_the_torch_backend(torch):
     # equal scores: each row's weights are 1 / (the keys it sees)
     np.testing.assert_allclose(trace["weights"], [[[1 / 2, 1 / 2, 0, 0], [1 / 3] * 3 + [0]],
                                                   [[1 / 3] * 3 + [0], [1 / 4] * 4]], rtol=1e-12)
+
+
+# --- left padding: bottom-right alignment assumes right padding -------------------------------
+
+
+@pytest.mark.parametrize("padding, found", [
+    ([[True, True, False, False]], (0, 0, 2)),  # left padding: item 0, key 0 padded, key 2 real
+    ([False, False, True, True], None),  # right padding
+    ([[False, False, False, True], [False, True, False, True]], (1, 1, 2)),  # a hole in item 1
+    ([True, True, True], None),  # all padding: no real key after a padded one
+    ([False, False], None),  # no padding
+])
+def test_left_padding_names_the_first_item_and_keys(padding, found):
+    assert masks.left_padding(np.array(padding)) == found
+
+
+LEFT_PADDED = {"x": np.ones((1, 4, 3)), "key_padding_mask": [[True, True, False, False]]}
+
+
+@pytest.mark.parametrize("causal, window", [(True, None), (False, 1), (True, 2)])
+def test_left_padding_with_bottom_right_is_refused(causal, window):
+    # once: with L = 2 real keys, query i saw j ≤ i + 2 − 4 = i − 2, keys 0-1 for the last
+    # query, both padding: every row zero weights, with only the "no key" warning
+    problem = Problem.from_mapping(LEFT_PADDED, "p.json")
+    config = AttentionConfig(causal=causal, window=window, causal_align=CausalAlign.bottom_right)
+    with pytest.raises(InputError) as error:
+        attend(problem, config)
+    assert str(error.value) == (
+        "p.json: key_padding_mask: in batch item 0, key 0 is padding but key 2 after it is not; "
+        "--causal-align bottom-right assumes right padding, the real keys first, as flash-attn "
+        "does (its left padding is a separate offset, key_leftpad): put the padding at the end, "
+        "or use --causal-align top-left")
+
+
+def test_left_padding_with_top_left_runs():
+    # top-left: query i sees keys j ≤ i that are real (2 and 3); equal scores (x all ones), so
+    # each row spreads evenly: rows 0-1 have no key (zeros), row 2 key 2, row 3 keys 2-3
+    trace = attend(Problem.from_mapping(LEFT_PADDED, "p.json"), AttentionConfig(causal=True))
+    np.testing.assert_allclose(trace["weights"], [[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0],
+                                                   [0, 0, 0.5, 0.5]]], rtol=1e-12)
+
+
+def test_right_padding_is_stated_in_the_conventions():
+    problem = Problem.from_mapping({"x": np.ones((2, 2)), "memory": np.ones((3, 2)),
+                                    "key_padding_mask": [False, False, True]}, "test")
+    trace = attend(problem, AttentionConfig(causal=True, window=1,
+                                            causal_align=CausalAlign.bottom_right))
+    assert "padding comes after the real keys, right padding, as flash-attn assumes: left " \
+           "padding is refused" in trace.conventions["causal_alignment"]
+    assert trace.conventions["window"].endswith("L = each batch item's keys that are not "
+                                                "padding, padding at the end)")
+
+
+# --- the polarities the refusals of attn_mask and attention_mask state -----------------------
+
+
+def test_the_polarities_that_the_refusals_state_against_torch(torch):
+    # attncli.problem refuses attn_mask and attention_mask, saying: 'mask' is torch SDPA's
+    # boolean attn_mask (nn.MultiheadAttention's is the inverse), and 'key_padding_mask' is
+    # 1 − Hugging Face's attention_mask. Checked here against torch in float64.
+    F = torch.nn.functional
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 4))
+    q = torch.from_numpy(x)[:, None]  # (B, 1, n, d): Q = K = V = x, no projections
+    scale = 1 / np.sqrt(4)
+    attention_mask = np.array([[1, 1, 0], [1, 1, 1]])  # Hugging Face: 1 = a real token
+    problem = Problem.from_mapping({"x": x, "key_padding_mask": 1 - attention_mask}, "p.json")
+    ours = attend(problem, AttentionConfig(scale=scale))
+    sdpa = F.scaled_dot_product_attention(
+        q, q, q, attn_mask=torch.from_numpy(attention_mask.astype(bool))[:, None, None, :],
+        scale=scale)
+    np.testing.assert_allclose(ours["context"], sdpa[:, 0].numpy(), rtol=1e-10)
+    # 'mask' as SDPA's boolean attn_mask (True = may attend) …
+    mask = np.array([[True, False, True], [True, True, False], [False, True, True]])
+    ours = attend(Problem.from_mapping({"x": x[0], "mask": mask}, "p.json"),
+                  AttentionConfig(scale=scale))
+    sdpa = F.scaled_dot_product_attention(q[:1], q[:1], q[:1], attn_mask=torch.from_numpy(mask),
+                                          scale=scale)
+    np.testing.assert_allclose(ours["context"], sdpa[0, 0].numpy(), rtol=1e-10)
+    # … and the inverse of nn.MultiheadAttention's boolean attn_mask (True = masked)
+    mha = torch.nn.MultiheadAttention(4, 1, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.eye(4).repeat(3, 1))
+        mha.out_proj.weight.copy_(torch.eye(4))
+        _, weights = mha(q[:1, 0], q[:1, 0], q[:1, 0], attn_mask=torch.from_numpy(~mask))
+    np.testing.assert_allclose(ours["weights"], weights[0].numpy(), rtol=1e-10)

@@ -114,6 +114,71 @@ def test_space_separated_csv_says_so(tmp_path, text, message):
     assert str(error.value) == f"{path}: {message}"
 
 
+@pytest.mark.parametrize("text, message", [
+    ("0.34|0.22|0.54\n0.53|0.34|0.98\n",
+     "row 1: '0.34|0.22|0.54': numbers separated by '|'; separate them with commas (or tabs)"),
+    ("| 0.34 | 0.22 |\n| 0.53 | 0.34 |\n",  # a Markdown table's rows
+     "row 1: '| 0.34 | 0.22 |': numbers separated by '|'; separate them with commas (or tabs)"),
+    ("Hello|0.34|0.22\n",
+     "row 1: 'Hello|0.34|0.22': numbers separated by '|'; separate them with commas (or tabs)"),
+    ("0.34:0.22\n", "row 1: '0.34:0.22': numbers separated by ':'; separate them with commas "
+                    "(or tabs)"),
+    ("1,2|3\n4,5|6\n",
+     "row 1, column 2: '2|3' is not a number; separate numbers with the file's delimiter, not "
+     "'|'"),
+])
+def test_a_separator_csv_does_not_know_is_named(tmp_path, text, message):
+    # once: "x: empty array, shape (2, 0)", each line read as one token label and no numbers
+    path = write(tmp_path / "x.csv", text)
+    with pytest.raises(InputError) as error:
+        load_problem(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+def test_a_fraction_is_not_taken_for_a_separator(tmp_path):
+    # 1/3 is a fraction, not numbers separated by '/': the cell is only not a number
+    path = write(tmp_path / "x.csv", "0.5,1/3\n")
+    with pytest.raises(InputError) as error:
+        load_problem(path)
+    assert str(error.value) == f"{path}: row 1, column 2: '1/3' is not a number"
+
+
+def test_a_key_given_for_a_file_must_be_a_problem_key(tmp_path):
+    # once: --set W_out=I.csv and --set foo=I.csv were warnings, and a run without them
+    path = write(tmp_path / "w.csv", "1,0\n0,1\n")
+    with pytest.raises(InputError) as error:
+        load_problem(arrays={"x": path, "W_out": path})
+    assert str(error.value) == (f"{path} given for W_out: unknown key 'W_out' looks like 'W_o'; "
+                                "write it 'W_o' (key names are exact)")
+    with pytest.raises(InputError, match=rf"^{path} given for foo: 'foo' is not a problem key "
+                                         r"\(one of x, memory, "):
+        load_problem(arrays={"x": path, "foo": path})
+
+
+def test_standard_input_is_read_once(tmp_path):
+    # once: the second reader of - found it empty ("<stdin>: empty file")
+    with pytest.raises(InputError) as error:
+        load_problem("-", arrays={"x": "-"})
+    assert str(error.value) == ("- (standard input) is given for FILE and the x file, but it can "
+                                "be read only once: save all but one of them to files")
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("0.34,0.22,0.54\n0.53,0.34,0.98\n", True),  # a CSV: JSON reads 0.34, then "Extra data"
+    ('{"x": [[1, 2]\n', False),  # broken JSON: only where it breaks
+])
+def test_csv_on_standard_input_says_stdin_is_json(text, hint, monkeypatch):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    with pytest.raises(InputError) as error:
+        load_problem(arrays={"x": "-"})
+    assert str(error.value).startswith("<stdin>: invalid JSON at line ")
+    assert str(error.value).endswith(" (standard input is read as JSON; give a CSV as a file "
+                                     "named *.csv)") is hint
+
+
 def test_bundled_samples_load():
     assert set(names()) >= {"hello-shiny-sun", "multihead-einsum", "three-inputs",
                             "translation-cross", "your-journey-causal"}

@@ -269,12 +269,36 @@ def test_no_tensor_named_like_a_key(checkpoint):
     ("W_q", "expected KEY=NAME"),
     ("=embed_tokens.weight", "expected KEY=NAME"),
     ("W_q=", "expected KEY=NAME"),
-    ("W_query=embed_tokens.weight", "'W_query' is not a problem key; did you mean 'W_q'?"),
-    ("tokens=embed_tokens.weight", "'tokens' is not a problem key"),
+    ("W_query=embed_tokens.weight", "unknown key 'W_query' looks like 'W_q'; write it 'W_q' "
+                                    "(key names are exact)"),
+    ("tokens=embed_tokens.weight", "'tokens' is not a key a tensor can fill (one of x, "),
+    ("W_qq=embed_tokens.weight", "'W_qq' is not a key a tensor can fill; did you mean 'W_q'?"),
 ])
 def test_malformed_tensor_option(item, message, checkpoint):
     line = one_error_line(["compute", checkpoint, "--tensor", item])
     assert f"--tensor {item!r}: {message}" in line
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    # once difflib's guesses, case-sensitive: w_q → 'b_q', W_0 → 'W_v', query → 'memory', and
+    # key → no hint at all; now the rule of problem files (attncli.problem.refusal)
+    ("w_q", "unknown key 'w_q' looks like 'W_q'"),
+    ("W_0", "unknown key 'W_0' looks like 'W_o'"),
+    ("W_out", "unknown key 'W_out' looks like 'W_o'"),
+    ("query", "key 'query' is nn.MultiheadAttention's name of an input; attncli's are x "),
+    ("key", "key 'key' is nn.MultiheadAttention's name of an input; "),
+    ("W_qkv", "key 'W_qkv' looks like a fused projection, W_q, W_k and W_v side by side"),
+    ("attention_mask", "key 'attention_mask' is Hugging Face's name"),
+])
+def test_tensor_keys_get_the_suggestions_of_problem_files(key, message, checkpoint, tmp_path):
+    line = one_error_line(["compute", checkpoint, "--sample", "hello-shiny-sun", "--tensor",
+                           f"{key}=self_attn.q_proj.weight"])
+    assert line.startswith(f"attncli: error: --tensor '{key}=self_attn.q_proj.weight': "
+                           f"{message}"), line
+    # the same words for the same key in a JSON problem file
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps({"x": HELLO_X, key: [[1.0]]}))
+    assert f"{problem}: {message}" in one_error_line(["compute", str(problem)])
 
 
 def test_a_key_mapped_twice(checkpoint):
@@ -300,8 +324,11 @@ def test_a_checkpoint_given_for_one_key(checkpoint, tmp_path):
 
 def test_python_api_errors(checkpoint, tmp_path):
     with pytest.raises(InputError, match=r"model\.safetensors: W_query=embed_tokens\.weight: "
-                                         r"'W_query' is not a problem key"):
+                                         r"unknown key 'W_query' looks like 'W_q'"):
         read_safetensors(checkpoint, {"W_query": "embed_tokens.weight"})
+    with pytest.raises(InputError, match=r"model\.safetensors: tokens=embed_tokens\.weight: "
+                                         r"'tokens' is not a key a tensor can fill"):
+        read_safetensors(checkpoint, {"tokens": "embed_tokens.weight"})
     with pytest.raises(InputError, match="tensors map the names of a .safetensors problem file"):
         load_problem(tmp_path / "p.json", tensors={"x": "embed"})
 
