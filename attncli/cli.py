@@ -210,10 +210,11 @@ def compute(
         wanted = _steps(steps)
         if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
-        # a drawing alone (--heatmap; --plot without -o, --format, --json) runs only the steps
-        # it draws, of any size: big ones memory-mapped, as for NPZ, never refused as text
-        drawing_only = heatmap or (plot is not None and not as_json and fmt is None
-                                   and output is None)
+        # a drawing alone (--heatmap without --format; --plot without -o, --format, --json)
+        # runs only the steps it draws, of any size: big ones memory-mapped, as for NPZ, never
+        # refused as text; --heatmap --format table prints the tables after the grids
+        drawing_only = ((heatmap and fmt is None and not as_json)
+                        or (plot is not None and not as_json and fmt is None and output is None))
         fmt = Format.json if as_json else fmt or Format.for_output(output)
         drawn = wanted
         if heatmap or plot is not None:  # something to draw, said before the run
@@ -254,10 +255,8 @@ def compute(
 
                 write_plot(trace, plot, steps=wanted, color_range=color_range)
             if heatmap:
-                from attncli.render.heatmap import print_heatmaps
-
-                _emit(lambda console: print_heatmaps(trace, console, steps=wanted,
-                                                     color_range=color_range), output)
+                _emit(lambda console: _heatmaps(trace, console, wanted, color_range,
+                                                not drawing_only, precision), output)
             elif drawing_only:
                 return  # --plot alone: the image is the output
             elif fmt is Format.torch:
@@ -268,6 +267,19 @@ def compute(
                 _write(trace, fmt, precision, output)
         finally:
             monitor.close()
+
+
+def _heatmaps(trace, console, steps: list[str] | None, color_range: ColorRange | None,
+              tables: bool, precision: int | None) -> None:
+    """--heatmap's grids; with ``tables`` (--format table given), the tables after them, in
+    the same output, with ``precision`` decimals (4 when None)."""
+    from attncli.render.heatmap import print_heatmaps
+
+    print_heatmaps(trace, console, steps=steps, color_range=color_range)
+    if tables:
+        from attncli.render.table import print_tables
+
+        print_tables(trace, console, 4 if precision is None else precision)
 
 
 def _write(trace, fmt: Format, precision: int | None, output: Path | None) -> None:

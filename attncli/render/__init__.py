@@ -321,10 +321,9 @@ def grid_scale(values: np.ndarray, hidden: np.ndarray, color_range: ColorRange |
     high = float(np.max(values, where=seen, initial=-np.inf))
     if high > low:
         return Scale(low, high, log)
-    if log:
-        return Scale(low / 10, max(high, unit[1]), True)
-    return Scale(*unit) if unit[0] <= low <= unit[1] and unit[0] < unit[1] else Scale(
-        low - 0.5, high + 0.5)
+    if log:  # (low / 10 is 0 for the smallest subnormal, 5e-324)
+        return Scale(low / 10 or low, max(high, unit[1]), True)
+    return Scale(*unit) if unit[0] <= low <= unit[1] else Scale(low - 0.5, high + 0.5)
 
 
 def pool(matrix: np.ndarray, hidden: np.ndarray, rows: int, cols: int

@@ -80,7 +80,8 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
         a step (…, seq_q, seq_k) with axes (…, "query", "key"); the leading batch/head axes
         give one grid each (``attncli.render.slices``), side by side when they fit
     Draws: rows labelled with the query tokens, columns with the key tokens (written down
-        the column when longer than a cell), each cell coloured by its value on the scale
+        the column when longer than a cell; long labels cut so that they stay apart,
+        :func:`_distinct`), each cell coloured by its value on the scale
         ``color_range`` picks (``attncli.render.grid_scale``; unit, the default, is
         --plot's colour bar: 0 … 1 for weights, the finite min … max for scores; auto, each
         grid's own min … max; log, each grid's positive values on a log10 axis), in viridis, or
@@ -107,7 +108,7 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
                                               colour))
         console.print(heading, overflow="fold")
         hidden = masked(trace, step)
-        unit = limits(step, hidden) if color_range in (None, ColorRange.unit) else None
+        unit = limits(step, hidden)  # the scale of unit, and of a grid with no range of its own
         grids = [_grid(part, mask.matrix, color_range, unit, colour, console.width)
                  for part, mask in zip(slices(trace, step),
                                        matrix_slices(trace, hidden, step.axes), strict=True)]
@@ -137,18 +138,21 @@ class _Cells:
 
 
 def _grid(part: Slice, hidden: np.ndarray, color_range: ColorRange | None,
-          unit: tuple[float, float] | None, colour: bool, width: int) -> _Grid:
+          unit: tuple[float, float], colour: bool, width: int) -> _Grid:
     """The lines of one slice: title, column labels, rows of cells, legend. ``hidden``: the
     slice's masked cells; ``unit``: the step's scale (``attncli.render.limits``), which
     --color-range unit keeps; auto and log take the grid's own range, of the blocks drawn
-    when it is pooled."""
+    when it is pooled (``attncli.render.grid_scale``, which falls back on ``unit`` when the
+    values are all equal)."""
     cells = _fit(part, hidden, width)
     scale = (grid_scale(cells.values, cells.hidden, color_range, unit) if cells.pooled
              else grid_scale(part.matrix, hidden, color_range, unit))
     fine = color_range in (ColorRange.auto, ColorRange.log)  # ends like 5e-4: digits
-    rows = [_clip(printable(label), _LABEL) for label in cells.rows]
-    label_width = _label_width(rows, width)
-    rows = [_clip(r, label_width) for r in rows]
+    label_width = _label_width([_clip(printable(label), _LABEL) for label in cells.rows],
+                               width)
+    rows = ["".join(units) for units in _distinct(
+        [_characters(printable(label)) for label in cells.rows], label_width, cell_len,
+        part.row_numbers if len(cells.rows) == len(part.rows) else range(len(cells.rows)))]
     rows = [r + " " * (label_width - cell_len(r)) for r in rows]
     t = scale.position(cells.values)
     lines = []
@@ -188,13 +192,14 @@ def _fit(part: Slice, hidden: np.ndarray, width: int) -> _Cells:
         note = None if shown == n_k else (
             f"… {n_k - shown} more keys not shown (of {n_k}): see them all with --format csv "
             "or --plot FILE")
-        return _Cells(part.matrix[:, :shown], hidden[:, :shown], labels, part.cols[:shown],
-                      note)
+        return _Cells(part.matrix[:, :shown], hidden[:, :shown], part.rows,
+                      part.cols[:shown], note)
     numbers = part.row_numbers
     down = -(-n_q // _room([f"{numbers[-1]}–{numbers[-1]}"], width))  # query rows per block
+    rows = part.rows  # cut to fit when drawn (_grid)
     if down > 1:
-        labels = [f"{numbers[i]}–{numbers[min(i + down, n_q) - 1]}"
-                  for i in range(0, n_q, down)]
+        labels = rows = [f"{numbers[i]}–{numbers[min(i + down, n_q) - 1]}"
+                         for i in range(0, n_q, down)]
     across = -(-n_k // _room(labels, width))  # keys per block
     values, blocked = pool(part.matrix, hidden, down, across)
     uneven = n_q % down or n_k % across
@@ -202,7 +207,7 @@ def _fit(part: Slice, hidden: np.ndarray, width: int) -> _Cells:
             f"{down} × {across}{' (fewer at the far edges)' if uneven else ''}, each the mean "
             "of its unmasked cells (mean pooling), columns labelled with their first key; "
             "--plot FILE draws them finer, -o FILE.npz keeps every value")
-    return _Cells(values, blocked, labels, [str(k) for k in range(0, n_k, across)], note,
+    return _Cells(values, blocked, rows, [str(k) for k in range(0, n_k, across)], note,
                   pooled=True)
 
 
@@ -248,12 +253,12 @@ def _end(value: float, fine: bool = False) -> str:
 
 def _column_labels(cols: list[str]) -> list[str]:
     """Header lines: each label centred over its cell when all fit one, else written down
-    the column (top-aligned, at most ``_TALL`` characters, "…" for the rest)."""
+    the column (top-aligned, at most ``_TALL`` characters, cut as :func:`_distinct` cuts)."""
     labels = [printable(c) for c in cols]
     if all(cell_len(label) <= _CELL for label in labels):
         return ["".join(_centre(label) for label in labels)]
-    columns = [_characters(label) for label in labels]
-    columns = [c if len(c) <= _TALL else [*c[:_TALL - 1], "…"] for c in columns]
+    columns = _distinct([_characters(label) for label in labels], _TALL, lambda _unit: 1,
+                        range(len(labels)))
     height = max(len(c) for c in columns)
     return ["".join(_centre(c[i] if i < len(c) else "") for c in columns).rstrip()
             for i in range(height)]
@@ -273,6 +278,48 @@ def _characters(text: str) -> list[str]:
         else:
             out.append(ch)
     return out
+
+
+def _distinct(labels: list[list[str]], most: int, size, numbers) -> list[list[str]]:
+    """Labels (each a list of characters) cut to at most ``most`` (``size`` of a character:
+    its terminal cells, or 1 a line) so that different labels stay different: cut at the
+    end ("a long tok…"); when that makes two look the same (tokens that differ at the end:
+    你好你好你好…1, …2), cut in the middle, keeping each one's end (你好你好…你好12); still
+    the same, each with its index (``numbers``) in front ("12 你好你…")."""
+    kinds = len({tuple(label) for label in labels})
+    for cut in (_cut_end, _cut_middle):
+        short = [cut(label, most, size) for label in labels]
+        if len({tuple(label) for label in short}) == kinds:
+            return short
+    return [_cut_end([*str(n), " ", *label], most, size)
+            for n, label in zip(numbers, labels, strict=True)]
+
+
+def _cut_end(units: list[str], most: int, size) -> list[str]:
+    """The first characters of a label that fit ``most`` with "…" after them (all of them
+    when they fit)."""
+    if sum(map(size, units)) <= most:
+        return units
+    out, used = [], 0
+    for unit in units:
+        if used + size(unit) > most - 1:
+            break
+        out.append(unit)
+        used += size(unit)
+    return [*out, "…"]
+
+
+def _cut_middle(units: list[str], most: int, size) -> list[str]:
+    """A label's start, "…" and its end (about half of ``most``) when it does not fit."""
+    if sum(map(size, units)) <= most:
+        return units
+    tail, used = [], 0
+    for unit in reversed(units):
+        if used + size(unit) > (most - 1) // 2:
+            break
+        tail.insert(0, unit)
+        used += size(unit)
+    return [*_cut_end(units, most - used, size), *tail]
 
 
 def _clip(text: str, most: int) -> str:

@@ -118,8 +118,9 @@ def figure(trace: Trace, steps: list[str] | None = None,
     Colours: viridis; ``color_range`` unit (or None) over 0 … 1 for weights (0 … the
     largest for dropped_weights, which dropout rescales), over the finite minimum … maximum
     of the step for the scores, one colour bar per step; auto over each panel's own min …
-    max and log over its positive values on a log10 axis (zeros at the low end), a colour
-    bar per panel (``attncli.render.grid_scale``).
+    max and log over its positive values on a log10 axis (zeros at the low end, ticks of
+    :func:`log_ticks` in plain text), a colour bar per panel (``attncli.render.grid_scale``;
+    the figure wider by the extra bars, the panels as large as beside one).
     Masked cells (``attncli.render.masked``) are grey and hatched, with a legend entry
     "masked". Labels are drawn as text (no mathtext), control characters as their escapes;
     matplotlib's warnings (a glyph missing from the font) are dropped.
@@ -139,7 +140,9 @@ def figure(trace: Trace, steps: list[str] | None = None,
 
 def _figure(figure_class, trace: Trace, chosen: list[Step], color_range: ColorRange | None):
     blocks = [(step, list(slices(trace, step))) for step in chosen]
-    widths, heights = zip(*(_block_size(step, parts) for step, parts in blocks), strict=True)
+    own_bars = color_range in (ColorRange.auto, ColorRange.log)  # a colour bar per panel
+    widths, heights = zip(*(_block_size(parts, own_bars) for _step, parts in blocks),
+                          strict=True)
     shrink = min(1.0, MAX_INCHES / max(widths), MAX_INCHES / sum(heights))  # keeps the shape
     size = (shrink * max(widths), shrink * sum(heights))
     fig = figure_class(figsize=size, layout="constrained")
@@ -189,11 +192,15 @@ def _margin(labels: list[str], slope: float) -> float:
     return 0.4 + slope * min(max(len(label) for label in labels), 16)
 
 
-def _block_size(step: Step, parts: list[Slice]) -> tuple[float, float]:
-    """(width, height) in inches of one step's block of panels."""
+def _block_size(parts: list[Slice], own_bars: bool = False) -> tuple[float, float]:
+    """(width, height) in inches of one step's block of panels; ``own_bars``: a colour bar
+    beside each panel (auto, log), 0.7 inch more for each column after the first, so that
+    the panels keep the size they have with one colour bar."""
     rows, columns = _grid(len(parts))
     cell, (n_q, n_k) = _cell(parts), parts[0].matrix.shape
     width = columns * (cell * n_k + _margin(parts[0].rows, 0.07) + 0.15) + 1.3  # + colour bar
+    if own_bars:
+        width += 0.7 * (columns - 1)
     height = rows * (cell * n_q + _margin(parts[0].cols, 0.05) + 0.35) + 0.4  # + titles
     return width, height
 
@@ -228,7 +235,8 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice],
     from matplotlib.patches import Patch, Rectangle
 
     all_hidden = masked(trace, step)
-    unit = limits(step, all_hidden) if color_range in (None, ColorRange.unit) else None
+    unit = limits(step, all_hidden)  # the scale of unit, and of a grid with no range of its own
+    shared = color_range in (None, ColorRange.unit)  # one colour bar for the step
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
     rows, columns = _grid(len(parts))
     grid = subfig.add_gridspec(rows, columns)
@@ -263,9 +271,9 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice],
         if max(n_q, n_k) <= ANNOTATE_UP_TO:
             _annotate(ax, part, hidden.matrix, cmap, _norm(scale), cell)
         panels.append(ax)
-        if unit is None:
+        if not shared:
             bars.append(_colour_bar(subfig, image, [ax], step, scale, short, 1))
-    if unit is not None:
+    if shared:
         bars.append(_colour_bar(subfig, image, panels, step, Scale(*unit), short, rows))
     title = step.formula
     if per_pixel > 1:
@@ -283,25 +291,91 @@ def _colour_bar(subfig, image, panels: list, step: Step, scale: Scale, short: bo
     """A colour bar beside ``panels``. Linear: a fixed number of ticks (the default follows
     the bar's length, which the layout sets: labels that widen after the layout, 0.2 → 0.25,
     would be cut at the edge); a short block (one query row after --query) gets the whole
-    height and about three ticks. Log: the decades, written 10⁻³ (labels are never
-    mathtext here, :data:`RC`)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator
+    height and about three ticks. Log: the ticks of :func:`log_ticks`, labelled as plain text
+    (never mathtext, which the labels' settings, :data:`RC`, would print raw), the minor
+    ones unlabelled."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-    ticks, labels = LogLocator(), FuncFormatter(_power_of_ten)
-    if not scale.log:
-        ticks, labels = MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10]), None
-        if not math.isfinite(scale.high - scale.low):  # MaxNLocator's steps would overflow
-            ticks = FixedLocator([scale.low, 0.5 * scale.low + 0.5 * scale.high, scale.high])
-    return subfig.colorbar(image, ax=panels, label=step.name, ticks=ticks, format=labels,
-                           shrink=1.0 if short else min(1.0, 0.4 + 0.2 * rows))
+    shrink = 1.0 if short else min(1.0, 0.4 + 0.2 * rows)
+    if scale.log:
+        majors, labels, minors = log_ticks(scale.low, scale.high)
+        text = dict(zip(majors, labels, strict=True))
+        bar = subfig.colorbar(image, ax=panels, label=step.name, ticks=FixedLocator(majors),
+                              format=FuncFormatter(lambda v, _pos: text.get(v, "")),
+                              shrink=shrink)
+        # matplotlib's own minor ticks of a log axis carry mathtext labels ("2×10⁻¹")
+        bar.minorlocator = FixedLocator(minors)
+        bar.minorformatter = NullFormatter()
+        return bar
+    ticks = MaxNLocator(nbins=3 if short else 6, steps=[1, 2, 2.5, 5, 10])
+    if not math.isfinite(scale.high - scale.low):  # MaxNLocator's steps would overflow
+        ticks = FixedLocator([scale.low, 0.5 * scale.low + 0.5 * scale.high, scale.high])
+    return subfig.colorbar(image, ax=panels, label=step.name, ticks=ticks, shrink=shrink)
 
 
-def _power_of_ten(value: float, _position=None) -> str:
-    """A log colour bar's tick label: 10 with the exponent in superscript digits (10⁻³)."""
-    exponent = round(math.log10(value)) if value > 0 else 0
-    if not math.isclose(value, 10.0**exponent, rel_tol=1e-9):
-        return ""
-    return "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str], list[float]]:
+    """The ticks of a log colour bar over ``low`` … ``high`` (0 < low < high): the labelled
+    (major) values, their labels and the unlabelled (minor) values.
+
+    Two powers of ten or more in the range: they are the labelled ticks, written 10⁻³ (every
+    one, or every 2nd, 5th, 10th … so that at most 7 are labelled), the 2 … 9 × 10ⁿ between
+    them minor; with every 2nd … power labelled, the others minor (up to 60 decades). Within
+    about one decade (one power of ten or none, 0.2283 … 0.4063 at 3 tokens): those of
+    1, 2, 5 × 10ⁿ in the range when they are three or more, else of 1, 2, 3, 5 × 10ⁿ (spread
+    evenly enough on a log axis; 1 … 9 × 10ⁿ would crowd its top), else about four evenly
+    spaced values (0.25, 0.3, 0.35, 0.4); labelled as plain numbers (:func:`_plain`), no
+    minor ticks.
+    """
+    first = math.ceil(math.log10(low) - 1e-9)
+    last = math.floor(math.log10(high) + 1e-9)
+    if last > first:
+        every = next(n * 10**k for k in range(4) for n in (1, 2, 5)
+                     if (last - first) // (n * 10**k) < 7)
+        exponents = [e for e in range(first, last + 1) if e % every == 0]
+        majors = [_decimal(1, e) for e in exponents]
+        if every == 1:
+            minors = [_decimal(m, e) for e in range(first - 1, last + 1) for m in range(2, 10)
+                      if low <= _decimal(m, e) <= high]
+        else:
+            minors = ([_decimal(1, e) for e in range(first, last + 1) if e % every]
+                      if last - first <= 60 else [])
+        return majors, [_power_of_ten(e) for e in exponents], minors
+    values = []
+    for mantissas in ((1, 2, 5), (1, 2, 3, 5)):
+        values = [_decimal(m, e) for e in range(first - 1, last + 1) for m in mantissas
+                  if low * (1 - 1e-9) <= _decimal(m, e) <= high * (1 + 1e-9)]
+        if len(values) >= 3:
+            break
+    else:
+        from matplotlib.ticker import MaxNLocator
+
+        values = [float(v) for v in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10])
+                  .tick_values(low, high) if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+    return values, [_plain(v) for v in values], []
+
+
+def _decimal(mantissa: int, exponent: int) -> float:
+    """m × 10ⁿ as the float nearest to it (0.3, where 3 * 10.0**-1 is 0.30000000000000004)."""
+    return float(f"{mantissa}e{exponent}")
+
+
+def _power_of_ten(exponent: int) -> str:
+    """10 with the exponent in superscript digits: 10⁻³."""
+    return "10" + str(exponent).translate(_SUPERSCRIPT)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _plain(value: float) -> str:
+    """A tick's number in the fewest significant digits that read back as it (0.3, not
+    0.30000000000000004), an exponent as ×10ⁿ: 0.35, 0.0004, 2.5×10⁻⁵."""
+    for digits in range(1, 18):
+        text = f"{value:.{digits}g}"
+        if math.isclose(float(text), value, rel_tol=1e-9):
+            break
+    mantissa, _, exponent = text.partition("e")
+    return f"{mantissa}×{_power_of_ten(int(exponent))}" if exponent else mantissa
 
 
 def _ticks(ax, part: Slice, cell: float, bottom: bool, left: bool) -> None:

@@ -517,3 +517,108 @@ def test_color_range_without_a_drawing_is_refused():
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == ("attncli: error: --color-range sets the colours of "
                                      "--heatmap and --plot: give one of them")
+
+
+# --- a grid whose values are all equal ------------------------------------------------------
+
+def test_log_scale_of_one_hot_weights_puts_the_ones_at_the_top():
+    # --normalize hard: one_hot(argmax_j scores); hello-shiny-sun's scores x xᵀ are largest
+    # at key "shiny" in every row (0.7842, 1.3569, 1.2487): weights [0, 1, 0] in each row.
+    # The positive values are all 1: the scale runs from 1/10 to the weights' top, 1, so a
+    # 1 is at t = 1 (█) and a 0 at the low end (·); before, 1/√10 … √10 ("0.3162 …
+    # 3.1623") put the 1 at t = 0.5 (▒).
+    trace = _trace("hello-shiny-sun", AttentionConfig(normalize="hard"))
+    text = _row(trace, ColorRange.log, color_system=None).export_text()
+    for label in ("Hello", "shiny", "sun  "):
+        assert f"{label} ···███···" in text
+    assert "0.1000 [·░▒▓█] 1.0000 log scale" in text
+    assert "values 0.0000 … 1.0000" in text and "zeros drawn at the low end" in text
+
+
+def test_auto_scale_of_uniform_weights_is_the_weights_scale():
+    # three equal rows of x: equal scores, so every weight is 1/3. auto has no range of its
+    # own then: the weights' 0 … 1 (before: 1/3 ± 0.5 = −0.1667 … 0.8333, a negative weight
+    # at the low end), 1/3 a third of the way up: fifth int(5/3) = 1, ░
+    trace = attend(Problem.from_mapping({"x": [[1.0, 2.0]] * 3}, "uniform"))
+    np.testing.assert_allclose(trace["weights"], np.full((3, 3), 1 / 3), rtol=1e-12)
+    text = _row(trace, ColorRange.auto, color_system=None).export_text()
+    assert _legends(text) == [("0.0000", "1.0000")]
+    assert text.count("░░░░░░░░░") == 3
+
+
+def test_grid_scale_of_equal_values():
+    from attncli.render import Scale, grid_scale
+
+    hidden = np.zeros((2, 2), dtype=bool)
+    grid = np.full((2, 2), 2.0)  # e.g. scores of one head all 2
+    assert grid_scale(grid, hidden, ColorRange.auto, (0.0, 3.0)) == Scale(0.0, 3.0)
+    # outside the step's scale (it cannot be for a step's own values): 2 ± 0.5
+    assert grid_scale(grid, hidden, ColorRange.auto, (-1.0, 1.0)) == Scale(1.5, 2.5)
+    # log: 2 / 10 … max(2, the top 1) = 0.2 … 2, as dropped_weights kept at 1 / (1 − 0.5)
+    assert grid_scale(grid, hidden, ColorRange.log, (0.0, 1.0)) == Scale(0.2, 2.0, log=True)
+    assert grid_scale(np.full((2, 2), 0.25), hidden, ColorRange.log,
+                      (0.0, 1.0)) == Scale(0.025, 1.0, log=True)
+
+
+# --- labels cut so that they stay apart ----------------------------------------------------
+
+def _tokens_trace(tokens: list[str]):
+    x = np.random.default_rng(5).normal(size=(len(tokens), 4))
+    return attend(Problem.from_mapping({"x": x, "tokens": tokens}, "tokens"))
+
+
+def test_cut_row_labels_that_would_look_the_same_keep_their_ends():
+    # 30 tokens 你好 × 5 + i: 10 wide characters (2 columns each) and a number. Cut at the
+    # end to 16 columns they would all read 你好你好你好你… (15 columns). Cut in the middle:
+    # the end gets (15 − 1) // 2 = 7 columns: "好你好0" (2 + 2 + 2 + 1) or "你好29" (a 4th
+    # wide character would make 8); the start the rest less "…": 15 − 7 − 1 = 7 → "你好你",
+    # 15 − 6 − 1 = 8 → "你好你好".
+    tokens = ["你好" * 5 + str(i) for i in range(30)]
+    text = _text(_tokens_trace(tokens), width=80)
+    for i in range(10):
+        assert f"\n你好你…好你好{i}  " in text
+    for i in range(10, 30):
+        assert f"\n你好你好…你好{i} " in text
+    assert "你好你好你好你…" not in text
+
+
+def test_cut_column_labels_that_would_look_the_same_keep_their_ends():
+    # 19 characters; rows cut to 16 in the middle: an end of (16 − 1) // 2 = 7, "_name_0" or
+    # "name_12", after 8 characters and "…". Columns are 8 lines: an end of (8 − 1) // 2 = 3,
+    # after 4 and "…": "a_lo…e_0", "a_lo…_12". At 80 columns (80 − 16 − 1) // 3 = 21 keys fit.
+    tokens = [f"a_long_token_name_{i}" for i in range(30)]
+    text = _text(_tokens_trace(tokens), width=80)
+    assert "\na_long_t…name_12 " in text
+    columns = _column_labels(text, "a_long_t…_name_0", 16, 21)
+    assert columns == [f"a_lo…e_{i}" for i in range(10)] + [f"a_lo…_{i}" for i in range(10, 21)]
+
+
+def test_labels_alike_at_both_ends_get_their_index():
+    # 15 x, a digit, 15 x: cut at the end (15 x + "…") or in the middle (8 x, "…", 7 x) they
+    # look the same: the index goes first, then the label cut at the end to 16 columns:
+    # "0 " + 13 x + "…"
+    tokens = ["x" * 15 + str(i) + "x" * 15 for i in range(3)]
+    text = _text(_tokens_trace(tokens), width=80)
+    for i in range(3):
+        assert f"\n{i} {'x' * 13}… " in text
+
+
+# --- --heatmap and --format ----------------------------------------------------------------
+
+def test_heatmap_with_format_table_prints_the_tables_after_the_grids(tmp_path):
+    args = ["compute", "--sample", "hello-shiny-sun", "--heatmap", "--steps", "weights,context"]
+    alone = runner.invoke(app, args)
+    assert alone.exit_code == 0 and _legends(alone.stdout) == [("0.0000", "1.0000")]
+    assert "shape (3, 3)" not in alone.stdout  # the grids alone: no table
+    both = runner.invoke(app, [*args, "--format", "table"])
+    assert both.exit_code == 0, (both.stderr, both.exception)
+    out = both.stdout
+    # the grid, then the tables: the weights of seed 000 (softmax of x xᵀ) row "Hello"
+    assert out.index("0.0000 [·░▒▓█] 1.0000") < out.index("weights = softmax(scores)  shape")
+    assert "│ Hello       │ 0.2709 │ 0.3763 │ 0.3528 │" in out
+    assert "context  context = weights values  shape (3, 3)" in out
+    target = tmp_path / "both.txt"  # -o: both in the file, whole
+    result = runner.invoke(app, [*args, "--format", "table", "-o", str(target)])
+    assert result.exit_code == 0 and result.stdout == ""
+    text = target.read_text(encoding="utf-8")
+    assert _legends(text) == [("0.0000", "1.0000")] and "context = weights values" in text

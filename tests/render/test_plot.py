@@ -387,7 +387,147 @@ def test_auto_and_log_give_each_panel_its_own_colour_bar(mpl):
                                    rtol=1e-12)
 
 
-def test_log_colour_bar_labels_are_text_not_mathtext():
-    from attncli.render.plot import _power_of_ten
+# --- the log colour bar: plain text ticks, panels of the same size -------------------------
 
-    assert [_power_of_ten(v) for v in (1e-3, 1.0, 100.0, 2e-3)] == ["10⁻³", "10⁰", "10²", ""]
+def _drawn(trace, color_range):
+    """The figure laid out and drawn as SVG, as write_plot draws it: (figure, SVG text)."""
+    import io
+
+    from matplotlib import rc_context
+
+    from attncli.render import ColorRange
+    from attncli.render.plot import RC
+
+    fig = figure(trace, color_range=ColorRange(color_range))
+    buffer = io.BytesIO()
+    with rc_context(RC):
+        fig.savefig(buffer, format="svg")
+    return fig, buffer.getvalue().decode("utf-8")
+
+
+def _panel_inches(fig) -> list[tuple[float, float]]:
+    """(width, height) in inches of each panel, after the layout."""
+    width, height = fig.get_size_inches()
+    return [(ax.get_position().width * width, ax.get_position().height * height)
+            for ax in _panels(fig)]
+
+
+def _tick_labels(bar, minor: bool = False) -> list[str]:
+    """The labels drawn on a colour bar's ticks in its range (the others are not drawn)."""
+    low, high = sorted(bar.get_ylim())
+    axis = bar.yaxis
+    ticks = axis.get_minor_ticks() if minor else axis.get_major_ticks()
+    return [tick.label1.get_text() for tick in ticks
+            if low * (1 - 1e-9) <= tick.get_loc() <= high * (1 + 1e-9)]
+
+
+def _assert_plain_and_same_shape(trace, svg: str, fig) -> None:
+    assert "mathdefault" not in svg and "$" not in svg  # no raw mathtext anywhere
+    (bar,) = _bars(fig)
+    assert not any(_tick_labels(bar, minor=True))  # minor ticks carry no label
+    unit, _ = _drawn(trace, "unit")
+    # the panel keeps the size it has beside the unit colour bar (before: 0.26 × 2.05 inches
+    # instead of 2.37 × 2.05 at 3 tokens, squeezed by labels like $\mathdefault{4\times…}$)
+    np.testing.assert_allclose(_panel_inches(fig), _panel_inches(unit), rtol=0.05)
+
+
+def test_log_colour_bar_of_three_tokens_is_plain_numbers_and_keeps_the_panel(mpl):
+    # hello-shiny-sun (seed 000): x = [[0.34, 0.22, 0.54], [0.53, 0.34, 0.98],
+    # [0.29, 0.54, 0.93]], weights = softmax(x xᵀ) row by row, 0.2283 … 0.4063: less than a
+    # decade. Of 1, 2, 5 × 10ⁿ none lies in it, of 1, 2, 3, 5 × 10ⁿ only 0.3, so the ticks are
+    # evenly spaced: steps of 0.05 (4 bins of 0.178 / 4 = 0.045 → 0.05), 0.25 … 0.4.
+    x = np.array([[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]])
+    weights = _softmax_rows(x @ x.T)
+    np.testing.assert_allclose([weights.min(), weights.max()], [0.2283, 0.4063], atol=5e-5)
+    trace = attend(load_problem(sample="hello-shiny-sun"))
+    fig, svg = _drawn(trace, "log")
+    (bar,) = _bars(fig)
+    np.testing.assert_allclose(bar.get_ylim(), (weights.min(), weights.max()), rtol=1e-12)
+    assert _tick_labels(bar) == ["0.25", "0.3", "0.35", "0.4"]
+    _assert_plain_and_same_shape(trace, svg, fig)
+
+
+@pytest.mark.parametrize("color_range", ["log", "auto"])
+def test_a_colour_bar_per_panel_keeps_the_panels_size(mpl, color_range):
+    # multihead-einsum: 4 heads in 2 × 2, a colour bar beside each; the figure is wider by the
+    # second column's bar, so each panel is as large as beside the one unit bar (before: 0.97
+    # inch wide instead of 3.24 under log, its minor ticks labelled in raw mathtext)
+    trace = attend(load_problem(sample="multihead-einsum"))
+    fig, svg = _drawn(trace, color_range)
+    assert len(_bars(fig)) == 4 and "mathdefault" not in svg
+    for bar in _bars(fig):
+        assert not any(_tick_labels(bar, minor=True))
+    unit, _ = _drawn(trace, "unit")
+    np.testing.assert_allclose(_panel_inches(fig), _panel_inches(unit), rtol=0.05)
+
+
+def _blocks_of_2048(values: list[float]):
+    """A 2048 × 2048 weights trace whose columns run through ``values`` in bands of 3 keys:
+    the 3 × 3 blocks a 2048 plot is drawn in (see above) each hold one of the values, so the
+    drawn range is min … max of ``values``."""
+    from attncli.trace import Step, Trace
+
+    column = np.asarray(values)[(np.arange(2048) // 3) % len(values)]
+    weights = np.broadcast_to(column, (2048, 2048)).copy()
+    tokens = [f"t{i}" for i in range(2048)]
+    return Trace(steps=[Step("weights", "weights = softmax(scores)", weights,
+                             ("query", "key"))], query_tokens=tokens, key_tokens=tokens)
+
+
+@pytest.mark.parametrize(("values", "labels"), [
+    # 3e-4 … 9e-4, within a decade as weights about 1/2048 are: of 1, 2, 5 × 10⁻⁴ only 5e-4,
+    # of 1, 2, 3, 5 × 10⁻⁴ 3e-4 and 5e-4: evenly spaced then, 4 bins of 1.5e-4 → steps of
+    # 2e-4: 4e-4, 6e-4, 8e-4
+    ([3e-4, 5e-4, 7e-4, 9e-4], ["0.0004", "0.0006", "0.0008"]),
+    # 2e-7 … 0.5: the powers of ten 10⁻⁶ … 10⁻¹ lie in it, six: each labelled
+    ([2e-7, 3e-5, 4e-3, 0.5], ["10⁻⁶", "10⁻⁵", "10⁻⁴", "10⁻³", "10⁻²", "10⁻¹"]),
+])
+def test_log_colour_bar_at_2048_tokens_is_plain_text_and_keeps_the_panel(mpl, values, labels):
+    trace = _blocks_of_2048(values)
+    fig, svg = _drawn(trace, "log")
+    (bar,) = _bars(fig)
+    np.testing.assert_allclose(bar.get_ylim(), (min(values), max(values)), rtol=1e-12)
+    assert _tick_labels(bar) == labels
+    _assert_plain_and_same_shape(trace, svg, fig)
+
+
+def test_log_ticks_are_worked_values():
+    from attncli.render.plot import _plain, log_ticks
+
+    # 0.07 … 0.36 (a head of multihead-einsum): 1, 2, 5 × 10ⁿ give 0.1 and 0.2 only; with 3,
+    # 0.1, 0.2, 0.3 (1 … 9 would crowd 0.06 … 0.1 at the top of the decade)
+    assert log_ticks(0.07, 0.36) == ([0.1, 0.2, 0.3], ["0.1", "0.2", "0.3"], [])
+    assert log_ticks(4e-4, 2e-3) == ([5e-4, 1e-3, 2e-3], ["0.0005", "0.001", "0.002"], [])
+    # 1e-3 … 0.9: three powers of ten labelled; minor 2 … 9 × 10⁻³, 10⁻², 10⁻¹, up to 0.9
+    majors, labels, minors = log_ticks(1e-3, 0.9)
+    assert majors == [1e-3, 1e-2, 1e-1] and labels == ["10⁻³", "10⁻²", "10⁻¹"]
+    assert minors == [float(f"{m}e{e}") for e in (-3, -2, -1) for m in range(2, 10)]
+    # 1e-300 … 1: 300 decades, every 50th labelled (300 / 50 = 6 < 7), 7 labels; no minor
+    majors, labels, minors = log_ticks(1e-300, 1.0)
+    assert labels == ["10⁻³⁰⁰", "10⁻²⁵⁰", "10⁻²⁰⁰", "10⁻¹⁵⁰", "10⁻¹⁰⁰", "10⁻⁵⁰", "10⁰"]
+    assert minors == []
+    assert [_plain(v) for v in (0.30000000000000004, 0.35000000000000003, 2.5e-5)] == [
+        "0.3", "0.35", "2.5×10⁻⁵"]
+
+
+# --- a grid whose values are all equal ------------------------------------------------------
+
+def test_equal_values_get_a_sane_colour_range(mpl, tmp_path):
+    from attncli.render import ColorRange
+
+    # --normalize hard: one_hot(argmax_j scores); hello-shiny-sun's scores x xᵀ are largest at
+    # "shiny" in each row (0.7842, 1.3569, 1.2487), so every positive weight is 1. log: from
+    # 1/10 to the weights' top, 1: the 1s at the top, not in the middle of 1/√10 … √10.
+    trace = attend(load_problem(sample="hello-shiny-sun"), AttentionConfig(normalize="hard"))
+    (ax,) = _panels(figure(trace, color_range=ColorRange.log))
+    norm = ax.images[0].norm
+    np.testing.assert_allclose((norm.vmin, norm.vmax), (0.1, 1.0), rtol=1e-12)
+    assert norm(1.0) == 1.0
+    # x with three equal rows: equal scores, weights 1/3 everywhere; auto: the weights' own
+    # scale 0 … 1 (not 1/3 ± 0.5 = −0.1667 … 0.8333), 1/3 a third of the way up
+    problem = tmp_path / "same.json"
+    problem.write_text(json.dumps({"x": [[1.0, 2.0]] * 3}))
+    (ax,) = _panels(figure(attend(load_problem(str(problem))), color_range=ColorRange.auto))
+    norm = ax.images[0].norm
+    assert (norm.vmin, norm.vmax) == (0.0, 1.0)
+    np.testing.assert_allclose(norm(1 / 3), 1 / 3, rtol=1e-12)
