@@ -31,6 +31,7 @@ from attncli.grading import (
     Diagnosis,
     Report,
     StepVerdict,
+    _trivial,
     answer_row,
     describe,
     follows,
@@ -178,7 +179,9 @@ class Checker:
         if not self.tolerance.by_hand or decimals == 0:
             return None
         steps = usable(self.trace, answers, row)
-        return self._run(self.config, Given(steps, row, rounded=decimals))
+        rounds = frozenset(s for s in self.trace.names()
+                           if s not in steps and not _trivial(self.trace, s))
+        return self._run(self.config, Given(steps, row, rounded=decimals, rounds=rounds))
 
     def _run(self, config: AttentionConfig | None, given: Given | None = None) -> Trace | None:
         try:

@@ -18,7 +18,7 @@ import numpy as np
 
 from attncli.answers import Answers
 from attncli.errors import InputError
-from attncli.tolerance import STAND_IN, UNSEEN_RTOL, Tolerance, within
+from attncli.tolerance import STAND_IN, UNSEEN_RTOL, UNSEEN_UNITS, Tolerance, within
 from attncli.trace import STEP_NAMES, Trace
 
 #: Entry statuses (JSON's ``status`` arrays): right ✓, within rounding ≈, wrong ✗, carried
@@ -239,7 +239,9 @@ def follows(given: np.ndarray, reference: np.ndarray, decimals: np.ndarray,
     """
     allowed = tolerance.allowed(reference, decimals)
     if unseen and tolerance.by_hand:
-        allowed = allowed + UNSEEN_RTOL * np.abs(np.where(np.isfinite(reference), reference, 0))
+        size = np.abs(np.where(np.isfinite(reference), reference, 0))
+        units = 10.0 ** -np.asarray(decimals, dtype=np.float64)
+        allowed = allowed + np.minimum(UNSEEN_RTOL * size, UNSEEN_UNITS * units)
     return within(given, reference, allowed) | _stands_in(given, reference)
 
 

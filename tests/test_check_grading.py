@@ -435,3 +435,48 @@ def test_steps_rounded_but_not_shown_are_not_held_against_the_student(tmp_path, 
     answers.write_text(json.dumps({s: off[s].tolist() for s in shown}))
     result = runner.invoke(app, ["check", "--sample", "hello-shiny-sun", str(answers)])
     assert result.exit_code == 1
+
+
+def test_the_problems_own_inputs_are_never_rounded_for_steps_not_shown(tmp_path):
+    # hello-shiny-sun (Q = K = V = x, unscaled). Rounding each computed step to 1 decimal
+    # (scores, weights, context from the given x) gives row "Hello" [0.4, 0.4, 0.8]; rounding
+    # x itself first gives [0.4, 0.3, 0.8]. The exact context of "Hello" is [0.3939, 0.3780,
+    # 0.8432]: 0.3 is 0.078 off, more than half a unit of the 1st decimal, and no rounding of
+    # the work (only of the given inputs) leads to it.
+    x = np.array([[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]])
+
+    def softmax(s):
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def context(inputs):
+        weights = np.round(softmax(np.round(inputs @ inputs.T, 1)), 1)
+        return np.round(weights @ inputs, 1)
+
+    np.testing.assert_allclose(context(x)[0], [0.4, 0.4, 0.8], atol=1e-12)
+    np.testing.assert_allclose(context(np.round(x, 1))[0], [0.4, 0.3, 0.8], atol=1e-12)
+    report = _check("hello-shiny-sun", json.dumps({"context": context(x).tolist()}))
+    assert report.ok
+    report = _check("hello-shiny-sun", json.dumps({"context": context(np.round(x, 1)).tolist()}))
+    (verdict,) = report.verdicts
+    assert verdict.status[0, 1] == WRONG and not report.ok
+
+
+def test_work_not_shown_allows_a_few_units_of_the_last_decimal_not_a_fraction():
+    # three-inputs, query "Input 1": the exact context is [1.936621, 6.683105, 1.595068]
+    # (seed 004's values weighted by softmax([2, 4, 4])). 6.6960 is 129 units of the 4th
+    # decimal off: 0.2 % of 6.68 would allow it, a grader does not.
+    text = '{"query": "Input 1", "context": [1.9366, 6.6960, 1.5951]}'
+    assert not _check("three-inputs", text).ok
+    # 6.6835 (4 units off, like the published hello-shiny-sun context) is within rounding of
+    # work not shown.
+    assert _check("three-inputs", text.replace("6.6960", "6.6835")).ok
+
+
+def test_a_tolerance_the_teacher_sets_allows_float64_noise_only():
+    # 6.683110 for an exact 6.683105 is 7.5e-7 relative: beyond --rtol 1e-9, abs:0 and
+    # sigfigs:7 (6.683105 to 7 figures), within --rtol 1e-6.
+    text = '{"query": "Input 1", "context": [1.936621, 6.683110, 1.595068]}'
+    for mode in ("rel:1e-9", "abs:0", "sigfigs:7"):
+        assert not _check("three-inputs", text, Tolerance.parse(mode)).ok, mode
+    assert _check("three-inputs", text, Tolerance.parse("rel:1e-6")).ok

@@ -26,9 +26,10 @@ class Given:
             batch axis for 2-D x, no head axis for one head); with ``row``, the steps that
             have a query axis give that one row, without the query axis.
         row: the query row those steps give (an index), or None for every row.
-        rounded: when set, every step not given is rounded to this many decimals before the
-            stages after it use it (its recorded value stays unrounded): the work of a student
-            who rounds each step as written and shows only some of them.
+        rounded: when set, the steps named in ``rounds`` (steps not given) are rounded to
+            this many decimals before the stages after it use them (the recorded value stays
+            unrounded): the work of a student who rounds each step as written and shows only
+            some of them. The problem's own inputs are never rounded.
     An array of another shape is not used (the computed step stays): a wrong-shaped answer
     cannot stand in for a step.
     """
@@ -36,6 +37,7 @@ class Given:
     steps: Mapping[str, np.ndarray]
     row: int | None = None
     rounded: int | None = None
+    rounds: frozenset[str] = frozenset()
 
     def replace(self, name: str, data, runtime, drop: set[str], start: int = 0):
         """``data`` (a block of the step ``name`` on the pipeline's canonical axes, its query
@@ -45,7 +47,7 @@ class Given:
         context and output (:data:`attncli.attention.blocks.AXES`).
         """
         if name not in self.steps:
-            if self.rounded is None:
+            if self.rounded is None or name not in self.rounds:
                 return data
             return runtime.asarray(np.round(runtime.to_numpy(data), self.rounded))
         axes = AXES.get(name, SCORE_AXES)
