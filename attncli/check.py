@@ -222,7 +222,7 @@ class Checker:
             _charge_once(self.trace, report, explained)
             entered = [v.step for v in report.verdicts if v.step in explained and not v.ok]
             return Diagnosis(first.name, first.says, entered, detail)
-        return (_weights_rounded_by_hand(report, self.tolerance)
+        return (_weights_rounded_by_hand(report)
                 or _rounded_weights_behind(self.trace, answers, report, self.tolerance))
 
     def explains(self, runs: list[Trace], report: Report, row: int | None) -> list[str]:
@@ -284,7 +284,7 @@ def _same_numbers(one: Trace, other: Trace, answers: Answers) -> bool:
 # --- weights rounded by hand ------------------------------------------------------------------
 
 
-def _weights_rounded_by_hand(report: Report, tolerance: Tolerance) -> Diagnosis | None:
+def _weights_rounded_by_hand(report: Report) -> Diagnosis | None:
     """Given weights that are wrong only by rounding: each the value they follow from rounded
     to k decimals, up or down (seed 004 writes its weight 0.0634 as 0.0)."""
     v = next((v for v in report.verdicts if v.step == "weights"), None)

@@ -35,7 +35,6 @@ class Prepared:
 
     x: np.ndarray
     source: np.ndarray
-    cross: bool  # keys and values come from memory (or key_memory and value_memory), not x
     batched: bool
     heads: int
     d_k: int
@@ -171,7 +170,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         x=x3, source=source3, value_source=None if value_from == key_from else values3,
         key_from=key_from, value_from=value_from,
         key_lengths=_key_lengths(problem, batch),
-        cross=cross, batched=batched, heads=heads, d_k=widths["q"],
+        batched=batched, heads=heads, d_k=widths["q"],
         d_v=widths["v"], layout=layout, score=score,
         per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
                              if params[k] is not None), scale=scale, query_tokens=query_tokens,
