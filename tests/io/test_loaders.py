@@ -105,16 +105,6 @@ def test_key_memory_labels_come_from_its_csv(tmp_path):
     ("1,2 3\n4,5 6\n",
      "row 1, column 2: '2 3' is not a number; separate numbers with the file's delimiter, not "
      "spaces"),
-])
-def test_space_separated_csv_says_so(tmp_path, text, message):
-    # once: "x: empty array, shape (2, 0)", each line read as one label
-    path = write(tmp_path / "x.csv", text)
-    with pytest.raises(InputError) as error:
-        load_problem(path)
-    assert str(error.value) == f"{path}: {message}"
-
-
-@pytest.mark.parametrize("text, message", [
     ("0.34|0.22|0.54\n0.53|0.34|0.98\n",
      "row 1: '0.34|0.22|0.54': numbers separated by '|'; separate them with commas (or tabs)"),
     ("| 0.34 | 0.22 |\n| 0.53 | 0.34 |\n",  # a Markdown table's rows
@@ -128,7 +118,8 @@ def test_space_separated_csv_says_so(tmp_path, text, message):
      "'|'"),
 ])
 def test_a_separator_csv_does_not_know_is_named(tmp_path, text, message):
-    # once: "x: empty array, shape (2, 0)", each line read as one token label and no numbers
+    # spaces, pipes, colons; once: "x: empty array, shape (2, 0)", each line read as one token
+    # label and no numbers
     path = write(tmp_path / "x.csv", text)
     with pytest.raises(InputError) as error:
         load_problem(path)
