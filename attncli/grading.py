@@ -11,7 +11,7 @@ What follows from the answers' steps is computed by :func:`attncli.attend` with 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,15 +142,16 @@ def inputs(trace: Trace, step: str) -> list[str]:
     return ["context"]  # output
 
 
-def upstream(trace: Trace, step: str) -> list[str]:
-    """Every step ``step`` depends on, in pipeline order."""
+def upstream(trace: Trace, step: str, stop: Collection[str] = ()) -> list[str]:
+    """Every step ``step`` depends on, in pipeline order; not looking past the steps in
+    ``stop`` (they are included, what they depend on is not)."""
     found: set[str] = set()
     todo = inputs(trace, step)
     while todo:
         name = todo.pop()
         if name not in found:
             found.add(name)
-            todo += inputs(trace, name)
+            todo += [] if name in stop else inputs(trace, name)
     return [s for s in trace.names() if s in found]
 
 
@@ -327,15 +328,7 @@ def _grade_step(step, given, expected, carried, unshown, decimals, axes, unseen,
 def _computed_from(trace: Trace, step: str, given: Mapping[str, np.ndarray]) -> set[str]:
     """The given steps that ``step`` is computed from, directly or through steps not given:
     a mistake reaches it only through them."""
-    found: set[str] = set()
-    todo = inputs(trace, step)
-    while todo:
-        name = todo.pop()
-        if name in given:
-            found.add(name)
-        else:
-            todo += inputs(trace, name)
-    return found
+    return {s for s in upstream(trace, step, stop=given) if s in given}
 
 
 def tainted_by(wrong: list[StepVerdict], axes: tuple[str, ...], shape) -> np.ndarray:
