@@ -77,7 +77,7 @@ def _when(test: Callable[[AttentionConfig, Trace], bool],
 
 
 def _scaled(config: AttentionConfig, trace: Trace) -> bool:
-    return trace.config["score"] == Score.scaled_dot.value and config.scale is None
+    return trace.run.score is Score.scaled_dot and config.scale is None
 
 
 def _masked(config: AttentionConfig, trace: Trace) -> bool:
@@ -85,22 +85,22 @@ def _masked(config: AttentionConfig, trace: Trace) -> bool:
 
 
 def _heads(config: AttentionConfig, trace: Trace) -> bool:
-    return trace.config["heads"] > 1
+    return trace.run.heads > 1
 
 
 def _projects(*names: str):
-    return lambda config, trace: all(n in trace.config["projected"] for n in names)
+    return lambda config, trace: all(n in trace.run.projected for n in names)
 
 
 MISTAKES: list[Mistake] = [
     Mistake("no_scaling", "the scores were not divided by √d_k",
             _when(_scaled, lambda c, t: c.replace(score=Score.dot))),
     Mistake("scaled_by_d_k", "the scores were divided by d_k instead of √d_k",
-            _when(_scaled, lambda c, t: c.replace(scale=1.0 / t.config["d_k"]))),
+            _when(_scaled, lambda c, t: c.replace(scale=1.0 / t.run.d_k))),
     Mistake("sqrt_d_model", "the scores were divided by √d_model instead of √d_head",
             _when(lambda c, t: _scaled(c, t) and _heads(c, t),
-                  lambda c, t: c.replace(scale=1.0 / math.sqrt(t.config["heads"]
-                                                               * t.config["d_k"])))),
+                  lambda c, t: c.replace(scale=1.0 / math.sqrt(t.run.heads
+                                                               * t.run.d_k)))),
     Mistake("softmax_wrong_axis", "the softmax ran over the wrong axis (columns, not rows)",
             _when(lambda c, t: c.normalize is not Normalize.hard, _slip(softmax_axis="query"))),
     Mistake("transposed_weights", "the projection matrices W_q, W_k and W_v were used "
@@ -148,7 +148,7 @@ class Checker:
         self._attend = attend
         config = build(problem.config, None) if config is None else config
         if config.seed is None:  # the mistaken runs must draw the dropout mask the run drew
-            config = config.replace(seed=trace.config.get("seed"))
+            config = config.replace(seed=trace.run.seed)
         self.problem, self.config, self.trace = problem, config, trace
         self.tolerance = tolerance or Tolerance()
         self._mistaken: dict[str, Trace | None] = {}
@@ -320,7 +320,7 @@ def _rounded_weights_behind(trace: Trace, answers: Answers, report: Report,
     keys."""
     verdict = next((v for v in report.verdicts if v.step == "context" and not v.ok), None)
     if (verdict is None or verdict.given.shape != verdict.expected.shape
-            or "weights" in answers.steps or trace.config["heads"] != 1
+            or "weights" in answers.steps or trace.run.heads != 1
             or "dropped_weights" in trace or trace["values"].ndim != 2
             or trace["values"].shape[0] > _MAX_KEYS):
         return None

@@ -146,7 +146,7 @@ def explain(problem: Problem, trace: Trace, query: str, key: str | None = None,
     write = notation or Notation(4)
     i = trace.query_index(query)
     j_only = None if key is None else _key_index(trace, key)
-    heads = trace.config["heads"]
+    heads = trace.run.heads
     batches = trace["context"].shape[0] if "batch" in trace.step("context").axes else 1
     if not 0 <= batch < batches:
         raise InputError(f"--batch {batch}: the problem has {batches} batch item(s)")
@@ -185,7 +185,7 @@ def _products(write: Notation, a, b, a_result: bool = False, b_result: bool = Fa
 def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     keys_range = range(len(trace.key_tokens)) if j_only is None else [j_only]
     q, keys, values = rows("queries", i), rows("keys"), rows("values")
-    projected = set(trace.config.get("projected", []))
+    projected = set(trace.run.projected)
     sections = []
     if projected:
         sections.append(_projections(problem, trace, rows, i, keys_range, projected, label, write,
@@ -193,7 +193,7 @@ def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     scores = Section(f"Scores ({label})")
     s = rows("scores", i)
     for j in keys_range:
-        terms = _score_terms(problem, trace.config["score"], q, keys[j], write,
+        terms = _score_terms(problem, trace.run.score, q, keys[j], write,
                              "W_q" in projected, "W_k" in projected)
         scores.equations.append([f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})",
                                  *terms, write.res(s[j])])
@@ -201,11 +201,11 @@ def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
     last = s
     if "scaled_scores" in trace:
         scaled = rows("scaled_scores", i)
-        factor = trace.config["scale"]
-        by_root = np.isclose(factor, 1 / np.sqrt(trace.config["d_k"]), rtol=1e-15, atol=0)
+        factor = trace.run.scale
+        by_root = np.isclose(factor, 1 / np.sqrt(trace.run.d_k), rtol=1e-15, atol=0)
         section = Section(f"Scaling ({label})")
         for j in keys_range:
-            step = (write.frac(write.res(s[j]), write.sqrt(trace.config["d_k"])) if by_root
+            step = (write.frac(write.res(s[j]), write.sqrt(trace.run.d_k)) if by_root
                     else f"{write.res(s[j], True)}{write.times}{write.num(factor)}")
             section.equations.append([f"scaled({trace.key_tokens[j]})", step,
                                       write.res(scaled[j])])
@@ -263,7 +263,7 @@ def _score_terms(problem, score, q, k, write, q_result: bool, k_result: bool) ->
 def _normalize(trace, rows, i, last, label, write) -> list[Section]:
     weights = rows("weights", i)
     tokens = trace.key_tokens
-    if trace.config["normalize"] == "hard":
+    if trace.run.normalize == "hard":
         section = Section(f"Weights, hard attention ({label})")
         if np.isfinite(last).any():
             best = int(np.argmax(last))
@@ -272,8 +272,8 @@ def _normalize(trace, rows, i, last, label, write) -> list[Section]:
         else:
             section.notes.append("every key is masked: all weights are 0")
         return [section]
-    temperature = trace.config["temperature"]
-    topk = trace.config["normalize"] == "topk"
+    temperature = trace.run.temperature
+    topk = trace.run.normalize == "topk"
     kept = np.isfinite(last) & (weights > 0) if topk else np.isfinite(last)
     if not kept.any():
         return [Section(f"Weights ({label})", notes=["every key is masked: all weights are 0 "
@@ -309,7 +309,7 @@ def _weighted_sum(trace, rows, i, values, label, projected, write) -> list[Secti
     weights = rows(name, i)
     sections = []
     if name == "dropped_weights":
-        p = trace.config["dropout"]
+        p = trace.run.dropout
         section = Section(f"Dropout, p = {write.num(p)}: kept weights × 1/(1 − p) ({label})")
         plain = rows("weights", i)
         for j, token in enumerate(trace.key_tokens):

@@ -158,7 +158,7 @@ def upstream(trace: Trace, step: str, stop: Collection[str] = ()) -> list[str]:
 def _trivial(trace: Trace, step: str) -> bool:
     """queries, keys or values that are their input itself (no projection): nothing to round."""
     which = {"queries": "W_q", "keys": "W_k", "values": "W_v"}.get(step)
-    return which is not None and which not in trace.config.get("projected", [])
+    return which is not None and which not in trace.run.projected
 
 
 # --- grading ---------------------------------------------------------------------------------

@@ -6,13 +6,18 @@ Every renderer, ``check`` and ``explain`` read a :class:`Trace`; none of them co
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attncli.errors import InputError
+
+if TYPE_CHECKING:
+    from attncli.attention.masks import Mask
+    from attncli.config import Backend, CausalAlign, DType, Layout, Normalize, Score
 
 #: The public step names, in pipeline order. They appear in JSON output and in answer files.
 STEP_NAMES: tuple[str, ...] = (
@@ -51,6 +56,71 @@ class Step:
         return tuple(self.data.shape)
 
 
+def _hidden(**kwargs: Any) -> Any:
+    """A :class:`Run` field that JSON output leaves out (a fact for readers in Python)."""
+    return field(metadata={"json": False}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Run:
+    """The resolved facts of one run: what it actually used, typed. Readers use these fields;
+    :meth:`to_dict` (JSON output's ``config``) is the only place it becomes a dict.
+
+    Fields, in JSON's order: the options as resolved (the score function, the scale, heads,
+    the dropout seed drawn, the weight layout, backend and device), then
+        d_k, d_v: the widths per head of queries/keys and of values
+        projected: which of W_q, W_k, W_v were used (the others are x split into heads)
+        path: how the rows were computed (whole matrices, query blocks of N rows, one query
+            row, torch's fused scaled_dot_product_attention)
+        matmul_flops: 2 × the multiply-adds of the run's matrix products
+        key_lengths: each batch item's keys that are not padding, when the causal / window
+            mask is aligned bottom-right to them (else None, and not in JSON)
+    and facts JSON leaves out: key_from, value_from (the problem keys the keys and the values
+    come from), per_head_weights (some W came 3-D), batched (x was 3-D), d_out (W_o's
+    output width, or None without W_o), biases (which of b_q … b_o were used).
+    """
+
+    project: bool
+    score: Score
+    scale: float
+    causal: bool
+    causal_align: CausalAlign
+    window: int | None
+    normalize: Normalize
+    temperature: float
+    top_k: int | None
+    heads: int
+    dropout: float
+    seed: int | None
+    weight_layout: Layout
+    backend: Backend
+    device: str
+    dtype: DType
+    d_k: int
+    d_v: int
+    projected: tuple[str, ...]
+    path: str
+    matmul_flops: int
+    key_lengths: tuple[int, ...] | None = None
+    key_from: str = _hidden(default="x")
+    value_from: str = _hidden(default="x")
+    per_head_weights: bool = _hidden(default=False)
+    batched: bool = _hidden(default=False)
+    d_out: int | None = _hidden(default=None)
+    biases: tuple[str, ...] = _hidden(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON values (enums as their values, tuples as lists); key_lengths only when set."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata.get("json", True) or (f.name == "key_lengths" and value is None):
+                continue
+            out[f.name] = (value.value if isinstance(value, enum.Enum)
+                           else list(value) if isinstance(value, tuple) else value)
+        return out
+
+
 @dataclass
 class Trace:
     """The steps of one run, in pipeline order, with the labels and conventions they need.
@@ -61,16 +131,27 @@ class Trace:
     steps: list[Step] = field(default_factory=list)
     query_tokens: list[str] = field(default_factory=list)
     key_tokens: list[str] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
+    run: Run | None = None  # None only for a trace built by hand (tests of renderers)
     conventions: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    backend: str = "numpy"
-    device: str = "cpu"
-    dtype: str = "float64"
     focus: int | None = None  # the query row kept by at_query (an index into the full run)
-    #: the problem's mask and key_padding_mask combined, (B or 1, 1, seq_q or 1, seq_k) bool,
-    #: True = may attend; None without them (causal and --window are in ``config``)
-    mask: np.ndarray | None = None
+    #: the one mask of the run (causal ∧ window ∧ mask ∧ key_padding_mask), None when
+    #: nothing is masked (:class:`attncli.attention.masks.Mask`)
+    mask: Mask | None = None
+    #: the problem's arrays as given (x, W_q, …, mask), for exporters that redo the run
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return "numpy" if self.run is None else self.run.backend.value
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.run is None else self.run.device
+
+    @property
+    def dtype(self) -> str:
+        return "float64" if self.run is None else self.run.dtype.value
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
@@ -112,10 +193,7 @@ class Trace:
         (keys and values are whole); ``to_dict`` then drops that axis."""
         steps = [Step(s.name, s.formula, np.take(s.data, [index], axis=s.axes.index("query")),
                       s.axes) if "query" in s.axes else s for s in self.steps]
-        mask = self.mask
-        if mask is not None and mask.shape[2] > 1:  # one row per query: keep the one
-            mask = mask[:, :, index:index + 1]
-        return dataclasses.replace(self, steps=steps, focus=index, mask=mask)
+        return dataclasses.replace(self, steps=steps, focus=index)
 
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""
@@ -158,7 +236,7 @@ class Trace:
             "tokens": self.query_tokens,
             "query": None if self.focus is None else self.query_tokens[self.focus],
             "key_tokens": self.key_tokens,
-            "config": self.config,
+            "config": {} if self.run is None else self.run.to_dict(),
             "conventions": self.conventions,
             "warnings": self.warnings,
             "backend": self.backend,

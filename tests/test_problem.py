@@ -33,7 +33,7 @@ def test_3d_weights_equal_column_blocks_and_set_the_heads():
     per_head = {k: np.stack([v[:, :2], v[:, 2:]]) for k, v in W.items()}
     blocks = attend(_problem(), AttentionConfig(heads=2))
     stacked = attend(Problem.from_mapping({"x": X, **per_head}, "p.json"))
-    assert stacked.config["heads"] == 2
+    assert stacked.run.heads == 2
     np.testing.assert_allclose(blocks["weights"], stacked["weights"], rtol=1e-14)
     np.testing.assert_allclose(blocks["context"], stacked["context"], rtol=1e-14)
 

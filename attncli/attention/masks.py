@@ -1,9 +1,92 @@
-"""Causal and local masks, and applying a mask to scores.
+"""The one mask of a run, and applying it to scores.
+
+A run has at most one mask, :class:`Mask`: the AND of predicates of a query position i and a
+key position j (causal, local window, the problem's mask, its key padding), in the manner of
+torch's ``flex_attention`` ``mask_mod(b, h, q_idx, kv_idx)``. It is built once, by the plan;
+the masking stage, the heatmaps and plots, and the torch export all read it.
 
 Every mask here is boolean with True = may attend (torch SDPA's polarity).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """causal ∧ window ∧ mask ∧ ¬key_padding_mask: which keys each query may attend to.
+
+    Fields:
+        seq_q, seq_k: the run's query and key counts.
+        causal: query i sees keys j ≤ i (after the offset below).
+        window: local attention, |i − j| ≤ window (after the offset); None for none.
+        bottom_right: the causal diagonal and the window are shifted by seq_k − seq_q
+            (flash-attn ≥ 2.1), or by L_b − seq_q per batch item with ``key_lengths``.
+        key_lengths: (B,) each batch item's keys that are not padding, when the diagonal
+            follows them (bottom-right with a key_padding_mask), else None.
+        given: the problem's mask and key_padding_mask combined, (B or 1, 1, seq_q or 1,
+            seq_k) bool, True = may attend (n numbers, not n², for a padding mask alone);
+            None without them.
+    Sources: causal, Vaswani et al. 2017 §3.2.3 and torch SDPA's is_causal (top-left);
+    bottom-right, flash-attn ≥ 2.1 (its tests' construct_local_mask,
+    sk = key_padding_mask.sum(-1)); local, Luong et al. 2015 §3.2, sliding with causal
+    (Beltagy et al. 2020).
+    """
+
+    seq_q: int
+    seq_k: int
+    causal: bool = False
+    window: int | None = None
+    bottom_right: bool = False
+    key_lengths: tuple[int, ...] | None = None
+    given: np.ndarray | None = None
+
+    @property
+    def structural(self) -> bool:
+        """Whether the mask depends on positions (causal or window), not only on given arrays."""
+        return self.causal or self.window is not None
+
+    def words(self) -> str:
+        """The mask's parts in words, as the masked_scores formula says them."""
+        parts = []
+        if self.causal:
+            parts.append(f"causal, {'bottom-right' if self.bottom_right else 'top-left'}"
+                         + (" to each item's unpadded keys" if self.bottom_right
+                            and self.key_lengths is not None else ""))
+        if self.window is not None:
+            parts.append(f"window |i − j| ≤ {self.window}")
+        if self.given is not None:
+            parts.append("mask / key_padding_mask")
+        return ", ".join(parts)
+
+    def rows(self, xp, start: int, stop: int, device=None, given=None):
+        """Query rows start … stop − 1 of the mask, (B or 1, 1, rows, seq_k) bool on ``xp``.
+
+        ``given``: :attr:`given` already on ``xp``'s device (the stage converts it once).
+        """
+        allowed = None
+        if self.structural:
+            # A window wider than both sequences masks nothing; clamping keeps int64 indices.
+            window = None if self.window is None else min(self.window, self.seq_q + self.seq_k)
+            allowed = structural(xp, self.seq_q, self.seq_k, causal=self.causal,
+                                 bottom_right=self.bottom_right, window=window, device=device,
+                                 rows=(start, stop), key_lengths=self.key_lengths)
+            allowed = xp.reshape(allowed, (-1, 1, stop - start, self.seq_k))
+        if self.given is not None:
+            mask = self.given if given is None else given
+            mask = mask if mask.shape[2] == 1 else mask[:, :, start:stop]
+            allowed = mask if allowed is None else allowed & mask
+        return allowed
+
+    def dense(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows start … stop − 1 of the mask as numpy, (B or 1, 1, rows, seq_k) bool, every
+        row spelled out (for drawings and exports)."""
+        stop = self.seq_q if stop is None else stop
+        allowed = np.asarray(self.rows(np, start, stop), dtype=bool)
+        return np.broadcast_to(allowed, (*allowed.shape[:2], stop - start, self.seq_k))
 
 
 def structural(xp, seq_q: int, seq_k: int, *, causal: bool, bottom_right: bool,

@@ -21,12 +21,13 @@ from attncli.attention.blocks import (
 )
 from attncli.attention.conventions import conventions
 from attncli.attention.given import Given
+from attncli.attention.masks import Mask
 from attncli.backend import Runtime, dropout_keep, resolve
 from attncli.config import AttentionConfig, Backend, CausalAlign, Normalize, Score, Slip, build
 from attncli.errors import ConfigError, InputError
 from attncli.problem import Problem
 from attncli.shapes import Prepared, prepare
-from attncli.trace import Trace
+from attncli.trace import Run, Trace
 
 
 def attend(problem: Problem, config: AttentionConfig | None = None,
@@ -77,8 +78,8 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
     score_fn, scale = prepared.score, prepared.scale
 
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
-                  backend=runtime.backend.value, device=runtime.device, dtype=config.dtype.value,
                   warnings=prepared.warnings)
+    mask = run_mask(prepared, config)
     record = Recorder(trace, runtime, prepared.batched, H, steps, monitor, given)
     slip = config.slip
     focus = None if query is None else trace.query_index(str(query))
@@ -163,15 +164,20 @@ def _attend(problem: Problem, config: AttentionConfig, steps: Iterable[str] | No
                output)
     record.finish()
 
-    trace.config = {
-        **config.to_dict(), "backend": runtime.backend.value, "device": runtime.device,
-        "score": score_fn.value, "scale": scale, "heads": H, "d_k": prepared.d_k,
-        "d_v": prepared.d_v, "weight_layout": prepared.layout.value,
-        "projected": [k for k in ("W_q", "W_k", "W_v") if p[k] is not None],
-        "seed": rows.seed, "path": path, "matmul_flops": flops,
-        **_aligned_lengths(prepared, config),
-    }
-    trace.mask = prepared.mask
+    trace.run = Run(
+        project=config.project, score=score_fn, scale=scale, causal=config.causal,
+        causal_align=config.causal_align, window=config.window, normalize=config.normalize,
+        temperature=config.temperature, top_k=config.top_k, heads=H, dropout=config.dropout,
+        seed=rows.seed, weight_layout=prepared.layout, backend=runtime.backend,
+        device=runtime.device, dtype=config.dtype, d_k=prepared.d_k, d_v=prepared.d_v,
+        projected=tuple(k for k in ("W_q", "W_k", "W_v") if p[k] is not None), path=path,
+        matmul_flops=flops, key_lengths=mask.key_lengths if mask is not None else None,
+        key_from=prepared.key_from, value_from=prepared.value_from,
+        per_head_weights=prepared.per_head_weights, batched=prepared.batched,
+        d_out=None if p["W_o"] is None else int(p["W_o"].shape[1]),
+        biases=tuple(k for k in ("b_q", "b_k", "b_v", "b_o") if p.get(k) is not None))
+    trace.mask = mask
+    trace.inputs = dict(problem.arrays)
     trace.conventions = conventions(config, prepared, scale, score_fn)
     if focus is not None and first == focus:
         trace.focus = focus  # the steps hold that one row already
@@ -243,6 +249,9 @@ class _Rows:
         self.keys_t = scores.keys_transposed(xp, keys)  # once, for every block
         self.empty = 0  # query rows with no key to attend to
         self.seed = config.seed
+        self.mask = run_mask(prepared, config)
+        self.given_mask = (None if self.mask is None or self.mask.given is None
+                           else runtime.asarray(self.mask.given, boolean=True))
         # With an n×n step to show, or scores that could overflow, every stage is checked
         # as it comes; otherwise only each block's context is (no extra n² passes).
         limit = float(np.finfo(config.dtype.value).max) / 4
@@ -274,8 +283,11 @@ class _Rows:
             s = record("scaled_scores", f"scaled_scores = scores {how}", s)
             last = "scaled_scores"
 
-        mask, mask_parts = _combined_mask(xp, prepared, config, self.runtime, first,
-                                          first + s.shape[2])
+        mask, mask_parts = None, ""
+        if self.mask is not None:
+            mask = self.mask.rows(xp, first, first + s.shape[2], self.runtime.device,
+                                  self.given_mask)
+            mask_parts = self.mask.words()
         weights = None
         if mask is not None and slip.mask == "inverted":
             mask, mask_parts = ~mask, f"slip: inverted {mask_parts}"
@@ -374,43 +386,19 @@ def _projection_formula(name: str, src: str, which: str, p, heads: int) -> str:
     return f"{name} = {src} W_{which}" + (f" + b_{which}" if p[f"b_{which}"] is not None else "")
 
 
-def _aligned_lengths(prepared: Prepared, config: AttentionConfig) -> dict:
-    """``{"key_lengths": [...]}`` when the causal / --window mask is aligned bottom-right to
-    each batch item's unpadded keys (a key_padding_mask is given), else nothing: the fact
-    the heatmaps and plots need to draw the same mask (:func:`attncli.render.masked`)."""
-    if (prepared.key_lengths is None or config.causal_align is not CausalAlign.bottom_right
-            or not (config.causal or config.window is not None)):
-        return {}
-    return {"key_lengths": [int(n) for n in prepared.key_lengths]}
-
-
-def _combined_mask(xp, prepared: Prepared, config: AttentionConfig, runtime: Runtime,
-                   start: int, stop: int):
-    """Query rows start … stop − 1 of the mask, (B or 1, 1, rows, seq_k) bool, True = may
-    attend, or None; and its parts in words. Bottom-right alignment with a key_padding_mask
-    puts each batch item's diagonal at its own last real key (flash-attn's)."""
-    seq_q, seq_k = prepared.x.shape[1], prepared.source.shape[1]
-    parts = []
-    # A window wider than both sequences masks nothing; clamping keeps the indices in int64.
-    window = None if config.window is None else min(config.window, seq_q + seq_k)
+def run_mask(prepared: Prepared, config: AttentionConfig) -> Mask | None:
+    """The one mask of the run (causal, window, mask, key_padding_mask), or None when nothing
+    is masked. Bottom-right alignment with a key_padding_mask puts each batch item's diagonal
+    at its own last real key (flash-attn's)."""
+    if not (config.causal or config.window is not None or prepared.mask is not None):
+        return None
     bottom_right = config.causal_align is CausalAlign.bottom_right
-    mask = masks.structural(xp, seq_q, seq_k, causal=config.causal, bottom_right=bottom_right,
-                            window=window, device=runtime.device, rows=(start, stop),
-                            key_lengths=prepared.key_lengths)
-    if config.causal:
-        parts.append(f"causal, {config.causal_align.value}"
-                     + (" to each item's unpadded keys" if bottom_right
-                        and prepared.key_lengths is not None else ""))
-    if config.window is not None:
-        parts.append(f"window |i − j| ≤ {config.window}")
-    if mask is not None:
-        mask = xp.reshape(mask, (-1, 1, stop - start, seq_k))
-    if prepared.mask is not None:
-        rows = prepared.mask if prepared.mask.shape[2] == 1 else prepared.mask[:, :, start:stop]
-        given = runtime.asarray(rows, boolean=True)
-        mask = given if mask is None else mask & given
-        parts.append("mask / key_padding_mask")
-    return mask, ", ".join(parts)
+    per_item = (bottom_right and prepared.key_lengths is not None
+                and (config.causal or config.window is not None))
+    return Mask(seq_q=prepared.x.shape[1], seq_k=prepared.source.shape[1], causal=config.causal,
+                window=config.window, bottom_right=bottom_right,
+                key_lengths=tuple(int(n) for n in prepared.key_lengths) if per_item else None,
+                given=prepared.mask)
 
 
 def _normalize(xp, s, config: AttentionConfig, last: str, inplace: bool = False):

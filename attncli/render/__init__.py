@@ -172,50 +172,24 @@ def masked(trace: Trace, step: Step) -> np.ndarray:
 
     Shapes:
         step.data (…, seq_q, seq_k) on axes from (batch, head, query, key); returns bool of
-        the same shape, True = masked (the opposite of the masks' True = may attend)
-        trace.mask (B or 1, 1, seq_q or 1, seq_k), True = may attend, or None
+        the same shape, True = masked (the opposite of the run's mask, True = may attend)
     The rule: only steps from ``masked_scores`` on (:data:`AFTER_MASK`) have masked cells;
-    in them, the causal / --window mask rebuilt from ``trace.config`` (causal, window,
-    causal_align, and key_lengths when bottom-right follows each batch item's unpadded keys;
-    the row ``trace.focus`` after --query), the problem's mask and
-    key_padding_mask (``trace.mask``), and the −∞ cells of ``masked_scores``.
-    Source: attncli.attention.pipeline._combined_mask, which builds the same mask.
+    in them, the cells the run's one mask (``trace.mask``,
+    :class:`attncli.attention.masks.Mask`) forbids, its row ``trace.focus`` after --query,
+    and the −∞ cells of ``masked_scores``.
     """
     shape = step.shape
     if step.name not in AFTER_MASK:
         return np.zeros(shape, dtype=bool)
-    seq_q, seq_k = shape[-2:]
-    allowed = np.ones((seq_q, seq_k), dtype=bool)
-    config = trace.config
-    causal, window = bool(config.get("causal")), config.get("window")
-    if causal or window is not None:
-        from attncli.attention.masks import structural
-
-        rows, n = (0, seq_q), seq_q
-        if trace.focus is not None and seq_q == 1:  # one query row of the whole run
-            rows, n = (trace.focus, trace.focus + 1), len(trace.query_tokens)
-        window = None if window is None else min(int(window), n + seq_k)
-        lengths = config.get("key_lengths")
-        allowed = structural(np, n, seq_k, causal=causal, window=window, rows=rows,
-                             bottom_right=config.get("causal_align") == "bottom-right",
-                             key_lengths=None if lengths is None else np.asarray(lengths))
-        if allowed.ndim == 3:  # (B, rows, seq_k): one diagonal per batch item
-            allowed = _on_axes(allowed[:, None], step)
-    out = ~np.broadcast_to(allowed, shape)
+    out = np.zeros(shape, dtype=bool)
     if trace.mask is not None:
-        out = out | ~_given_mask(trace, step)
+        start, stop = 0, shape[-2]
+        if trace.focus is not None and shape[-2] == 1:  # one query row of the whole run
+            start, stop = trace.focus, trace.focus + 1
+        out = ~_on_axes(trace.mask.dense(start, stop), step)
     if "masked_scores" in trace and trace.step("masked_scores").shape == shape:
         out = out | np.isneginf(trace["masked_scores"])
     return np.broadcast_to(out, shape)
-
-
-def _given_mask(trace: Trace, step: Step) -> np.ndarray:
-    """trace.mask, (B or 1, 1, seq_q or 1, seq_k), laid out on the step's axes."""
-    mask = np.asarray(trace.mask, dtype=bool)
-    n_rows = step.shape[-2]
-    if mask.shape[2] not in (1, n_rows) and trace.focus is not None:
-        mask = mask[:, :, trace.focus:trace.focus + 1]  # the run kept one row, the mask all
-    return _on_axes(mask, step)
 
 
 def _on_axes(mask: np.ndarray, step: Step) -> np.ndarray:

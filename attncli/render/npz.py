@@ -29,7 +29,8 @@ def write_npz(trace: Trace, handle: BinaryIO) -> None:
     meta = {
         "steps": {s.name: {"formula": s.formula, "axes": list(s.axes)} for s in trace},
         "query": None if trace.focus is None else trace.query_tokens[trace.focus],
-        "config": trace.config, "conventions": trace.conventions, "warnings": trace.warnings,
+        "config": {} if trace.run is None else trace.run.to_dict(),
+        "conventions": trace.conventions, "warnings": trace.warnings,
     }
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for step in trace:

@@ -68,10 +68,10 @@ def test_blocked_steps_equal_the_whole_matrices(case, backend, request, tiny_blo
         request.getfixturevalue("torch")
     arrays, fields = CASES[case]
     blocked = _run(arrays, fields, backend)
-    assert blocked.config["path"].startswith("query blocks of")
+    assert blocked.run.path.startswith("query blocks of")
     blocks.BLOCK_BYTES = 2**30  # the fixture restores the real value afterwards
     whole = _run(arrays, fields, backend)
-    assert whole.config["path"] == "whole matrices"
+    assert whole.run.path == "whole matrices"
     assert blocked.names() == whole.names()
     for step in whole:
         np.testing.assert_allclose(blocked[step.name], step.data, rtol=TOL, atol=TOL,
@@ -91,7 +91,7 @@ def test_only_the_context_asked_for_keeps_no_n_by_n_step(case, backend, request,
     blocked = _run(arrays, fields, backend, steps=wanted)
     expected = ["context", "output"] if "W_o" in arrays else ["context"]
     assert blocked.names() == expected
-    assert blocked.config["path"].startswith(("query blocks", "fused"))
+    assert blocked.run.path.startswith(("query blocks", "fused"))
     blocks.BLOCK_BYTES = 2**30
     whole = _run(arrays, fields, Backend.numpy)
     for name in expected:
@@ -111,7 +111,7 @@ FUSED = ["simple", "projected", "multihead", "causal", "batched", "cross", "temp
 def test_torch_fused_path_matches_the_whole_matrices(case, torch):
     arrays, fields = CASES[case]
     fused = _run(arrays, fields, Backend.torch, steps=["context", "output"])
-    assert fused.config["path"] == ("fused: torch.nn.functional.scaled_dot_product_attention")
+    assert fused.run.path == ("fused: torch.nn.functional.scaled_dot_product_attention")
     whole = _run(arrays, fields, Backend.numpy)
     for name in fused.names():
         np.testing.assert_allclose(fused[name], whole[name], rtol=1e-10, atol=1e-10)
@@ -127,7 +127,7 @@ def test_torch_takes_blocks_where_sdpa_does_not_fit(case, torch):
     which torch's CPU kernel choice falls back to its n×n math path) go through blocks."""
     arrays, fields = CASES[case]
     trace = _run(arrays, fields, Backend.torch, steps=["context"])
-    assert not trace.config["path"].startswith("fused")
+    assert not trace.run.path.startswith("fused")
 
 
 @pytest.mark.parametrize("backend", [Backend.numpy, Backend.torch])
@@ -141,7 +141,7 @@ def test_one_query_row_alone_is_that_row_of_the_whole_run(case, backend, request
         alone = attend(Problem.from_mapping(arrays, "test"),
                        AttentionConfig(backend=backend, **fields), query=row)
         narrowed = whole.at_query(row)
-        assert alone.config["path"] == "one query row"
+        assert alone.run.path == "one query row"
         assert alone.focus == row and alone.names() == narrowed.names()
         for step in narrowed:
             np.testing.assert_allclose(alone[step.name], step.data, rtol=TOL, atol=TOL,
@@ -165,7 +165,7 @@ def test_one_query_row_keeps_the_dropout_mask_of_the_whole_run():
 
 def test_dropout_and_slips_run_as_one_block(tiny_blocks):
     trace = _run({"x": X}, {"dropout": 0.5, "seed": 3}, Backend.numpy, steps=["context"])
-    assert trace.config["path"] == "whole matrices"
+    assert trace.run.path == "whole matrices"
 
 
 class _Files(Monitor):

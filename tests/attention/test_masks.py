@@ -122,7 +122,7 @@ def test_padded_bottom_right_runs_equal_flash_attn_reference(causal, window, seq
     np.testing.assert_allclose(trace["weights"], _flash_attn_weights(scores, masked),
                                rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(np.isneginf(trace["masked_scores"]), masked)
-    assert trace.config["key_lengths"] == lengths.tolist()
+    assert trace.run.key_lengths == tuple(lengths.tolist())
     # one query row alone (--query) and the drawings read the same mask
     for row in range(seq_q):
         one = attend(problem, AttentionConfig(causal=causal, window=window,

@@ -144,7 +144,7 @@ def test_sdpa_plain(torch, backend, heads, batch, seq_k):
     close(trace["context"], merge_heads(expected))
     if heads > 1:
         close(trace["head_context"], expected)
-    assert trace.config["scale"] == pytest.approx(1 / math.sqrt(3), rel=1e-15)
+    assert trace.run.scale == pytest.approx(1 / math.sqrt(3), rel=1e-15)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -366,7 +366,7 @@ def test_mha_weight_forms_give_the_same_numbers(torch, backend, layout, heads):
     out, weights = mha_forward(torch, mha, x)
     close(trace["weights"], weights)
     close(trace["output"], out)
-    assert trace.config["heads"] == heads
+    assert trace.run.heads == heads
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -541,7 +541,7 @@ def test_query_blocks_equal_the_whole_run(request, case, backend, data):
         patch.setattr(blocks, "BLOCK_BYTES", 1)
         blocked = run(arrays, config, steps=["context", "output"])
     seq_q = arrays["x"].shape[-2]
-    path = blocked.config["path"]
+    path = blocked.run.path
     assert path.startswith(("fused", "query blocks of 1 rows" if seq_q > 1 else "whole")), path
     assert blocked.names() == [n for n in ("context", "output") if n in whole]
     rows = tie_free_rows(whole, config)

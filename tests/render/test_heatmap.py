@@ -16,6 +16,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from attncli import AttentionConfig, attend, load_problem
+from attncli.attention.masks import Mask
 from attncli.cli import app
 from attncli.errors import InputError
 from attncli.problem import Problem
@@ -436,8 +437,9 @@ def _corner(values, masked_last: bool = False):
     weights = np.array([values], dtype=np.float64)
     mask = None
     if masked_last:  # the problem's mask forbids the last key: (1, 1, 1, seq_k)
-        mask = np.ones((1, 1, 1, len(values)), dtype=bool)
-        mask[..., -1] = False
+        given = np.ones((1, 1, 1, len(values)), dtype=bool)
+        given[..., -1] = False
+        mask = Mask(seq_q=1, seq_k=len(values), given=given)
     return Trace(steps=[Step("weights", "weights = softmax(scores)", weights,
                              ("query", "key"))],
                  query_tokens=["q"], key_tokens=list("abcde")[:len(values)], mask=mask)
