@@ -1,10 +1,10 @@
 """attncli check: answers graded (:mod:`attncli.grading`) and the mistake behind a wrong entry.
 
-A diagnosis is a search over mistaken configs (ARCHITECTURE.md): each entry of
-:data:`MISTAKES` is one named change of the config (a :class:`attncli.config.Slip` or another
-field), re-run through the same pipeline, alone and with the answers' own earlier steps in
-place; the first that reproduces every wrong entry and keeps every other is reported. A new
-diagnosis is one more line in that list.
+A diagnosis is a search over mistaken plans (ARCHITECTURE.md): each entry of
+:data:`MISTAKES` is one named change, a stage of the plan replaced by its mistaken twin
+(:mod:`attncli.mistakes`) or a config field changed, run through the same executor, alone and
+with the answers' own earlier steps in place; the first that reproduces every wrong entry and
+keeps every other is reported. A new diagnosis is one more line in that list.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from attncli import mistakes
 from attncli.answers import Answers
 from attncli.attention.given import Given
+from attncli.attention.plan import Plan
 from attncli.config import AttentionConfig, Normalize, Score, build
 from attncli.errors import AttncliError
 from attncli.grading import (
@@ -52,27 +53,63 @@ __all__ = ["CARRIED", "MISTAKES", "RIGHT", "ROUNDED", "WRONG", "Answers", "Check
 
 @dataclass(frozen=True)
 class Mistake:
-    """A named change of the config that reproduces a usual hand-computation mistake.
+    """A usual hand-computation mistake, as a change of the correct computation: a stage of
+    the plan replaced by its mistaken twin (:mod:`attncli.mistakes`), or a config field
+    changed.
 
-    ``change`` gets the correct config and the correct trace; it returns the mistaken config,
-    or None when the mistake cannot happen in this problem (no mask to forget, one head …).
-    ``shows_in`` names the steps where the mistake can show, when not every step it changes
-    (weights rounded before the weighted sum show in the context, not in written weights):
-    it is a diagnosis only when it reproduces a wrong entry there.
+    ``change`` gets the correct config and trace and returns the change: a mistaken
+    :class:`AttentionConfig`, or a function of the plan (:meth:`Plan.replace`, which may raise
+    ConfigError when the mistake cannot happen with these shapes); None when the mistake
+    cannot happen in this problem (no mask to forget, one head …). ``shows_in`` names the
+    steps where the mistake can show, when not every step it changes (weights rounded before
+    the weighted sum show in the context, not in written weights): it is a diagnosis only
+    when it reproduces a wrong entry there.
     """
 
     name: str
     says: str
-    change: Callable[[AttentionConfig, Trace], AttentionConfig | None]
+    change: Callable[[AttentionConfig, Trace], AttentionConfig | Callable[[Plan], Plan] | None]
     shows_in: tuple[str, ...] = ()
 
 
-def _slip(**fields: Any) -> Callable[[AttentionConfig, Trace], AttentionConfig]:
-    return lambda config, trace: config.replace(slip=dataclasses.replace(config.slip, **fields))
+def _twin(step: str, cls, **fields) -> Callable[[AttentionConfig, Trace], Callable]:
+    """The stage recording ``step`` replaced by its twin of class ``cls`` (``inner``: the
+    stage it replaces, for twins that call it)."""
+    def change(plan: Plan) -> Plan:
+        stage = plan.stage(step)
+        inner = {"inner": stage} if "inner" in {f.name for f in dataclasses.fields(cls)} else {}
+        return plan.replace(step, mistakes.twin(cls, stage, **inner, **fields))
+    return lambda config, trace: change
 
 
-def _when(test: Callable[[AttentionConfig, Trace], bool],
-          change: Callable[[AttentionConfig, Trace], AttentionConfig]):
+def _after_softmax(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:
+        mask, weights = plan.stage("masked_scores"), plan.stage("weights")
+        return plan.replace("weights", mistakes.twin(mistakes.MaskedAfter, weights,
+                                                     inner=weights, mask=mask)).replace(
+            "masked_scores", mistakes.twin(mistakes.Unmasked, mask))
+    return change
+
+
+def _heads_averaged(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:  # averaged heads do not fit W_o: no output either
+        plan = plan.replace("context", mistakes.twin(mistakes.MeanHeads, plan.stage("context")))
+        return plan.replace("output", None) if plan.stage("output") else plan
+    return change
+
+
+def _transposed(*names: str):
+    def change(plan: Plan) -> Plan:
+        for name in names:
+            step = {"W_q": "queries", "W_k": "keys", "W_v": "values"}[name]
+            W = plan.prepared.params[name]  # (H, d_in, d_head)
+            square = not plan.prepared.per_head_weights and W.shape[1] == W.shape[0] * W.shape[2]
+            plan = plan.replace(step, mistakes.transposed(plan.stage(step), square))
+        return plan
+    return lambda config, trace: change
+
+
+def _when(test: Callable[[AttentionConfig, Trace], bool], change):
     return lambda config, trace: change(config, trace) if test(config, trace) else None
 
 
@@ -92,6 +129,10 @@ def _projects(*names: str):
     return lambda config, trace: all(n in trace.run.projected for n in names)
 
 
+def _soft(config: AttentionConfig, trace: Trace) -> bool:
+    return config.normalize is not Normalize.hard
+
+
 MISTAKES: list[Mistake] = [
     Mistake("no_scaling", "the scores were not divided by √d_k",
             _when(_scaled, lambda c, t: c.replace(score=Score.dot))),
@@ -99,36 +140,36 @@ MISTAKES: list[Mistake] = [
             _when(_scaled, lambda c, t: c.replace(scale=1.0 / t.run.d_k))),
     Mistake("sqrt_d_model", "the scores were divided by √d_model instead of √d_head",
             _when(lambda c, t: _scaled(c, t) and _heads(c, t),
-                  lambda c, t: c.replace(scale=1.0 / math.sqrt(t.run.heads
-                                                               * t.run.d_k)))),
+                  lambda c, t: c.replace(scale=1.0 / math.sqrt(t.run.heads * t.run.d_k)))),
     Mistake("softmax_wrong_axis", "the softmax ran over the wrong axis (columns, not rows)",
-            _when(lambda c, t: c.normalize is not Normalize.hard, _slip(softmax_axis="query"))),
+            _when(_soft, _twin("weights", mistakes.OverQueries))),
     Mistake("transposed_weights", "the projection matrices W_q, W_k and W_v were used "
             "transposed (x @ Wᵀ)", _when(_projects("W_q", "W_k", "W_v"),
-                                         _slip(transposed_projections=("W_q", "W_k", "W_v")))),
+                                         _transposed("W_q", "W_k", "W_v"))),
     *(Mistake(f"transposed_{w}", f"{w} was used transposed (x @ {w}ᵀ)",
-              _when(_projects(w), _slip(transposed_projections=(w,))))
+              _when(_projects(w), _transposed(w)))
       for w in ("W_q", "W_k", "W_v")),
-    Mistake("keys_as_values", "the keys were used as the values", _slip(values_from="keys")),
+    Mistake("keys_as_values", "the keys were used as the values",
+            _twin("values", mistakes.KeysAsValues)),
     Mistake("queries_keys_swapped", "queries and keys were swapped (K Qᵀ instead of Q Kᵀ)",
-            _slip(swap_queries_keys=True)),
+            _twin("scores", mistakes.Swapped)),
     Mistake("causal_forgotten", "the causal mask was forgotten",
             _when(lambda c, t: c.causal, lambda c, t: c.replace(causal=False))),
     Mistake("mask_inverted", "the mask was inverted (attending where it forbids)",
-            _when(_masked, _slip(mask="inverted"))),
+            _when(_masked, _twin("masked_scores", mistakes.InvertedMask))),
     Mistake("mask_zero_fill", "masked scores were set to 0 instead of −∞",
-            _when(_masked, _slip(mask="zero_fill"))),
+            _when(_masked, _twin("masked_scores", mistakes.ZeroFilled))),
     Mistake("mask_after_softmax", "the mask was applied after the softmax without "
-            "renormalising", _when(_masked, _slip(mask="after_softmax"))),
+            "renormalising", _when(_masked, _after_softmax)),
     Mistake("heads_averaged", "the heads were averaged instead of concatenated",
-            _when(_heads, _slip(merge_heads="mean"))),
+            _when(_heads, _heads_averaged)),
     Mistake("W_o_forgotten", "the output projection W_o was forgotten",
-            _when(lambda c, t: "output" in t, _slip(output_projection=False))),
+            _when(lambda c, t: "output" in t, _twin("output", mistakes.Unprojected))),
     Mistake("dropout_not_rescaled", "dropped-out weights were not rescaled by 1/(1 − p)",
-            _when(lambda c, t: c.dropout > 0, _slip(dropout_rescale=False))),
+            _when(lambda c, t: c.dropout > 0, _twin("dropped_weights", mistakes.Unrescaled))),
     *(Mistake(f"weights_rounded_{k}", f"the weights were rounded to {k} decimal"
               f"{'s' if k > 1 else ''} before the weighted sum",
-              _when(lambda c, t: c.normalize is not Normalize.hard, _slip(round_weights=k)),
+              _when(_soft, _twin("weights", mistakes.Rounded, decimals=k)),
               ("head_context", "context", "output"))
       for k in (4, 3, 2, 1)),
 ]
@@ -183,16 +224,26 @@ class Checker:
                            if s not in steps and not _trivial(self.trace, s))
         return self._run(self.config, Given(steps, row, rounded=decimals, rounds=rounds))
 
-    def _run(self, config: AttentionConfig | None, given: Given | None = None) -> Trace | None:
+    def _run(self, config: AttentionConfig | None, given: Given | None = None,
+             change: Callable[[Plan], Plan] | None = None) -> Trace | None:
         try:
-            return self._attend(self.problem, config, given=given)
+            return self._attend(self.problem, config, given=given, change=change)
         except AttncliError:  # the mistake cannot happen with these shapes, or the answers'
             return None       # own numbers overflow: nothing follows from them
 
+    def _mistaken_run(self, mistake: Mistake, given: Given | None = None) -> Trace | None:
+        """The run with ``mistake`` made (and ``given`` steps in place), or None when it
+        cannot happen here."""
+        change = mistake.change(self.config, self.trace)
+        if change is None:
+            return None
+        if isinstance(change, AttentionConfig):
+            return self._run(change, given)
+        return self._run(self.config, given, change)
+
     def _mistaken_trace(self, mistake: Mistake) -> Trace | None:
         if mistake.name not in self._mistaken:
-            config = mistake.change(self.config, self.trace)
-            self._mistaken[mistake.name] = None if config is None else self._run(config)
+            self._mistaken[mistake.name] = self._mistaken_run(mistake)
         return self._mistaken[mistake.name]
 
     def diagnose(self, answers: Answers, report: Report,
@@ -210,7 +261,7 @@ class Checker:
                 continue
             runs = [alone]
             if given is not None:
-                carried = self._run(mistake.change(self.config, self.trace), given)
+                carried = self._mistaken_run(mistake, given)
                 runs += [carried] if carried is not None else []
             explained = self.explains(runs, report, row)
             if explained and (not mistake.shows_in or set(explained) & set(mistake.shows_in)):

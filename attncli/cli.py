@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import inspect
-import io
 import os
 import shutil
 import sys
@@ -19,7 +17,18 @@ from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import check_target, write_output
 from attncli.options import OUTPUT, ProblemOptions, output_path, problem_options
-from attncli.render import ColorRange, ExplainFormat, Format
+from attncli.render.drawing import ColorRange
+from attncli.render.layout import printable
+from attncli.render.registry import (
+    CHECK,
+    COMPUTE,
+    CheckFormat,
+    ExplainFormat,
+    Format,
+    Renderer,
+    find,
+    for_output,
+)
 from attncli.trace import STEP_NAMES
 
 app = typer.Typer(
@@ -53,9 +62,8 @@ def _say(kind: str, message: str) -> None:
     from rich.markup import escape
 
     style = "bold red" if kind == "error" else "yellow"
-    if not message.isprintable():  # a newline in a token or a file name: still one line
-        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
-    _stderr().print(f"[{style}]attncli: {kind}:[/] {escape(message)}")
+    # a newline in a token or a file name: still one line
+    _stderr().print(f"[{style}]attncli: {kind}:[/] {escape(printable(message))}")
 
 
 @dataclasses.dataclass
@@ -205,9 +213,44 @@ def compute(
     """
     with handled(opts.debug):
         from attncli.attention.pipeline import attend
-        from attncli.progress import CliMonitor
+        from attncli.render.output import Request
 
-        wanted = _steps(steps)
+        asked = _Asked.settle(_steps(steps), fmt, as_json, output, heatmap, plot, color_range)
+        problem, config = opts.load(file)
+        monitor = asked.monitor()
+        asked.check_files()  # before a long run, not after it
+        try:
+            trace = attend(problem, config, steps=asked.run_steps, monitor=monitor, query=query)
+            _all_computed(trace, asked.required, problem, config)
+            for warning in trace.warnings:
+                _say("warning", warning)
+            asked.write(trace, Request(output, precision, problem, config))
+        finally:
+            monitor.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Asked:
+    """What compute is asked to write, settled from its output options before the run."""
+
+    renderer: Renderer  # --format's; --json's; else -o's extension's
+    steps: list[str] | None  # --steps, None for the default ones
+    run_steps: list[str] | None  # the steps the run computes: a drawing alone, those it draws
+    heatmap: bool
+    plot: Path | None
+    color_range: ColorRange | None
+    drawing_only: bool  # the drawings are the whole output
+    output: Path | None
+
+    @classmethod
+    def settle(cls, steps: list[str] | None, fmt: Format | None, as_json: bool,
+               output: Path | None, heatmap: bool, plot: Path | None,
+               color_range: ColorRange | None) -> _Asked:
+        """The output options taken together, before the problem is loaded.
+
+        Raises: InputError for options that contradict each other, steps that cannot be
+        drawn or written in the format, an -o extension that names no format.
+        """
         if as_json and fmt not in (None, Format.json):
             raise InputError(f"--json contradicts --format {fmt.value}: give one")
         # a drawing alone (--heatmap without --format; --plot without -o, --format, --json)
@@ -215,124 +258,78 @@ def compute(
         # refused as text; --heatmap --format table prints the tables after the grids
         drawing_only = ((heatmap and fmt is None and not as_json)
                         or (plot is not None and not as_json and fmt is None and output is None))
-        fmt = Format.json if as_json else fmt or Format.for_output(output)
-        drawn = wanted
+        renderer = (find(COMPUTE, Format.json) if as_json else
+                    find(COMPUTE, fmt) if fmt is not None else for_output(output))
+        drawn = steps
         if heatmap or plot is not None:  # something to draw, said before the run
-            from attncli.render import check_color_range, drawable
+            from attncli.render.drawing import check_color_range, drawable
 
-            drawn = drawable(wanted, "--heatmap" if heatmap else "--plot")
+            drawn = drawable(steps, "--heatmap" if heatmap else "--plot")
             check_color_range(drawn, color_range)
         elif color_range is not None:
             raise InputError("--color-range sets the colours of --heatmap and --plot: give "
                              "one of them")
-        run_steps = drawn if drawing_only else wanted
-        if heatmap and fmt is not Format.table:
+        if heatmap and renderer.name != Format.table:
             raise InputError(f"--heatmap draws text grids: it does not go with --format "
-                             f"{fmt.value}{' (from -o ' + str(output) + ')' if output else ''};"
-                             " use --plot FILE for an image")
-        if fmt is Format.npy and (wanted is None or len(wanted) != 1):
-            raise InputError("--format npy holds one array: give --steps NAME (one step), or "
-                             "write NPZ (-o FILE.npz)")
-        problem, config = opts.load(file)
-        piped = output is None and not sys.stdout.isatty()
-        monitor = CliMonitor(_say, f"--format {fmt.value}", fmt.binary or drawing_only,
-                             near=output or plot, show=sys.stderr.isatty() and not piped)
-        check_target(output)  # before a long run, not after it
-        if plot is not None:
+                             f"{renderer.name}{' (from -o ' + str(output) + ')' if output else ''}"
+                             "; use --plot FILE for an image")
+        renderer.check(steps)
+        return cls(renderer, steps, drawn if drawing_only else steps, heatmap, plot,
+                   color_range, drawing_only, output)
+
+    @property
+    def required(self) -> list[str]:
+        """The steps the run must have computed: those --steps names (for a drawing alone,
+        those of them it draws); none without --steps."""
+        return self.run_steps if self.steps else []
+
+    def check_files(self) -> None:
+        """Raises: InputError when -o or --plot cannot be written (:func:`check_target`,
+        :func:`attncli.render.plot.check_plot`)."""
+        check_target(self.output)
+        if self.plot is not None:
             from attncli.render.plot import check_plot
 
-            check_plot(plot)
-        try:
-            trace = attend(problem, config, steps=run_steps, monitor=monitor, query=query)
-            for name in run_steps if wanted else []:
-                if name not in trace:
-                    raise InputError(f"--steps {name}: not computed in this run: "
-                                     f"{_not_computed(name, problem, config)}")
-            for warning in trace.warnings:
-                _say("warning", warning)
-            if plot is not None:
-                from attncli.render.plot import write_plot
+            check_plot(self.plot)
 
-                write_plot(trace, plot, steps=wanted, color_range=color_range)
-            if heatmap:
-                _emit(lambda console: _heatmaps(trace, console, wanted, color_range,
-                                                not drawing_only, precision), output)
-            elif drawing_only:
-                return  # --plot alone: the image is the output
-            elif fmt is Format.torch:
-                from attncli.render.torch_script import render_torch
+    def monitor(self):
+        """The run's progress on stderr, with big steps placed as the output needs them."""
+        from attncli.progress import CliMonitor
 
-                write_output(render_torch(problem, config, trace), output)
-            else:
-                _write(trace, fmt, precision, output)
-        finally:
-            monitor.close()
+        piped = self.output is None and not sys.stdout.isatty()
+        return CliMonitor(_say, f"--format {self.renderer.name}",
+                          self.renderer.binary or self.drawing_only,
+                          near=self.output or self.plot, show=sys.stderr.isatty() and not piped)
 
+    def write(self, trace, request) -> None:
+        """The image (--plot), then the grids (--heatmap, with the tables after them when
+        --format table is given) or the format's output."""
+        if self.plot is not None:
+            from attncli.render.plot import write_plot
 
-def _heatmaps(trace, console, steps: list[str] | None, color_range: ColorRange | None,
-              tables: bool, precision: int | None) -> None:
-    """--heatmap's grids; with ``tables`` (--format table given), the tables after them, in
-    the same output, with ``precision`` decimals (4 when None)."""
-    from attncli.render.heatmap import print_heatmaps
+            write_plot(trace, self.plot, steps=self.steps, color_range=self.color_range)
+        if self.heatmap:
+            from attncli.render.heatmap import write_heatmaps
 
-    print_heatmaps(trace, console, steps=steps, color_range=color_range)
-    if tables:
-        from attncli.render.table import print_tables
-
-        print_tables(trace, console, 4 if precision is None else precision)
+            write_heatmaps(trace, request, self.steps, self.color_range,
+                           tables=not self.drawing_only)
+        elif not self.drawing_only:  # --plot alone: the image is the output
+            self.renderer.load()(trace, request)
 
 
-def _write(trace, fmt: Format, precision: int | None, output: Path | None) -> None:
-    if fmt is Format.table:
-        from attncli.render.table import print_tables
-
-        digits = 4 if precision is None else precision
-        _emit(lambda console: print_tables(trace, console, digits), output)
-    elif fmt.binary:
-        from attncli.io.writer import write_binary
-        from attncli.render.npz import write_npy, write_npz
-
-        if fmt is Format.npy and len(trace.steps) != 1:
-            write_npy(trace, None)  # raises the error that says what to do
-        write_binary(lambda handle: (write_npz if fmt is Format.npz else write_npy)(
-            trace, handle), output)
-    else:
-        from attncli.render import render
-
-        pretty = output is None and sys.stdout.isatty()
-        write_output(render(trace, fmt, precision, pretty=pretty), output)
+def _all_computed(trace, names: list[str], problem, config) -> None:
+    """Raises: InputError for a step of --steps (``names``) that the run did not compute."""
+    for name in names:
+        if name not in trace:
+            raise InputError(f"--steps {name}: not computed in this run: "
+                             f"{_not_computed(name, problem, config)}")
 
 
 def _stdout_console():
-    """A rich Console for stdout whose broken pipe is a BrokenPipeError, handled as everywhere
-    (rich's own handler exits with status 1, which attncli keeps for `check` mismatches)."""
-    from rich.console import Console
+    """A rich Console for stdout (:func:`attncli.render.output.stdout_console`)."""
+    from attncli.render.output import stdout_console
 
-    def broken_pipe() -> None:
-        raise BrokenPipeError
-
-    console = Console(highlight=False)
-    console.on_broken_pipe = broken_pipe
-    return console
-
-
-def _emit(draw, output: Path | None) -> None:
-    """Print rich renderables with ``draw(console)`` to stdout, or as plain text to a file."""
-    from rich.console import Console
-
-    if output is None or str(output) == "-":
-        draw(_stdout_console())
-        return
-    console = Console(record=True, file=io.StringIO(), width=160, highlight=False,
-                      color_system=None)
-    draw(console)
-    write_output(console.export_text(), output)
-
-
-class CheckFormat(enum.StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
+    return stdout_console()
 
 
 @_command
@@ -388,6 +385,7 @@ def check(
         from attncli.attention.pipeline import attend
         from attncli.check import Checker
         from attncli.io import stdin_once
+        from attncli.render.output import Request
         from attncli.tolerance import Tolerance
 
         rule = Tolerance.parse(None if tolerance == "decimals" else tolerance, rtol, atol)
@@ -410,16 +408,7 @@ def check(
                    for file in answer_files]
         outcome.status = (ExitStatus.BAD_INPUT if any(r.error for r in reports) else
                           ExitStatus.OK if all(r.ok for r in reports) else ExitStatus.MISMATCH)
-        if fmt is CheckFormat.table:
-            from attncli.render.check import print_report
-
-            _emit(lambda console: [print_report(trace, r, console, precision)
-                                   for r in reports], output)
-        else:
-            from attncli.render.check import render_csv, render_json
-
-            write_output(render_json(reports, str(rule)) if fmt is CheckFormat.json
-                         else render_csv(reports), output)
+        find(CHECK, fmt).load()(trace, reports, rule, Request(output, precision))
         raise typer.Exit(int(outcome.status))
 
 
@@ -501,16 +490,16 @@ def explain(
     with handled(opts.debug):
         from attncli.attention.pipeline import attend
         from attncli.explain import explain as explain_row
-        from attncli.render.explain import notation, render_explain
+        from attncli.render.explain import render_explain
 
         problem, config = opts.load(file)
         trace = attend(problem, config, monitor=_whole("attncli explain"))
         for warning in trace.warnings:
             _say("warning", warning)
-        sections = explain_row(problem, trace, query, key, batch, notation(fmt, precision))
+        sections = explain_row(trace, query, key, batch)
         # the terminal's width: COLUMNS, else the terminal's own, else 80 (a pipe, a file)
         width = shutil.get_terminal_size((80, 24)).columns
-        write_output(render_explain(sections, fmt, width=width), output)
+        write_output(render_explain(sections, fmt, precision, width=width), output)
 
 
 @_command
@@ -582,15 +571,12 @@ def variants(
 
 
 def _as_flags(fields: dict) -> str:
-    """A variant's fields as the command-line options that set them."""
-    flags = []
-    for name, value in fields.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else f"--no-{name.replace('_', '-')}")
-        else:
-            flags.append(f"{flag} {getattr(value, 'value', value)}")
-    return " ".join(flags) or "(none)"
+    """A variant's fields as the command-line options that set them, "(none)" for none."""
+    import shlex
+
+    from attncli.config import as_flags
+
+    return shlex.join(as_flags(fields)) or "(none)"
 
 
 def main() -> None:

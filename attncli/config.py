@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,50 +56,99 @@ class DType(enum.StrEnum):
     float32 = "float32"
 
 
-#: The fields an input file's ``config`` may set, and their types. Backend, device and dtype
-#: are left to the command line on purpose: a homework file should not decide where it runs.
-FILE_FIELDS: dict[str, type] = {
-    "project": bool, "score": Score, "scale": float, "causal": bool, "causal_align": CausalAlign,
-    "window": int, "normalize": Normalize, "temperature": float, "top_k": int, "heads": int,
-    "dropout": float, "seed": int, "weight_layout": Layout,
-}
+#: The help panels of the options (``attncli compute --help``).
+INPUT, VARIANT, DEVICE = "Input", "Variant", "Device"
 _SEED_LIMIT = 2**63  # torch.manual_seed and numpy.random.default_rng both take 0 … 2**63 − 1
 _COUNT_LIMIT = 2**31  # heads, window, top_k: larger counts mean nothing for any real problem
 
 
-def check_field(name: str, value: Any) -> None:
-    """Range checks of one option, the same for flags and for a file's ``config``.
+def choices(names) -> str:
+    """An enum's values (or a list's items) for a help text: "a, b or c". A long choice list
+    goes in the help, where it wraps between words, with a short metavar (NAME), not in
+    Typer's <a|b|c> metavar, which rich cuts mid-word at 80 columns."""
+    values = [getattr(name, "value", name) for name in names]
+    return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else "".join(values)
 
-    Raises: ConfigError naming the option (as a flag) and the value.
+
+@dataclass(frozen=True)
+class Option:
+    """How one :class:`AttentionConfig` field is set from outside: its command-line option,
+    its range, whether an input file's ``config`` may set it. Declared with the field
+    (:func:`option`); :func:`options_of` fills in ``name``, ``kind`` and ``default`` from it.
+
+    The flag is ``--name`` with dashes; a bool field's flag is a switch that sets the value
+    other than the default (``causal`` False → ``--causal``, ``project`` True → ``--no-project``).
+
+    Fields:
+        help: the option's help text (``--help``).
+        panel: the help panel it is listed in.
+        metavar: the value's name in the help (NAME for a long choice list), None: Typer's.
+        allowed, expected: the range check (a predicate of a value not None) and its words
+            (``--heads must be a count from 1``); None: any value of the type.
+        file: whether an input file's ``config`` may set it (backend, device and dtype are left
+            to the command line on purpose: a homework file should not decide where it runs).
+        data: a fact of the problem's data rather than a choice of variant, so a file's value
+            is kept under ``--variant``.
+        flag_default: the option's default on the command line (shown in the help), None: the
+            field is left to the file, the variant or its default when the flag is not given.
+        name, kind, default: the field's name, type (without None) and default.
     """
-    if value is None:
-        return
-    allowed = {
-        "heads": lambda v: 1 <= v < _COUNT_LIMIT,
-        "window": lambda v: 0 <= v < _COUNT_LIMIT,
-        "top_k": lambda v: 1 <= v < _COUNT_LIMIT,
-        "dropout": lambda v: 0.0 <= v < 1.0,
-        "temperature": lambda v: math.isfinite(v) and v > 0,
-        "scale": math.isfinite,
-        "seed": lambda v: 0 <= v < _SEED_LIMIT,
-    }.get(name)
-    if allowed is not None and not allowed(value):
-        expected = {
-            "heads": "a count from 1", "window": "0 or more (|i − j| ≤ W)",
-            "top_k": "a count from 1", "dropout": "in [0, 1)",
-            "temperature": "a positive number", "scale": "a finite number",
-            "seed": "in 0 … 2**63 − 1",
-        }[name]
+
+    help: str
+    panel: str = VARIANT
+    metavar: str | None = None
+    allowed: Callable[[Any], bool] | None = None
+    expected: str | None = None
+    file: bool = True
+    data: bool = False
+    flag_default: Any = None
+    name: str = ""
+    kind: type = object
+    default: Any = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line option: ``--top-k``, ``--causal``, ``--no-project``."""
+        negated = self.kind is bool and self.default is True
+        return "--" + "no-" * negated + self.name.replace("_", "-")
+
+    @property
+    def param(self) -> str:
+        """The flag as a Python name (``no_project``): the command's parameter."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def from_flag(self, given: Any) -> Any:
+        """The field's value set by the flag's parsed value; None: the flag sets nothing."""
+        if self.kind is bool:
+            return (not self.default) if given else None
+        return given
+
+    def words(self, value: Any) -> list[str]:
+        """The command-line words that set the field to ``value``: ``["--window", "1"]``,
+        ``["--no-project"]``; none for a bool field's default, which no flag sets."""
+        if self.kind is bool:
+            return [self.flag] if bool(value) != self.default else []
+        return [self.flag, str(getattr(value, "value", value))]
+
+    def fault(self, value: Any) -> str | None:
+        """What is wrong with ``value``, ``"must be a count from 1, got 0"``; None: in range."""
+        if value is None or self.allowed is None or self.allowed(value):
+            return None
         shown = value if len(repr(value)) < 30 else f"{repr(value)[:12]}…"
-        raise ConfigError(f"--{name.replace('_', '-')} must be {expected}, got {shown}")
+        return f"must be {self.expected}, got {shown}"
+
+    def check(self, value: Any) -> None:
+        """Raises: ConfigError naming the flag and the value, for a value out of range."""
+        fault = self.fault(value)
+        if fault is not None:
+            raise ConfigError(f"{self.flag} {fault}")
 
 
-#: File fields that describe the data rather than a choice of variant: kept under --variant.
-DATA_FIELDS = ("weight_layout", "heads")
-_ENUM_FIELDS: dict[str, type[enum.Enum]] = {
-    **{k: v for k, v in FILE_FIELDS.items() if issubclass(v, enum.Enum)},
-    "backend": Backend, "dtype": DType,
-}
+def option(default: Any, help: str, **details: Any) -> Any:
+    """A field of :class:`AttentionConfig` with its :class:`Option` (``details``: its other
+    fields) in the field's metadata."""
+    return dataclasses.field(default=default,
+                             metadata={"option": Option(help=help, **details)})
 
 
 @dataclass(frozen=True)
@@ -152,50 +204,84 @@ class AttentionConfig:
         backend, device, dtype: where and in what precision the arrays live; backend None
             means numpy on the CPU and torch on any other device.
         slip: a deliberate mistake (see :class:`Slip`), for `attncli check`'s diagnosis.
+
+    Each field but ``slip`` declares its option (:func:`option`, :class:`Option`): the
+    command-line options, the keys of a file's ``config``, the range checks and
+    :func:`as_flags` are generated from it.
     """
 
-    project: bool = True
-    score: Score | None = None
-    scale: float | None = None
-    causal: bool = False
-    causal_align: CausalAlign = CausalAlign.top_left
-    window: int | None = None
-    normalize: Normalize = Normalize.softmax
-    temperature: float = 1.0
-    top_k: int | None = None
-    heads: int | None = None
-    dropout: float = 0.0
-    seed: int | None = None
-    weight_layout: Layout | None = None
-    backend: Backend | None = None
-    device: str = "cpu"
-    dtype: DType = DType.float64
+    project: bool = option(True, "Ignore W_q/W_k/W_v: Q = K = V = x.")
+    score: Score | None = option(None, f"Score function: {choices(Score)}.", metavar="NAME")
+    scale: float | None = option(
+        None, "Multiply the scores by this factor.",
+        allowed=math.isfinite, expected="a finite number")
+    causal: bool = option(False, "Mask future keys (−∞ before softmax).")
+    causal_align: CausalAlign = option(
+        CausalAlign.top_left, "Causal diagonal when seq_q ≠ seq_k: top-left (torch) or "
+        "bottom-right (flash-attn); aligns --window too.")
+    window: int | None = option(
+        None, "Local attention: only keys with |i−j| ≤ W.",
+        allowed=lambda v: 0 <= v < _COUNT_LIMIT, expected="0 or more (|i − j| ≤ W)")
+    normalize: Normalize = option(
+        Normalize.softmax, "softmax (soft), hard (one-hot arg-max) or topk.")
+    temperature: float = option(
+        1.0, "softmax(scores / T).",
+        allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
+    top_k: int | None = option(
+        None, "K for --normalize topk.",
+        allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
+    heads: int | None = option(
+        None, "Number of heads H.", data=True,
+        allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
+    dropout: float = option(
+        0.0, "Dropout probability on the weights.",
+        allowed=lambda v: 0.0 <= v < 1.0, expected="in [0, 1)")
+    seed: int | None = option(
+        None, "Seed of the dropout mask.",
+        allowed=lambda v: 0 <= v < _SEED_LIMIT, expected="in 0 … 2**63 − 1")
+    weight_layout: Layout | None = option(
+        None, "in_out: Q = x @ W_q, as tutorials and papers write it; out_in: Q = x @ W_q.T, "
+        "as nn.Linear stores W_q.", panel=INPUT, data=True)
+    backend: Backend | None = option(
+        None, "numpy, torch, or auto: numpy for small problems, torch (if installed) from "
+        "5e10 FLOPs (1e11 in float32).", panel=DEVICE, file=False, flag_default=Backend.auto)
+    device: str = option(
+        "cpu", "cpu, cuda, cuda:N, mps or auto.", panel=DEVICE, file=False, flag_default="cpu")
+    dtype: DType = option(
+        DType.float64, "Floating-point precision.", panel=DEVICE, file=False,
+        flag_default=DType.float64)
     slip: Slip = Slip()
 
     def __post_init__(self) -> None:
         # Accept plain strings for the enum fields (AttentionConfig(score="dot")) from Python.
-        for name, kind in _ENUM_FIELDS.items():
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, kind):
+        for option in options_of(type(self)).values():
+            kind, value = option.kind, getattr(self, option.name)
+            if issubclass(kind, enum.Enum) and value is not None and not isinstance(value, kind):
                 try:
-                    object.__setattr__(self, name, kind(value))
+                    object.__setattr__(self, option.name, kind(value))
                 except ValueError:
-                    choices = ", ".join(m.value for m in kind)
-                    raise ConfigError(f"{name}: expected one of {choices}, got {value!r}") \
-                        from None
+                    known = ", ".join(m.value for m in kind)
+                    raise ConfigError(f"{option.name}: expected one of {known}, got "
+                                      f"{value!r}") from None
 
     def replace(self, **changes: Any) -> AttentionConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> AttentionConfig:
         """Raise :class:`ConfigError` for values no problem could satisfy; return self."""
-        for name in ("heads", "window", "dropout", "temperature", "scale", "top_k", "seed"):
-            check_field(name, getattr(self, name))
+        for option in options_of(type(self)).values():
+            option.check(getattr(self, option.name))
         if self.normalize is Normalize.topk and (self.top_k is None or self.top_k < 1):
             raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
         if self.top_k is not None and self.normalize is not Normalize.topk:
             raise ConfigError("--top-k K needs --normalize topk")
         return self
+
+    def changed(self) -> dict[str, Any]:
+        """The option fields that differ from their defaults, in field order (``slip`` is
+        none): with :func:`as_flags`, the command line of this config."""
+        return {name: getattr(self, name) for name, option in options_of(type(self)).items()
+                if getattr(self, name) != option.default}
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON values; ``slip`` only when one is set."""
@@ -205,6 +291,46 @@ class AttentionConfig:
             fields["slip"] = {k: v for k, v in dataclasses.asdict(slip).items()
                               if v != getattr(Slip(), k)}
         return {k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
+
+
+@functools.cache
+def options_of(cls: type) -> dict[str, Option]:
+    """Field name → :class:`Option`, for the fields of the dataclass ``cls`` that declare one
+    (:func:`option`), in field order, each with its field's name, type and default."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: dataclasses.replace(f.metadata["option"], name=f.name, default=f.default,
+                                        kind=_without_none(hints[f.name]))
+            for f in dataclasses.fields(cls) if "option" in f.metadata}
+
+
+def _without_none(hint: Any) -> type:
+    """``Score | None`` → ``Score``."""
+    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)]
+    return kinds[0] if kinds else hint
+
+
+def file_fields(options: Mapping[str, Option]) -> dict[str, type]:
+    """The fields an input file's ``config`` may set, and their types."""
+    return {name: option.kind for name, option in options.items() if option.file}
+
+
+#: The options of :class:`AttentionConfig`, by field name, in field order.
+OPTIONS = options_of(AttentionConfig)
+#: The fields an input file's ``config`` may set, and their types.
+FILE_FIELDS = file_fields(OPTIONS)
+#: File fields that describe the data rather than a choice of variant: kept under --variant.
+DATA_FIELDS = tuple(name for name, option in OPTIONS.items() if option.data)
+
+
+def as_flags(fields: Mapping[str, Any], options: Mapping[str, Option] = OPTIONS) -> list[str]:
+    """The command-line words that set these config fields (a variant's, or
+    :meth:`AttentionConfig.changed`), in their order: ``{"project": False, "score": "dot"}`` →
+    ``["--no-project", "--score", "dot"]``. ``options``: those of the fields' dataclass
+    (:func:`options_of`).
+
+    Raises: KeyError for a name that is no option.
+    """
+    return [word for name, value in fields.items() for word in options[name].words(value)]
 
 
 @dataclass(frozen=True)
@@ -331,15 +457,18 @@ def build(file_config: dict[str, Any], variant: str | None, no_scale: bool = Fal
     return from_variant(name, **fields)
 
 
-def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
+def coerce_fields(raw: dict[str, Any], source: str,
+                  options: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
     """Config fields written in an input file's ``config`` object, checked and typed.
 
-    The fields are those of :data:`FILE_FIELDS`; ``variant`` names a preset (:data:`VARIANTS`).
+    The fields are those whose :class:`Option` allows a file to set them (:data:`FILE_FIELDS`
+    for ``options`` = :data:`OPTIONS`); ``variant`` names a preset (:data:`VARIANTS`).
 
     Raises:
         ConfigError: an unknown field, a value of the wrong type or out of range, naming the
             file and the field.
     """
+    known = file_fields(options)
     fields: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "variant":
@@ -348,10 +477,10 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
                                   f"known: {', '.join(VARIANTS)}")
             fields[key] = value
             continue
-        kind = FILE_FIELDS.get(key)
+        kind = known.get(key)
         if kind is None:
             raise ConfigError(f"{source}: config.{key}: unknown option; known: variant, "
-                              f"{', '.join(FILE_FIELDS)}")
+                              f"{', '.join(known)}")
         try:
             if kind is bool:
                 if not isinstance(value, bool):
@@ -365,13 +494,11 @@ def coerce_fields(raw: dict[str, Any], source: str) -> dict[str, Any]:
             else:
                 fields[key] = kind(value)
         except (ValueError, OverflowError):
-            choices = (f" (one of {', '.join(m.value for m in kind)})"
-                       if isinstance(kind, enum.EnumMeta) else "")
-            raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{choices}, "
+            one_of = (f" (one of {', '.join(m.value for m in kind)})"
+                      if isinstance(kind, enum.EnumMeta) else "")
+            raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{one_of}, "
                               f"got {value!r}") from None
-        try:
-            check_field(key, fields[key])
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: config.{key} must {str(exc).split(' must ', 1)[1]}") \
-                from None
+        fault = options[key].fault(fields[key])
+        if fault is not None:
+            raise ConfigError(f"{source}: config.{key} {fault}")
     return fields

@@ -2,124 +2,161 @@
 
 The projections, each score as a sum of products with the numbers (0.53×0.34 + 0.34×0.22 +
 0.98×0.54 = 0.7842), the scaling, the mask, the exponentials and their sum, each weight, each
-weighted value vector and the final sum, per head. The numbers come from the Trace; what is
-added here is the layout of the arithmetic that produced them, term by term.
+weighted value vector and the final sum, per head, as structured terms: a :class:`Section`
+holds :class:`Equation` s, each a name and its sides, each side a small tree of terms
+(:class:`Sum`, :class:`Product`, :class:`Fraction`, …) over :class:`Number` s and
+:class:`Vector` s. ``attncli.render.explain`` writes them as text, Markdown or LaTeX; it
+decides how a number looks (its decimals, its minus sign), never what it is.
+
+The results come from the Trace's steps (queries, keys, values, scores, scaled_scores,
+masked_scores, weights, dropped_weights, head_context, context, output) and the facts from
+``trace.run``; the score function's own arrays (W_a, U_a, v_a, b_a) from ``trace.inputs``.
+Computed here, once, only what the explanation alone shows: the products of one score's sum,
+q W_a and the additive score's hidden layer for one query and key, the exponentials of the
+row and their sum, each weighted value vector.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass
 
 import numpy as np
 
 from attncli.errors import InputError
-from attncli.problem import Problem
-from attncli.shapes import input_sources
 from attncli.trace import Trace
 
 
-@dataclass
+class Kind(enum.StrEnum):
+    """How a number is written."""
+
+    given = "given"  # an input as the problem gives it: its shortest decimal form (0.53)
+    result = "result"  # computed: rounded to the renderer's decimals, whole numbers bare
+    #: a setting of the run, or a number that follows exactly from one (the scale, the
+    #: dropout p and 1/(1 − p), the temperature, d_k): its shortest decimal form, and never
+    #: put in brackets as a factor (0.7842 × −0.3)
+    option = "option"
+
+
+@dataclass(frozen=True)
+class Number:
+    """One number; as a factor of a × product a negative given or result is bracketed."""
+
+    value: float
+    kind: Kind = Kind.result
+
+
+@dataclass(frozen=True)
+class Vector:
+    """A row vector [a, b, c] (a query, a key, a value, a context row, …)."""
+
+    values: tuple[float, ...]
+    kind: Kind = Kind.result
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A matrix or vector by its name, as the formulas write it: W_q, b_q, W_a, v_a, k."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """Row ``token`` of an array: x(shiny), v(Hello), memory(Haus) (x_{shiny} in LaTeX)."""
+
+    array: str
+    token: str
+
+
+class Op(enum.StrEnum):
+    """The operator between a :class:`Product`'s factors."""
+
+    times = "times"  # 0.53 × 0.34
+    dot = "dot"  # v_a·tanh(…)
+    matmul = "matmul"  # x(shiny) W_q: a vector times a matrix, written side by side
+
+
+@dataclass(frozen=True)
+class Product:
+    factors: tuple[Term, ...]
+    op: Op = Op.times
+
+
+@dataclass(frozen=True)
+class Sum:
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Fraction:
+    top: Term
+    bottom: Term
+
+
+@dataclass(frozen=True)
+class Root:
+    """The square root of a number: √3."""
+
+    of: Number
+
+
+@dataclass(frozen=True)
+class Exp:
+    """e to the power of a number: e^0.7842."""
+
+    power: Number
+
+
+@dataclass(frozen=True)
+class Tanh:
+    of: Term
+
+
+@dataclass(frozen=True)
+class Group:
+    """A term in parentheses: (q W_a)."""
+
+    term: Term
+
+
+@dataclass(frozen=True)
+class Concat:
+    """The heads' vectors side by side: concat([…], […])."""
+
+    parts: tuple[Vector, ...]
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """A term with words after it: 0 (dropped)."""
+
+    term: Term
+    words: str
+
+
+Term = (Number | Vector | Symbol | Row | Product | Sum | Fraction | Root | Exp | Tanh | Group
+        | Concat | Annotated)
+#: Prose (a title, a note): words and the numbers among them.
+Words = tuple[str | Number, ...]
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``name = sides[0] = sides[1] = …``: the name in words (text, not math, in LaTeX), the
+    last side the result."""
+
+    name: str
+    sides: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
 class Section:
-    """A titled block of equations; each equation is a list of parts joined by " = "; the
-    first part is a name in words (set as text, not math, in LaTeX)."""
+    """A titled block of equations and notes."""
 
-    title: str
-    equations: list[list[str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def latex_escape(text: str) -> str:
-    """Text for LaTeX's text mode: its special characters escaped, the arithmetic symbols
-    the sections use written as math."""
-    out = []
-    for char in text:
-        out.append({"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#",
-                    "$": r"\$", "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}",
-                    "×": r"$\times$", "−": "-", "∞": r"$\infty$", "√": r"$\surd$",
-                    "…": r"\ldots{}", "·": r"$\cdot$", "ᵀ": r"$^\top$"}.get(char, char))
-    return "".join(out)
-
-
-class Notation:
-    """How numbers and symbols are written; :class:`LatexNotation` writes them for LaTeX.
-
-    Inputs (embeddings, weights as given) are written as they were given; results with
-    ``precision`` fixed decimals, whole numbers without any (as seed 004 writes its keys).
-    """
-
-    times, plus, dot = " × ", " + ", "·"
-    brackets = ("[", ", ", "]")  # a vector's opening, separator and closing
-
-    def __init__(self, precision: int):
-        self.precision = precision
-
-    def _sign(self, text: str, wrap: bool) -> str:
-        if text.startswith("-"):
-            text = "−" + text[1:]
-            return f"({text})" if wrap else text
-        return text
-
-    def num(self, value: float, wrap: bool = False) -> str:
-        """An input, as written (its shortest decimal form)."""
-        return self._sign(np.format_float_positional(float(value), trim="-"), wrap)
-
-    def res(self, value: float, wrap: bool = False) -> str:
-        """A result, rounded to ``precision`` decimals."""
-        value = float(value)
-        text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else (
-            f"{value:.{self.precision}f}")
-        if float(text) == 0:
-            text = text.lstrip("-")
-        return self._sign(text, wrap)
-
-    def vec(self, values, result: bool = False) -> str:
-        write = self.res if result else self.num
-        return self.brackets[0] + self.brackets[1].join(write(v) for v in values) + \
-            self.brackets[2]
-
-    def exp(self, value: float) -> str:
-        return f"e^{self.res(value, wrap=True)}"
-
-    def sqrt(self, value: float) -> str:
-        return f"√{self.num(value)}"
-
-    def var(self, name: str, label: str) -> str:
-        return f"{name}({label})"
-
-    def text(self, words: str) -> str:
-        return words
-
-    def tanh(self, text: str) -> str:
-        return f"tanh({text})"
-
-    def frac(self, top: str, bottom: str) -> str:
-        return f"{top} / {bottom}"
-
-
-class LatexNotation(Notation):
-    times, plus, dot = r" \times ", " + ", r" \cdot "
-    brackets = (r"\begin{bmatrix}", " & ", r"\end{bmatrix}")
-
-    def _sign(self, text: str, wrap: bool) -> str:
-        return f"({text})" if wrap and text.startswith("-") else text
-
-    def exp(self, value: float) -> str:
-        return f"e^{{{self.res(value)}}}"
-
-    def sqrt(self, value: float) -> str:
-        return rf"\sqrt{{{self.num(value)}}}"
-
-    def var(self, name: str, label: str) -> str:
-        return rf"{name}_{{\text{{{latex_escape(label)}}}}}"
-
-    def text(self, words: str) -> str:
-        return rf"\text{{{latex_escape(words)}}}"
-
-    def tanh(self, text: str) -> str:
-        return rf"\tanh\left({text}\right)"
-
-    def frac(self, top: str, bottom: str) -> str:
-        return rf"\frac{{{top}}}{{{bottom}}}"
+    title: Words
+    equations: tuple[Equation, ...] = ()
+    notes: tuple[Words, ...] = ()
 
 
 class _Rows:
@@ -137,28 +174,35 @@ class _Rows:
         return data
 
 
-def explain(problem: Problem, trace: Trace, query: str, key: str | None = None,
-            batch: int = 0, notation: Notation | None = None) -> list[Section]:
-    """The arithmetic of one query row (one score with ``key``), per head.
+def explain(trace: Trace, query: str, key: str | None = None,
+            batch: int = 0) -> list[Section]:
+    """The arithmetic of one query row (one score with ``key``), per head, as sections.
 
+    Args:
+        trace: a whole run (every step, every query row), as ``attend`` returns it.
+        query, key: a token or a 0-based index (negative from the end) of the queries, keys.
+        batch: the batch item, when x is 3-D.
+    Returns: per head, the sections Projections (when a W_q/W_k/W_v was used), Scores,
+        Scaling, Mask (when the trace has those steps); without ``key`` also the weights
+        (hard attention; or Exponentials, Sum, Weights), Dropout, Weighted values, Context;
+        then Heads concatenated (several heads) and Output projection (W_o).
     Raises: InputError for an unknown query or key token, or a batch index out of range.
+    Source: the seeds' hand-worked rows (Vaswani et al. 2017, eq. 1; Bahdanau et al. 2015
+    for the additive score, Luong et al. 2015 for the general one).
     """
-    write = notation or Notation(4)
     i = trace.query_index(query)
     j_only = None if key is None else _key_index(trace, key)
     heads = trace.run.heads
     batches = trace["context"].shape[0] if "batch" in trace.step("context").axes else 1
     if not 0 <= batch < batches:
         raise InputError(f"--batch {batch}: the problem has {batches} batch item(s)")
-    sections = [Section("About these numbers", notes=[
-        f"Each result is computed exactly and shown to {write.precision} decimals, so the "
-        "shown terms of a sum may differ from the shown total in the last decimal."])]
+    sections: list[Section] = []
     for h in range(heads):
         rows = _Rows(trace, batch, h)
         label = trace.query_tokens[i] + (f", head {h}" if heads > 1 else "")
-        sections += _head(problem, trace, rows, i, j_only, label, write)
+        sections += _head(trace, rows, i, j_only, label)
     if j_only is None:
-        sections += _merge(trace, _Rows(trace, batch, 0), i, heads, write)
+        sections += _merge(trace, _Rows(trace, batch, 0), i, heads)
     return sections
 
 
@@ -175,177 +219,214 @@ def _key_index(trace: Trace, key: str) -> int:
                      f"{', '.join(trace.key_tokens)}")
 
 
-def _products(write: Notation, a, b, a_result: bool = False, b_result: bool = False) -> str:
-    """a₁×b₁ + a₂×b₂ + …: inputs as written (0.53), results with fixed decimals."""
-    left, right = (write.res if a_result else write.num), (write.res if b_result else write.num)
-    return write.plus.join(f"{left(x, True)}{write.times}{right(y, True)}"
-                           for x, y in zip(a, b, strict=True))
+def _vector(values, kind: Kind = Kind.result) -> Vector:
+    return Vector(tuple(float(v) for v in values), kind)
 
 
-def _head(problem, trace, rows, i, j_only, label, write) -> list[Section]:
+def _kind(result: bool) -> Kind:
+    return Kind.result if result else Kind.given
+
+
+def _products(a, b, a_kind: Kind, b_kind: Kind) -> Sum:
+    """a₁×b₁ + a₂×b₂ + …: the factors, as the reader multiplies them by hand."""
+    return Sum(tuple(Product((Number(float(x), a_kind), Number(float(y), b_kind)))
+                     for x, y in zip(a, b, strict=True)))
+
+
+def _titled(title: str, label: str) -> Words:
+    return (f"{title} ({label})",)
+
+
+def _words(*pieces: str | Number) -> Words:
+    """Prose with numbers in it, neighbouring words joined: ("the largest score is ",
+    Number(0.78), ", key Hello")."""
+    out: list[str | Number] = []
+    for piece in pieces:
+        if isinstance(piece, str) and out and isinstance(out[-1], str):
+            out[-1] += piece
+        else:
+            out.append(piece)
+    return tuple(out)
+
+
+def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> list[Section]:
     keys_range = range(len(trace.key_tokens)) if j_only is None else [j_only]
     q, keys, values = rows("queries", i), rows("keys"), rows("values")
     projected = set(trace.run.projected)
     sections = []
     if projected:
-        sections.append(_projections(problem, trace, rows, i, keys_range, projected, label, write,
+        sections.append(_projections(trace, rows, i, keys_range, projected, label,
                                      values=j_only is None))
-    scores = Section(f"Scores ({label})")
     s = rows("scores", i)
+    scores = []
     for j in keys_range:
-        terms = _score_terms(problem, trace.run.score, q, keys[j], write,
-                             "W_q" in projected, "W_k" in projected)
-        scores.equations.append([f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})",
-                                 *terms, write.res(s[j])])
-    sections.append(scores)
+        terms = _score_terms(trace, q, keys[j], _kind("W_q" in projected),
+                             _kind("W_k" in projected))
+        scores.append(Equation(f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})",
+                               (*terms, Number(float(s[j])))))
+    sections.append(Section(_titled("Scores", label), tuple(scores)))
     last = s
     if "scaled_scores" in trace:
         scaled = rows("scaled_scores", i)
-        factor = trace.run.scale
-        by_root = np.isclose(factor, 1 / np.sqrt(trace.run.d_k), rtol=1e-15, atol=0)
-        section = Section(f"Scaling ({label})")
+        factor, d_k = trace.run.scale, trace.run.d_k
+        by_root = np.isclose(factor, 1 / np.sqrt(d_k), rtol=1e-15, atol=0)
+        equations = []
         for j in keys_range:
-            step = (write.frac(write.res(s[j]), write.sqrt(trace.run.d_k)) if by_root
-                    else f"{write.res(s[j], True)}{write.times}{write.num(factor)}")
-            section.equations.append([f"scaled({trace.key_tokens[j]})", step,
-                                      write.res(scaled[j])])
-        sections.append(section)
+            step = (Fraction(Number(float(s[j])), Root(Number(d_k, Kind.option))) if by_root
+                    else Product((Number(float(s[j])), Number(factor, Kind.option))))
+            equations.append(Equation(f"scaled({trace.key_tokens[j]})",
+                                      (step, Number(float(scaled[j])))))
+        sections.append(Section(_titled("Scaling", label), tuple(equations)))
         last = scaled
     if "masked_scores" in trace:
         masked = rows("masked_scores", i)
         blocked = [trace.key_tokens[j] for j in keys_range if np.isneginf(masked[j])]
-        sections.append(Section(f"Mask ({label})", notes=[
+        sections.append(Section(_titled("Mask", label), notes=((
             "masked keys get minus infinity before the softmax: "
-            + (", ".join(blocked) if blocked else "none here")]))
+            + (", ".join(blocked) if blocked else "none here"),),)))
         last = masked
     if j_only is not None:
         return sections
-    sections += _normalize(trace, rows, i, last, label, write)
-    sections += _weighted_sum(trace, rows, i, values, label, "W_v" in projected, write)
+    sections += _normalize(trace, rows, i, last, label)
+    sections += _weighted_sum(trace, rows, i, values, label, "W_v" in projected)
     return sections
 
 
-def _projections(problem, trace, rows, i, keys_range, projected, label, write, values: bool):
-    sources = dict(zip("kv", input_sources(problem), strict=True))  # x, memory, key_memory, …
-    section = Section(f"Projections ({label})")
-    bias = {name: f" + b_{name}" if f"+ b_{name}" in trace.step(step).formula else ""
-            for name, step in (("q", "queries"), ("k", "keys"), ("v", "values"))}
+def _projections(trace: Trace, rows: _Rows, i: int, keys_range, projected: set[str],
+                 label: str, values: bool) -> Section:
+    """q(token) = x(token) W_q + b_q = [the queries' row], and the same for keys and values
+    (the values only with the whole row)."""
+    sources = {"q": "x", "k": trace.run.key_from, "v": trace.run.value_from}
+    biases = set(trace.run.biases)
+
+    def side(name: str, token: str) -> Term:
+        product = Product((Row(sources[name], token), Symbol(f"W_{name}")), Op.matmul)
+        return Sum((product, Symbol(f"b_{name}"))) if f"b_{name}" in biases else product
+
+    equations = []
     if "W_q" in projected:
         token = trace.query_tokens[i]
-        section.equations.append([f"q({token})", f"{write.var('x', token)} W_q{bias['q']}",
-                                  write.vec(rows("queries", i), True)])
-    for name, step, key in (("k", "keys", "W_k"), ("v", "values", "W_v")):
-        if key not in projected or (name == "v" and not values):
+        equations.append(Equation(f"q({token})", (side("q", token),
+                                                  _vector(rows("queries", i)))))
+    for name, step in (("k", "keys"), ("v", "values")):
+        if f"W_{name}" not in projected or (name == "v" and not values):
             continue
         for j in keys_range:
             token = trace.key_tokens[j]
-            section.equations.append([f"{name}({token})",
-                                      f"{write.var(sources[name], token)} {key}{bias[name]}",
-                                      write.vec(rows(step)[j], True)])
-    return section
+            equations.append(Equation(f"{name}({token})", (side(name, token),
+                                                           _vector(rows(step)[j]))))
+    return Section(_titled("Projections", label), tuple(equations))
 
 
-def _score_terms(problem, score, q, k, write, q_result: bool, k_result: bool) -> list[str]:
+def _score_terms(trace: Trace, q, k, q_kind: Kind, k_kind: Kind) -> list[Term]:
+    """The sides of one score before its value: the sum of products q·k; for the general
+    score (q W_a)·k first; for the additive one v_a·tanh(q W_a + k U_a + b_a)."""
+    score, given = trace.run.score, trace.inputs
     if score == "general":
-        qW = q @ problem["W_a"]
-        return [f"({write.vec(q, q_result)} W_a){write.dot}k",
-                f"{write.vec(qW, True)}{write.dot}{write.vec(k, k_result)}",
-                _products(write, qW, k, True, k_result)]
+        qW = q @ given["W_a"]
+        return [Product((Group(Product((_vector(q, q_kind), Symbol("W_a")), Op.matmul)),
+                         Symbol("k")), Op.dot),
+                Product((_vector(qW), _vector(k, k_kind)), Op.dot),
+                _products(qW, k, Kind.result, k_kind)]
     if score == "additive":
-        hidden = q @ problem["W_a"] + k @ problem["U_a"]
-        if "b_a" in problem:
-            hidden = hidden + problem["b_a"]
-        return [f"v_a{write.dot}{write.tanh(write.vec(hidden, True))}",
-                _products(write, problem["v_a"], np.tanh(hidden), False, True)]
-    return [_products(write, q, k, q_result, k_result)]
+        hidden = q @ given["W_a"] + k @ given["U_a"]
+        if "b_a" in given:
+            hidden = hidden + given["b_a"]
+        return [Product((Symbol("v_a"), Tanh(_vector(hidden))), Op.dot),
+                _products(given["v_a"], np.tanh(hidden), Kind.given, Kind.result)]
+    return [_products(q, k, q_kind, k_kind)]
 
 
-def _normalize(trace, rows, i, last, label, write) -> list[Section]:
+def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Section]:
     weights = rows("weights", i)
     tokens = trace.key_tokens
     if trace.run.normalize == "hard":
-        section = Section(f"Weights, hard attention ({label})")
+        title = _titled("Weights, hard attention", label)
         if np.isfinite(last).any():
             best = int(np.argmax(last))
-            section.notes.append(f"the largest score is {write.res(last[best])}, key "
-                                 f"{tokens[best]}: its weight is 1, every other weight 0")
+            note = _words("the largest score is ", Number(float(last[best])),
+                          f", key {tokens[best]}: its weight is 1, every other weight 0")
         else:
-            section.notes.append("every key is masked: all weights are 0")
-        return [section]
+            note = ("every key is masked: all weights are 0",)
+        return [Section(title, notes=(note,))]
     temperature = trace.run.temperature
     topk = trace.run.normalize == "topk"
     kept = np.isfinite(last) & (weights > 0) if topk else np.isfinite(last)
     if not kept.any():
-        return [Section(f"Weights ({label})", notes=["every key is masked: all weights are 0 "
-                                                     "and the context is 0"])]
+        return [Section(_titled("Weights", label), notes=((
+            "every key is masked: all weights are 0 and the context is 0",),))]
     tempered = last / temperature
     shift = float(np.max(tempered[kept])) if np.max(np.abs(tempered[kept])) > 30 else 0.0
-    of = "scores" if temperature == 1.0 else f"scores / {write.num(temperature)}"
+    of: Words = ("scores",) if temperature == 1.0 else (
+        "scores / ", Number(temperature, Kind.option))
     if shift:
-        of += f" minus their maximum {write.res(shift)}, so that e^x stays finite"
-    exps = Section(f"Exponentials of the {of} ({label})")
-    values = {int(j): float(np.exp(tempered[j] - shift)) for j in np.flatnonzero(kept)}
-    for j, e in values.items():
-        exps.equations.append([f"exp({tokens[j]})", write.exp(tempered[j] - shift), write.res(e)])
+        of += (" minus their maximum ", Number(shift), ", so that e^x stays finite")
+    title = _words("Exponentials of the ", *of, f" ({label})")
+    exps = {int(j): float(np.exp(tempered[j] - shift)) for j in np.flatnonzero(kept)}
+    notes: tuple[Words, ...] = ()
     if topk:
-        exps.notes.append(f"top-{trace.config['top_k']}: only the largest scores are kept")
-    total = sum(values.values())
-    sums = Section(f"Sum ({label})", [["sum", write.plus.join(write.res(v) for v in
-                                                               values.values()),
-                                       write.res(total)]])
-    shares = Section(f"Weights ({label})")
+        notes = ((f"top-{trace.run.top_k}: only the largest scores are kept",),)
+    exponentials = Section(title, tuple(
+        Equation(f"exp({tokens[j]})", (Exp(Number(float(tempered[j] - shift))), Number(e)))
+        for j, e in exps.items()), notes)
+    total = sum(exps.values())
+    sums = Section(_titled("Sum", label), (
+        Equation("sum", (Sum(tuple(Number(e) for e in exps.values())), Number(total))),))
+    shares = []
     for j, token in enumerate(tokens):
-        if j in values:
-            shares.equations.append([f"weight({token})",
-                                     write.frac(write.res(values[j]), write.res(total)),
-                                     write.res(weights[j])])
+        if j in exps:
+            shares.append(Equation(f"weight({token})", (
+                Fraction(Number(exps[j]), Number(total)), Number(float(weights[j])))))
         else:
-            shares.equations.append([f"weight({token})", write.res(0.0)])
-    return [exps, sums, shares]
+            shares.append(Equation(f"weight({token})", (Number(0.0),)))
+    return [exponentials, sums, Section(_titled("Weights", label), tuple(shares))]
 
 
-def _weighted_sum(trace, rows, i, values, label, projected, write) -> list[Section]:
+def _weighted_sum(trace: Trace, rows: _Rows, i: int, values, label: str,
+                  projected: bool) -> list[Section]:
     name = "dropped_weights" if "dropped_weights" in trace else "weights"
     weights = rows(name, i)
     sections = []
     if name == "dropped_weights":
         p = trace.run.dropout
-        section = Section(f"Dropout, p = {write.num(p)}: kept weights × 1/(1 − p) ({label})")
         plain = rows("weights", i)
+        equations = []
         for j, token in enumerate(trace.key_tokens):
             kept = weights[j] != 0 or plain[j] == 0
-            factor = write.num(1 / (1 - p)) if kept else f"0 {write.text('(dropped)')}"
-            step = f"{write.res(plain[j], True)}{write.times}{factor}"
-            section.equations.append([f"dropped({token})", step, write.res(weights[j])])
-        sections.append(section)
-    weighted = Section(f"Weighted values ({label})")
-    parts = []
+            factor = (Number(1 / (1 - p), Kind.option) if kept
+                      else Annotated(Number(0, Kind.given), "(dropped)"))
+            equations.append(Equation(f"dropped({token})", (
+                Product((Number(float(plain[j])), factor)), Number(float(weights[j])))))
+        sections.append(Section(("Dropout, p = ", Number(p, Kind.option),
+                                 f": kept weights × 1/(1 − p) ({label})"), tuple(equations)))
+    equations, parts = [], []
     for j, token in enumerate(trace.key_tokens):
-        product = weights[j] * values[j]
+        weight = Number(float(weights[j]))
+        product = _vector(weights[j] * values[j])
         parts.append(product)
-        weighted.equations.append([
-            f"weighted({token})", f"{write.res(weights[j], True)}{write.times}"
-            f"{write.var('v', token)}", f"{write.res(weights[j], True)}{write.times}"
-            f"{write.vec(values[j], projected)}", write.vec(product, True)])
+        equations.append(Equation(f"weighted({token})", (
+            Product((weight, Row("v", token))),
+            Product((weight, _vector(values[j], _kind(projected)))), product)))
     context = rows("head_context" if "head_context" in trace else "context", i)
-    total = Section(f"Context ({label})", [[
-        "context", write.plus.join(write.vec(p, True) for p in parts),
-        write.vec(context, True)]])
-    return [*sections, weighted, total]
+    total = Section(_titled("Context", label), (
+        Equation("context", (Sum(tuple(parts)), _vector(context))),))
+    return [*sections, Section(_titled("Weighted values", label), tuple(equations)), total]
 
 
-def _merge(trace, rows, i, heads, write) -> list[Section]:
+def _merge(trace: Trace, rows: _Rows, i: int, heads: int) -> list[Section]:
+    """Heads concatenated (several heads) and the output projection context W_o + b_o."""
     sections = []
-    context = rows("context", i)
+    context = _vector(rows("context", i))
     token = trace.query_tokens[i]
     if heads > 1:
-        parts = ", ".join(write.vec(_Rows(trace, rows.batch, h)("head_context", i), True)
-                          for h in range(heads))
-        sections.append(Section(f"Heads concatenated ({token})", [[
-            "context", f"{write.text('concat')}({parts})", write.vec(context, True)]]))
+        parts = tuple(_vector(_Rows(trace, rows.batch, h)("head_context", i))
+                      for h in range(heads))
+        sections.append(Section((f"Heads concatenated ({token})",), (
+            Equation("context", (Concat(parts), context)),)))
     if "output" in trace:
-        formula = trace.step("output").formula.split(" = ", 1)[1]
-        sections.append(Section(f"Output projection ({token})", [[
-            "output", formula.replace("context", write.vec(context, True)),
-            write.vec(rows("output", i), True)]]))
+        side: Term = Product((context, Symbol("W_o")), Op.matmul)
+        if "b_o" in trace.run.biases:
+            side = Sum((side, Symbol("b_o")))
+        sections.append(Section((f"Output projection ({token})",), (
+            Equation("output", (side, _vector(rows("output", i)))),)))
     return sections

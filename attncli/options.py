@@ -2,6 +2,8 @@
 
 ``@problem_options`` adds them to a Typer command's signature and hands the command one
 :class:`ProblemOptions`, whose :meth:`~ProblemOptions.load` gives the Problem and the config.
+The options that set an :class:`~attncli.config.AttentionConfig` field are generated from the
+field's metadata (:class:`attncli.config.Option`); the others are declared here.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ import functools
 import inspect
 import os
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from attncli.config import VARIANTS, Backend, CausalAlign, DType, Layout, Normalize, Score
+from attncli.config import INPUT, OPTIONS, VARIANT, VARIANTS, Option, choices
 from attncli.errors import InputError
 from attncli.problem import KNOWN_KEYS, require_key
 
-INPUT, VARIANT, OUTPUT, DEVICE = "Input", "Variant", "Output", "Device"
+OUTPUT = "Output"  # the help panel of a command's own output options
 
 VariantName = enum.Enum("VariantName", {name: name for name in VARIANTS}, type=str)
 
@@ -54,9 +57,10 @@ class ProblemOptions:
         without --tensor (the tensors named like problem keys are taken).
 
         Raises: InputError for an item that is not KEY=NAME, a KEY given twice, or a KEY that
-        is not a key a tensor can fill, with problem.py's suggestion (:func:`require_key`).
+        is not a key a tensor can fill (:func:`attncli.io.safetensors_reader.require_tensor_key`,
+        the check read_safetensors makes of its ``tensors``).
         """
-        from attncli.io.safetensors_reader import TENSOR_KEYS
+        from attncli.io.safetensors_reader import require_tensor_key
 
         tensors: dict[str, str] = {}
         for item in self.tensor:
@@ -64,12 +68,17 @@ class ProblemOptions:
             if not sep or not key or not name:
                 raise InputError(f"--tensor {item!r}: expected KEY=NAME, e.g. "
                                  "--tensor W_q=model.layers.0.self_attn.q_proj.weight")
-            require_key(key, TENSOR_KEYS, f"--tensor {item!r}", "a key a tensor can fill")
+            require_tensor_key(key, f"--tensor {item!r}")
             if key in tensors:
                 raise InputError(f"--tensor {item!r}: {key} is already mapped to "
                                  f"{tensors[key]!r}; give each KEY once")
             tensors[key] = name
         return tensors or None
+
+    def config_fields(self) -> dict[str, Any]:
+        """The config fields the flags set, by field name (None: the flag was not given)."""
+        return {name: option.from_flag(getattr(self, option.param))
+                for name, option in OPTIONS.items()}
 
     def load(self, file: str | None):
         """The Problem (file, sample and per-key files) and its AttentionConfig.
@@ -95,14 +104,7 @@ class ProblemOptions:
                              "--x, --wq … --set KEY=FILE replace one key of either)")
         problem = load_problem(file, arrays=arrays, sample=self.sample, tensors=tensors)
         variant = self.variant.value if self.variant is not None else None
-        config = build(
-            problem.config, variant, no_scale=self.no_scale,
-            project=False if self.no_project else None, score=self.score, scale=self.scale,
-            causal=self.causal or None, causal_align=self.causal_align, window=self.window,
-            normalize=self.normalize, top_k=self.top_k, temperature=self.temperature,
-            heads=self.heads, dropout=self.dropout, seed=self.seed,
-            weight_layout=self.weight_layout, backend=self.backend, device=self.device,
-            dtype=self.dtype)
+        config = build(problem.config, variant, no_scale=self.no_scale, **self.config_fields())
         if (variant or problem.config.get("variant")) == "cross" and not any(
                 k in problem for k in ("memory", "key_memory", "value_memory")):
             raise InputError("the cross variant needs 'memory' (keys and values come from it): "
@@ -115,14 +117,6 @@ class ProblemOptions:
                 "checkpoints store nn.Linear weights as (out, in): pass --weight-layout out_in "
                 "(or in_out to keep this and silence the warning)")
         return problem, config
-
-
-def choices(names) -> str:
-    """An enum's values (or a list's items) for a help text: "a, b or c". A long choice list
-    goes in the help, where it wraps between words, with a short metavar (NAME), not in
-    Typer's <a|b|c> metavar, which rich cuts mid-word at 80 columns."""
-    values = [getattr(name, "value", name) for name in names]
-    return ", ".join(values[:-1]) + f" or {values[-1]}" if len(values) > 1 else "".join(values)
 
 
 def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -146,6 +140,24 @@ def output_path(text: str) -> Path:
     return Path(text)
 
 
+def config_parameters(options: Mapping[str, Option]) -> list[inspect.Parameter]:
+    """One Typer option per config field, from its :class:`~attncli.config.Option`: a bool
+    field's is a switch (``--causal``, ``--no-project``); another's takes a value, None when
+    not given unless the option has a default of its own (``--backend auto``)."""
+    parameters = []
+    for option in options.values():
+        if option.kind is bool:
+            kind, default = bool, False
+        elif option.flag_default is not None:
+            kind, default = option.kind, option.flag_default
+        else:
+            kind, default = option.kind | None, None
+        parameters.append(_option(option.param, Annotated[kind, typer.Option(
+            option.flag, help=option.help, metavar=option.metavar,
+            rich_help_panel=option.panel)], default))
+    return parameters
+
+
 def _sample_names(incomplete: str) -> list[str]:
     """Shell completion of --sample: the bundled samples' names."""
     from attncli.samples import names
@@ -153,7 +165,14 @@ def _sample_names(incomplete: str) -> list[str]:
     return [name for name in names() if name.startswith(incomplete)]
 
 
-SHARED: list[inspect.Parameter] = [
+#: The options' order in --help, by parameter name. The config's options are generated
+#: (:func:`config_parameters`); one not named here comes last in its panel.
+_HELP_ORDER = ("sample", "x", "memory", "wq", "wk", "wv", "wo", "mask", "set_", "tensor",
+               "weight_layout", "variant", "score", "no_scale", "scale", "no_project", "heads",
+               "causal", "causal_align", "window", "normalize", "top_k", "temperature",
+               "dropout", "seed", "backend", "device", "dtype", "debug")
+
+SHARED: list[inspect.Parameter] = sorted([
     _option("sample", Annotated[str | None, typer.Option(
         help="A bundled sample (see: attncli samples).", rich_help_panel=INPUT,
         autocompletion=_sample_names)], None),
@@ -179,53 +198,15 @@ SHARED: list[inspect.Parameter] = [
         "W_q=NAME takes W_q from the tensor NAME, e.g. a layer's self_attn.q_proj.weight "
         "(nn.Linear: --weight-layout out_in).",
         rich_help_panel=INPUT)], []),
-    _option("weight_layout", Annotated[Layout | None, typer.Option(
-        help="in_out: Q = x @ W_q, as tutorials and papers write it; out_in: Q = x @ W_q.T, "
-             "as nn.Linear stores W_q.", rich_help_panel=INPUT)], None),
     _option("variant", Annotated[VariantName | None, typer.Option(
         metavar="NAME", help=f"A preset of the options below: {choices(VariantName)} "
         "(attncli variants lists what each sets).", rich_help_panel=VARIANT)], None),
-    _option("score", Annotated[Score | None, typer.Option(
-        metavar="NAME", help=f"Score function: {choices(Score)}.", rich_help_panel=VARIANT)],
-        None),
     _option("no_scale", Annotated[bool, typer.Option(
         "--no-scale", help="Unscaled dot product, softmax(Q Kᵀ) V, as \"6.1-Self-Attention\" "
         "(Pin-Jiun, Machine-Learing-NTU) computes it.", rich_help_panel=VARIANT)], False),
-    _option("scale", Annotated[float | None, typer.Option(
-        help="Multiply the scores by this factor.", rich_help_panel=VARIANT)], None),
-    _option("no_project", Annotated[bool, typer.Option(
-        "--no-project", help="Ignore W_q/W_k/W_v: Q = K = V = x.",
-        rich_help_panel=VARIANT)], False),
-    _option("heads", Annotated[int | None, typer.Option(
-        help="Number of heads H.", rich_help_panel=VARIANT)], None),
-    _option("causal", Annotated[bool, typer.Option(
-        "--causal", help="Mask future keys (−∞ before softmax).", rich_help_panel=VARIANT)],
-        False),
-    _option("causal_align", Annotated[CausalAlign | None, typer.Option(
-        help="Causal diagonal when seq_q ≠ seq_k: top-left (torch) or bottom-right "
-             "(flash-attn); aligns --window too.", rich_help_panel=VARIANT)], None),
-    _option("window", Annotated[int | None, typer.Option(
-        help="Local attention: only keys with |i−j| ≤ W.", rich_help_panel=VARIANT)], None),
-    _option("normalize", Annotated[Normalize | None, typer.Option(
-        help="softmax (soft), hard (one-hot arg-max) or topk.", rich_help_panel=VARIANT)],
-        None),
-    _option("top_k", Annotated[int | None, typer.Option(
-        help="K for --normalize topk.", rich_help_panel=VARIANT)], None),
-    _option("temperature", Annotated[float | None, typer.Option(
-        help="softmax(scores / T).", rich_help_panel=VARIANT)], None),
-    _option("dropout", Annotated[float | None, typer.Option(
-        help="Dropout probability on the weights.", rich_help_panel=VARIANT)], None),
-    _option("seed", Annotated[int | None, typer.Option(
-        help="Seed of the dropout mask.", rich_help_panel=VARIANT)], None),
-    _option("backend", Annotated[Backend, typer.Option(
-        help="numpy, torch, or auto: numpy for small problems, torch (if installed) from "
-             "5e10 FLOPs (1e11 in float32).", rich_help_panel=DEVICE)], Backend.auto),
-    _option("device", Annotated[str, typer.Option(
-        help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=DEVICE)], "cpu"),
-    _option("dtype", Annotated[DType, typer.Option(
-        help="Floating-point precision.", rich_help_panel=DEVICE)], DType.float64),
     _option("debug", Annotated[bool, typer.Option(help="Show tracebacks.")], False),
-]
+    *config_parameters(OPTIONS),
+], key=lambda p: _HELP_ORDER.index(p.name) if p.name in _HELP_ORDER else len(_HELP_ORDER))
 
 
 def problem_options(command):

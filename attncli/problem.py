@@ -90,8 +90,13 @@ _FOLDED_KEYS = {folded(key): key for key in KNOWN_KEYS}
 _OPTIONS = {plain(name): name for name in (*FILE_FIELDS, "variant")}
 
 
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+def fmt_shape(shape: tuple[int | None, ...], unknown: str = "?") -> str:
+    """A shape as Python writes a tuple: ``(3, 4)``, ``(3,)``, ``()``; a size None (not known
+    yet, e.g. the d_att of an additive score) is written ``unknown``: ``(3, ?)``, ``(3, d_att)``.
+    The one formatter of shapes in messages.
+    """
+    sizes = [unknown if size is None else str(size) for size in shape]
+    return "(" + ", ".join(sizes) + (",)" if len(sizes) == 1 else ")")
 
 
 @dataclass
@@ -133,9 +138,13 @@ class Problem:
         return f"{self.origin.get(key, '<input>')}: {key}"
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], source: str) -> Problem:
+    def from_mapping(cls, raw: Mapping[str, Any], origin: str) -> Problem:
         """Validate a mapping of keys (from JSON, NPZ or options) into a Problem.
 
+        Args:
+            raw: problem key → value (nested lists, numpy arrays, strings, an object).
+            origin: where ``raw`` came from (a file name, ``<stdin>``, ``sample NAME``): each
+                key's :attr:`origin`, and the start of every message.
         Raises:
             InputError: a value that is not a finite numeric array of an accepted rank, a mask
                 that is not boolean/0-1, token labels that are not a list of strings, an unknown
@@ -148,32 +157,32 @@ class Problem:
         """
         problem = cls()
         for key, value in raw.items():
-            problem.origin[key] = source
+            problem.origin[key] = origin
             if key in ARRAY_KEYS:
-                problem.arrays[key] = _numeric(value, key, source, ARRAY_KEYS[key])
+                problem.arrays[key] = _numeric(value, key, origin, ARRAY_KEYS[key])
             elif key in MASK_KEYS:
-                problem.arrays[key] = _boolean(value, key, source, MASK_KEYS[key])
+                problem.arrays[key] = _boolean(value, key, origin, MASK_KEYS[key])
             elif key in LABEL_KEYS:
-                setattr(problem, key, _labels(value, key, source))
+                setattr(problem, key, _labels(value, key, origin))
             elif key == "weight_layout":
                 try:
                     problem.weight_layout = Layout(value)
                 except ValueError:
                     raise InputError(
-                        f"{source}: weight_layout: expected 'in_out' or 'out_in', got {value!r}"
+                        f"{origin}: weight_layout: expected 'in_out' or 'out_in', got {value!r}"
                     ) from None
             elif key == "config":
                 if not isinstance(value, dict):
-                    raise InputError(f"{source}: config: expected an object of option values")
-                problem.config = coerce_fields(value, source)
+                    raise InputError(f"{origin}: config: expected an object of option values")
+                problem.config = coerce_fields(value, origin)
             elif key == "about":
                 problem.about = str(value)
             elif key == "expected":
                 if not isinstance(value, dict):
-                    raise InputError(f"{source}: expected: expected an object of step → array")
+                    raise InputError(f"{origin}: expected: expected an object of step → array")
                 problem.expected = value
             else:
-                problem.warnings.append(_unknown_key(key, source, value))
+                problem.warnings.append(_unknown_key(key, origin, value))
         return problem
 
     def merged(self, other: Problem) -> Problem:
@@ -192,7 +201,7 @@ class Problem:
         )
 
 
-def _unknown_key(key: str, source: str, value: Any = None) -> str:
+def _unknown_key(key: str, origin: str, value: Any = None) -> str:
     """The warning for a key attncli does not know.
 
     Raises: InputError for a key :func:`refusal` refuses: a run that ignored it would silently
@@ -200,9 +209,9 @@ def _unknown_key(key: str, source: str, value: Any = None) -> str:
     """
     reason = refusal(key, value)
     if reason is not None:
-        raise InputError(f"{source}: {reason}")
+        raise InputError(f"{origin}: {reason}")
     hint = _closest(key, KNOWN_KEYS)
-    return f"{source}: unknown key {key!r} ignored" + (f"; did you mean {hint!r}?" if hint
+    return f"{origin}: unknown key {key!r} ignored" + (f"; did you mean {hint!r}?" if hint
                                                       else "")
 
 
@@ -284,52 +293,57 @@ def _json(value: Any) -> str:
     return "…"
 
 
-def _array(value: Any, key: str, source: str) -> np.ndarray:
+def _array(value: Any, key: str, origin: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError as exc:
         if "maximum number of dimension" in str(exc):
-            raise InputError(f"{source}: {key}: arrays nested more than 64 deep; expected "
+            raise InputError(f"{origin}: {key}: arrays nested more than 64 deep; expected "
                              "rows of numbers") from None
         raise InputError(
-            f"{source}: {key}: ragged array (rows of different lengths); every row must have "
+            f"{origin}: {key}: ragged array (rows of different lengths); every row must have "
             "the same length"
         ) from None
     if array.size == 0:
-        raise InputError(f"{source}: {key}: empty array, shape {fmt_shape(array.shape)}")
+        raise InputError(f"{origin}: {key}: empty array, shape {fmt_shape(array.shape)}")
     return array
 
 
-def _numeric(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.ndarray:
-    array = _array(value, key, source)
+def _numeric(value: Any, key: str, origin: str, ranks: tuple[int, ...]) -> np.ndarray:
+    array = _array(value, key, origin)
     if array.dtype.kind in "US":
-        raise InputError(f"{source}: {key}: numbers expected, found the string "
+        raise InputError(f"{origin}: {key}: numbers expected, found the string "
                          f"{_first_string(value)!r}; write numbers without quotes")
     if array.dtype.kind == "b":
-        raise InputError(f"{source}: {key}: numbers expected, found true/false")
+        raise InputError(f"{origin}: {key}: numbers expected, found true/false")
     if array.dtype.kind == "c":
-        raise InputError(f"{source}: {key}: real numbers expected, found complex numbers")
+        raise InputError(f"{origin}: {key}: real numbers expected, found complex numbers")
     if array.dtype.kind == "O":  # JSON: null, an object, or an integer numpy cannot hold
-        array = _from_objects(value, key, source)
+        array = _from_objects(value, key, origin)
     if array.dtype.kind not in "iuf":
-        raise InputError(f"{source}: {key}: numbers expected, found values of type "
+        raise InputError(f"{origin}: {key}: numbers expected, found values of type "
                          f"{array.dtype}")
     if isinstance(value, list) and _has_bool(value):
-        raise InputError(f"{source}: {key}: numbers expected, found true/false among them")
+        raise InputError(f"{origin}: {key}: numbers expected, found true/false among them")
     with np.errstate(over="ignore", invalid="ignore"):  # long doubles past float64: inf/nan,
         array = array.astype(np.float64)                 # refused just below (no warning line)
     bad = ~np.isfinite(array)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"{source}: {key}: {array[where]} at index {list(where)}; "
+        raise InputError(f"{origin}: {key}: {array[where]} at index {list(where)}; "
                          "every value must be finite")
-    if array.ndim not in ranks:
-        raise InputError(f"{source}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
-                         f"got shape {fmt_shape(array.shape)}")
+    _check_rank(array, key, origin, ranks)
     return array
 
 
-def _from_objects(value: Any, key: str, source: str) -> np.ndarray:
+def _check_rank(array: np.ndarray, key: str, origin: str, ranks: tuple[int, ...]) -> None:
+    """Raises: InputError when ``array`` has none of the ``ranks`` (numbers and masks alike)."""
+    if array.ndim not in ranks:
+        raise InputError(f"{origin}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
+                         f"got shape {fmt_shape(array.shape)}")
+
+
+def _from_objects(value: Any, key: str, origin: str) -> np.ndarray:
     """Nested lists that numpy could only hold as objects: floats when every leaf is a number
     (integers past 64 bits), else an InputError naming the first leaf that is not."""
     stack = [value]
@@ -338,16 +352,16 @@ def _from_objects(value: Any, key: str, source: str) -> np.ndarray:
         if isinstance(item, list | tuple):
             stack.extend(reversed(item))
         elif item is None:
-            raise InputError(f"{source}: {key}: numbers expected, found null")
+            raise InputError(f"{origin}: {key}: numbers expected, found null")
         elif isinstance(item, dict):
-            raise InputError(f"{source}: {key}: numbers expected, found an object {{…}}")
+            raise InputError(f"{origin}: {key}: numbers expected, found an object {{…}}")
         elif not isinstance(item, int | float) or isinstance(item, bool):
-            raise InputError(f"{source}: {key}: numbers expected, found {type(item).__name__} "
+            raise InputError(f"{origin}: {key}: numbers expected, found {type(item).__name__} "
                              "values mixed with numbers")
     try:
         return np.array(value, dtype=np.float64)
     except OverflowError:
-        raise InputError(f"{source}: {key}: an integer too large for a 64-bit float (more "
+        raise InputError(f"{origin}: {key}: an integer too large for a 64-bit float (more "
                          "than 1.8e308)") from None
 
 
@@ -377,21 +391,19 @@ def _first_string(value: Any) -> str:
     return "?"
 
 
-def _boolean(value: Any, key: str, source: str, ranks: tuple[int, ...]) -> np.ndarray:
-    array = _array(value, key, source)
+def _boolean(value: Any, key: str, origin: str, ranks: tuple[int, ...]) -> np.ndarray:
+    array = _array(value, key, origin)
     if array.dtype.kind != "b":
         if array.dtype.kind not in "iuf" or not np.isin(array, (0, 1)).all():
-            raise InputError(f"{source}: {key}: expected true/false or 0/1 values")
+            raise InputError(f"{origin}: {key}: expected true/false or 0/1 values")
         array = array != 0
-    if array.ndim not in ranks:
-        raise InputError(f"{source}: {key}: expected {' or '.join(f'{r}-D' for r in ranks)}, "
-                         f"got shape {fmt_shape(array.shape)}")
+    _check_rank(array, key, origin, ranks)
     return array
 
 
-def _labels(value: Any, key: str, source: str) -> list[str]:
+def _labels(value: Any, key: str, origin: str) -> list[str]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, list) or not all(isinstance(t, str | int | float) for t in value):
-        raise InputError(f"{source}: {key}: expected a list of strings")
+        raise InputError(f"{origin}: {key}: expected a list of strings")
     return [str(t) for t in value]

@@ -1,4 +1,4 @@
-"""The command line's :class:`~attncli.attention.blocks.Monitor`: a progress bar on stderr for
+"""The command line's :class:`~attncli.attention.monitor.Monitor`: a progress bar on stderr for
 long runs, notes before big allocations, and where big steps go for each output format."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from attncli.attention.blocks import Monitor, human, nbytes
+from attncli.attention.monitor import Monitor
 from attncli.errors import InputError
+from attncli.sizes import human, nbytes
 
 #: Text formats (json, csv, markdown, table) refuse a step of more numbers than this: 4 Mi
 #: numbers are about 80 MB of JSON, and a table of them is unreadable anyway.

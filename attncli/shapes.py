@@ -24,9 +24,10 @@ class Prepared:
     """The problem's arrays in the one canonical form the pipeline reads (numpy, in_out layout).
 
     Shapes (B = batch or 1, H = heads):
-        x (B, seq_q, d_in); source (B, seq_k, d_src): the keys' source, memory (or key_memory),
-        or x for self-attention; value_source (B, seq_k, d_vsrc): the values' source, the same
-        array as source unless value_memory is given
+        x (B, seq_q, d_in); keys_input (B, seq_k, d_src): what the keys are projected from,
+        memory (or key_memory), or x for self-attention; values_input (B, seq_k, d_vsrc): what
+        the values are projected from, the same array as keys_input unless value_memory is
+        given
         W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
         W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q or 1, seq_k), True = may
         attend (broadcast over the query rows when it is a key padding mask alone)
@@ -34,7 +35,8 @@ class Prepared:
     """
 
     x: np.ndarray
-    source: np.ndarray
+    keys_input: np.ndarray
+    values_input: np.ndarray
     batched: bool
     heads: int
     d_k: int
@@ -49,18 +51,12 @@ class Prepared:
     params: dict[str, np.ndarray | None]
     mask: np.ndarray | None
     dropout_mask: np.ndarray | None
-    value_source: np.ndarray | None = None  # None: the values come from source too
     key_from: str = "x"  # the problem key the keys come from: x, memory or key_memory
     value_from: str = "x"  # … the values: x, memory or value_memory
     #: (B,) the keys each batch item has that are not padding (key_padding_mask's False
     #: entries), or None without a key_padding_mask: where bottom-right alignment puts the
     #: diagonal (flash-attn's construct_local_mask, sk = key_padding_mask.sum(-1))
     key_lengths: np.ndarray | None = None
-
-    @property
-    def values_source(self) -> np.ndarray:
-        """The values' source, (B, seq_k, d_vsrc)."""
-        return self.source if self.value_source is None else self.value_source
 
 
 def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
@@ -85,9 +81,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     batch, seq_q, d_in = x3.shape
     key_from, value_from = input_sources(problem)
     cross = key_from != "x"
-    source3 = _source(problem, key_from, batch, batched)
-    values3 = _source(problem, value_from, batch, batched)
-    seq_k, d_src = source3.shape[1:]
+    keys3 = _input(problem, key_from, batch, batched)
+    values3 = keys3 if value_from == key_from else _input(problem, value_from, batch, batched)
+    seq_k, d_src = keys3.shape[1:]
     if config.project:  # a transposed input first: it is why the row counts below differ
         _all_projections(problem)
         for name, from_key in (("q", "x"), ("k", key_from), ("v", value_from)):
@@ -107,8 +103,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
                                    ("v", d_vsrc, value_from)):
         key = f"W_{name}"
         if config.project and key in problem:
-            W = _project_weight(problem, key, d_from, from_key, heads, layout,
-                                key in config.slip.transposed_projections)
+            W = _project_weight(problem, key, d_from, from_key, heads, layout)
         else:
             W = None
         params[key] = W
@@ -167,7 +162,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     key_tokens = _tokens(problem, "memory_tokens", seq_k, d_src, key_from) if cross \
         else query_tokens
     return Prepared(
-        x=x3, source=source3, value_source=None if value_from == key_from else values3,
+        x=x3, keys_input=keys3, values_input=values3,
         key_from=key_from, value_from=value_from,
         key_lengths=_key_lengths(problem, batch),
         batched=batched, heads=heads, d_k=widths["q"],
@@ -201,8 +196,8 @@ def input_sources(problem: Problem) -> tuple[str, str]:
     return "key_memory", "value_memory"
 
 
-def _source(problem: Problem, key: str, batch: int, batched: bool) -> np.ndarray:
-    """The keys' or values' source ``key`` as (B, seq_k, d): an unbatched one is shared by
+def _input(problem: Problem, key: str, batch: int, batched: bool) -> np.ndarray:
+    """The keys' or values' input ``key`` as (B, seq_k, d): an unbatched one is shared by
     every batch item. Raises: InputError for a batch that is not x's."""
     source = problem[key]
     if key != "x" and source.ndim == 3 and (not batched or source.shape[0] != batch):
@@ -288,14 +283,9 @@ def _split_width(problem: Problem, from_key: str, width: int, heads: int) -> int
 
 
 def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, heads: int,
-                    layout: Layout, transposed: bool = False) -> np.ndarray:
-    """W as (H, d_from, d_head), in_out, whatever form it came in; ``transposed`` is the slip
-    of using a square W the wrong way round."""
+                    layout: Layout) -> np.ndarray:
+    """W as (H, d_from, d_head), in_out, whatever form it came in."""
     W = problem[key]
-    if transposed:
-        if W.ndim != 2 or W.shape[0] != W.shape[1]:
-            raise ConfigError(f"{problem.where(key)} is not square: it cannot be transposed")
-        W = W.T
     there = problem.where(key)
     other = Layout.out_in if layout is Layout.in_out else Layout.in_out
     if W.ndim == 3:
@@ -402,14 +392,14 @@ def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
             raise InputError(f"{problem.where('mask')}: expected {expected} = "
                              f"{fmt_shape((seq_q, seq_k))}, got {fmt_shape(m.shape)}")
     if "key_padding_mask" in problem:
-        p = problem["key_padding_mask"]
-        if p.shape == (seq_k,) or (batched and p.shape == (batch, seq_k)):
-            keep = ~p.reshape(-1, 1, 1, seq_k)
+        padding = problem["key_padding_mask"]
+        if padding.shape == (seq_k,) or (batched and padding.shape == (batch, seq_k)):
+            keep = ~padding.reshape(-1, 1, 1, seq_k)
             mask = keep if mask is None else mask & keep
         else:
             expected = "(seq_k,)" + (" or (batch, seq_k)" if batched else "")
             raise InputError(f"{problem.where('key_padding_mask')}: expected {expected} = "
-                             f"({seq_k},), got {fmt_shape(p.shape)}")
+                             f"({seq_k},), got {fmt_shape(padding.shape)}")
     return mask
 
 

@@ -34,6 +34,21 @@ STEP_NAMES: tuple[str, ...] = (
     "output",
 )
 
+#: The steps of shape (…, seq_q, seq_k): n² numbers each.
+N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "masked_scores", "weights",
+                           "dropped_weights")
+#: The axes of each step, on the pipeline's canonical layout (the recorder drops the batch
+#: axis of 2-D x and the head axis of one head); the other steps are SCORE_AXES.
+STEP_AXES: dict[str, tuple[str, ...]] = {
+    "queries": ("batch", "head", "query", "dim"),
+    "keys": ("batch", "head", "key", "dim"),
+    "values": ("batch", "head", "key", "dim"),
+    "head_context": ("batch", "head", "query", "dim"),
+    "context": ("batch", "query", "dim"),
+    "output": ("batch", "query", "dim"),
+}
+SCORE_AXES = ("batch", "head", "query", "key")
+
 
 @dataclass(frozen=True)
 class Step:
@@ -77,7 +92,8 @@ class Run:
             mask is aligned bottom-right to them (else None, and not in JSON)
     and facts JSON leaves out: key_from, value_from (the problem keys the keys and the values
     come from), per_head_weights (some W came 3-D), batched (x was 3-D), d_out (W_o's
-    output width, or None without W_o), biases (which of b_q … b_o were used).
+    output width, or None without W_o), biases (which of b_q … b_o were used), scale_given
+    (the scale was set, by --scale or a file's config, not 1/√d_k or 1 by the score function).
     """
 
     project: bool
@@ -108,6 +124,7 @@ class Run:
     batched: bool = _hidden(default=False)
     d_out: int | None = _hidden(default=None)
     biases: tuple[str, ...] = _hidden(default=())
+    scale_given: bool = _hidden(default=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON values (enums as their values, tuples as lists); key_lengths only when set."""

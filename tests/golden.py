@@ -42,7 +42,7 @@ OPTIONS = (
 
 def cases(root: Path, workdir: Path):
     """(name, argv) of every case; files an argv writes go under ``workdir``."""
-    answers = sorted((root / "samples" / "answers").glob("*.json"))
+    answers = sorted(Path("samples", "answers").glob("*.json"))  # relative: the same anywhere
     for sample in SAMPLES:
         base = ["compute", "--sample", sample]
         for fmt in FORMATS:
@@ -79,6 +79,7 @@ def record(folder: Path) -> int:
 
     root = Path(__file__).resolve().parents[1]
     folder.mkdir(parents=True, exist_ok=True)
+    os.chdir(root)
     runner = CliRunner()
     count = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,5 +108,5 @@ def _digest(path: Path) -> str:
 
 if __name__ == "__main__":
     os.environ["COLUMNS"] = "120"
-    n = record(Path(sys.argv[1]))
+    n = record(Path(sys.argv[1]).resolve())
     print(f"{n} cases recorded in {sys.argv[1]}")

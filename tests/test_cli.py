@@ -512,6 +512,33 @@ def test_failed_run_leaves_the_output_file_untouched(fmt, tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("extension, fmt", [(".json", "json"), (".csv", "csv"),
+                                            (".md", "markdown"), (".py", "torch")])
+def test_the_output_files_extension_picks_the_format(extension, fmt, tmp_path):
+    """Without --format, -o steps.EXT writes what --format FMT prints."""
+    target = tmp_path / f"steps{extension}"
+    ok(["compute", "--sample", "three-inputs", "-o", str(target)])
+    stdout = ok(["compute", "--sample", "three-inputs", "--format", fmt]).stdout
+    assert target.read_text(encoding="utf-8") == stdout
+
+
+def test_the_output_files_extension_picks_npy_and_npz(tmp_path):
+    ok(["compute", "--sample", "three-inputs", "--steps", "weights", "-o",
+        str(tmp_path / "w.npy")])
+    np.testing.assert_allclose(np.load(tmp_path / "w.npy")[0], THREE_WEIGHTS_1, atol=1e-8)
+    ok(["compute", "--sample", "three-inputs", "-o", str(tmp_path / "all.npz")])
+    with np.load(tmp_path / "all.npz") as archive:
+        np.testing.assert_allclose(archive["weights"][0], THREE_WEIGHTS_1, atol=1e-8)
+
+
+def test_messages_stay_on_one_line_with_control_characters_escaped(tmp_path):
+    """A file name with a newline, a tab and an escape sequence: the error names it on one
+    line, each control character as its Python escape, nothing sent to the terminal raw."""
+    result = invoke(["compute", "two\nlines\t\x1b[31m.json"])
+    assert result.exit_code == 2
+    assert result.stderr == "attncli: error: two\\nlines\\t\\x1b[31m.json: no such file\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Variants and masks
 

@@ -8,7 +8,7 @@ import pytest
 from attncli import attend
 from attncli.config import AttentionConfig, Layout
 from attncli.errors import ConfigError, InputError
-from attncli.problem import KNOWN_KEYS, Problem, folded
+from attncli.problem import KNOWN_KEYS, Problem, fmt_shape, folded
 from attncli.shapes import prepare
 
 RNG = np.random.default_rng(7)
@@ -283,3 +283,43 @@ def test_separate_key_and_value_sequences_must_pair(arrays, message):
     with pytest.raises(InputError) as error:
         attend(Problem.from_mapping({"x": [[1.0, 0.0]], **arrays}, "p.json"))
     assert str(error.value) == message
+
+
+# ---------------------------------------------------------------------------------------------
+# fmt_shape: the one formatter of shapes in messages; _check_rank: one rank check
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (3, 4), (2, 3, 4), (0, 5), (-1, 3)])
+def test_a_known_shape_is_written_as_python_writes_a_tuple(shape):
+    assert fmt_shape(shape) == repr(shape)
+
+
+@pytest.mark.parametrize(("shape", "unknown", "text"), [
+    ((3, None), "?", "(3, ?)"),
+    ((None,), "?", "(?,)"),
+    ((None, 4), "d_att", "(d_att, 4)"),
+    ((2, None, 8), "d_k", "(2, d_k, 8)"),
+])
+def test_an_unknown_size_is_written_by_its_name(shape, unknown, text):
+    assert fmt_shape(shape, unknown) == text
+
+
+def test_numpy_shapes_are_written_like_tuples():
+    assert fmt_shape(np.zeros((2, 3)).shape) == "(2, 3)"
+    assert fmt_shape(np.zeros(5).shape) == "(5,)"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("x", [1.0, 2.0], "p.json: x: expected 2-D or 3-D, got shape (2,)"),
+    ("W_o", np.ones((2, 2, 2)), "p.json: W_o: expected 2-D, got shape (2, 2, 2)"),
+    ("b_o", np.ones((1, 2)), "p.json: b_o: expected 1-D, got shape (1, 2)"),
+    # masks: the same check after their own (true/false or 0/1) one
+    ("mask", np.ones((1, 1, 2, 2), bool), "p.json: mask: expected 2-D or 3-D, got shape "
+                                          "(1, 1, 2, 2)"),
+    ("key_padding_mask", [[[0, 1]]], "p.json: key_padding_mask: expected 1-D or 2-D, got "
+                                     "shape (1, 1, 2)"),
+])
+def test_a_key_of_the_wrong_rank_names_its_ranks_and_shape(key, value, message):
+    with pytest.raises(InputError) as caught:
+        Problem.from_mapping({key: value}, "p.json")
+    assert str(caught.value) == message

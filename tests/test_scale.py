@@ -229,7 +229,7 @@ def test_running_out_of_memory_is_one_line_and_status_2(monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(pipeline, "_attend", exhausted)
+    monkeypatch.setattr(pipeline, "execute", exhausted)
     result = _invoke(["compute", "--sample", "hello-shiny-sun"])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("attncli: error: out of memory:")

@@ -18,7 +18,7 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
     projected = any(prepared.params[k] is not None for k in ("W_q", "W_k", "W_v", "W_o"))
     masked = config.causal or config.window is not None or prepared.mask is not None
     conventions: dict[str, str] = {}
-    if prepared.value_source is not None:  # key_memory and value_memory
+    if prepared.value_from != prepared.key_from:  # key_memory and value_memory
         conventions["sources"] = (f"queries from x, keys from {prepared.key_from}, values from "
                                   f"{prepared.value_from} (nn.MultiheadAttention's query, key "
                                   "and value inputs)")

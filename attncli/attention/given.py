@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attncli.attention.blocks import AXES, SCORE_AXES
+from attncli.trace import SCORE_AXES, STEP_AXES
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,13 @@ class Given:
         rows from ``start``), or a copy of it with the given numbers in place.
 
         Shapes: data (B, H, rows, …) for steps up to the head context, (B, rows, d) for
-        context and output (:data:`attncli.attention.blocks.AXES`).
+        context and output (:data:`attncli.trace.STEP_AXES`).
         """
         if name not in self.steps:
             if self.rounded is None or name not in self.rounds:
                 return data
             return runtime.asarray(np.round(runtime.to_numpy(data), self.rounded))
-        axes = AXES.get(name, SCORE_AXES)
+        axes = STEP_AXES.get(name, SCORE_AXES)
         shape = tuple(data.shape)
         one_row = self.row is not None and "query" in axes
         if one_row:

@@ -1,12 +1,14 @@
 """Readers for JSON, CSV, NPY/NPZ and safetensors, all ending in one validated :class:`Problem`.
 
-``load_problem(path)`` reads a whole problem; ``load_array(path, key)`` reads one matrix for
-an option such as ``--wq wq.csv``. Paths may be ``-`` for standard input (JSON only).
+``load_problem(path, arrays=…)`` reads a whole problem, and one matrix per key for an option
+such as ``--wq wq.csv``. Paths may be ``-`` for standard input (JSON only). The readers turn the
+operating system's errors into one line naming the file, in one place: :func:`reading`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from attncli.errors import InputError
@@ -22,7 +24,7 @@ def _kind(path: str) -> str:
 def load_problem(path: str | Path | None = None, *, arrays: Mapping[str, str] | None = None,
                  sample: str | None = None, tensors: Mapping[str, str] | None = None) -> Problem:
     """Load a problem from a file (JSON object, NPZ of keys, safetensors checkpoint, or one
-    CSV/NPY matrix taken as x), a bundled sample, and/or per-key files, later sources winning.
+    CSV/NPY matrix taken as x), a bundled sample, and/or per-key files, later inputs winning.
 
     Args:
         path: a JSON/NPZ/safetensors/CSV/NPY file, or ``-`` for JSON on standard input.
@@ -123,6 +125,26 @@ def _name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[None]:
+    """Inside: the operating system's refusals to read ``path`` become one line naming it.
+    Each reader says what else can go wrong with its format (a damaged header, bad UTF-8).
+
+    Raises:
+        InputError: ``PATH: no such file`` (FileNotFoundError), ``PATH: is a directory, not a
+            file`` (IsADirectoryError), ``PATH: permission denied`` (PermissionError). Any
+            other error, OSError included, passes unchanged.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
 def _not_a_device(handle, name: str) -> None:
     """Refuse a character device other than a terminal: /dev/zero and /dev/urandom never end.
 
@@ -150,20 +172,15 @@ def open_text(path: str):
     import sys
 
     try:
-        if path == "-":
-            if not hasattr(sys.stdin, "buffer"):  # a text stream put in place of stdin
-                return sys.stdin.read().removeprefix("\ufeff")
-            _not_a_device(sys.stdin.buffer, "<stdin>")  # attncli compute - < /dev/zero
-            return sys.stdin.buffer.read().decode("utf-8-sig")
-        with open(path, "rb") as handle:
-            _not_a_device(handle, path)
-            return handle.read().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        with reading(path):
+            if path == "-":
+                if not hasattr(sys.stdin, "buffer"):  # a text stream put in place of stdin
+                    return sys.stdin.read().removeprefix("\ufeff")
+                _not_a_device(sys.stdin.buffer, "<stdin>")  # attncli compute - < /dev/zero
+                return sys.stdin.buffer.read().decode("utf-8-sig")
+            with open(path, "rb") as handle:
+                _not_a_device(handle, path)
+                return handle.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{_name(path)}: not UTF-8 text (byte {exc.start}); is it a binary "
                          "file?") from None

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from attncli.errors import InputError
+from attncli.io import reading
+from attncli.problem import fmt_shape
 
 #: What numpy and zipfile raise for a damaged file: bad headers (ValueError, and from the
 #: parsing of an old-style header SyntaxError, TypeError, tokenize.TokenError), short reads, bad
@@ -33,16 +35,15 @@ def _quiet():
 
 
 def _load(path: str):
+    """np.load without pickles, after :func:`_check_sizes`.
+
+    Raises: InputError naming the file: :func:`attncli.io.reading`'s, or not a readable NumPy
+    file (with numpy's reason).
+    """
     try:
-        with _quiet():
+        with reading(path), _quiet():
             _check_sizes(path)
             return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
     except _UNREADABLE as exc:
         reason = "it holds Python objects, which are never unpickled" if "pickle" in str(exc) \
             else str(exc).split("\n")[0]
@@ -91,12 +92,12 @@ def _check_header(handle, size: int, where: str) -> None:
                          "are never unpickled")
     if any(n < 0 for n in shape):
         raise InputError(f"{where}: not a readable NumPy file: negative size in shape "
-                         f"{tuple(shape)}")
+                         f"{fmt_shape(shape)}")
     needed = math.prod(shape) * dtype.itemsize
     held = size - handle.tell()
     if needed > held:
         raise InputError(f"{where}: not a readable NumPy file: its header claims shape "
-                         f"{tuple(shape)} of {dtype} ({needed:,} bytes), but the file holds "
+                         f"{fmt_shape(shape)} of {dtype} ({needed:,} bytes), but the file holds "
                          f"{max(held, 0):,} bytes of data (truncated?)")
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
 from attncli.errors import InputError
+from attncli.io import reading
 from attncli.problem import ARRAY_KEYS, MASK_KEYS, require_key
 
 #: The problem keys a tensor can fill: the numeric and the boolean keys.
@@ -52,24 +52,22 @@ def read_safetensors(path: str, tensors: Mapping[str, str] | None = None
         raise InputError(f"{path}: reading .safetensors needs the safetensors package: "
                          "pip install 'attncli[safetensors]'") from None
     for key, name in (tensors or {}).items():
-        require_key(key, TENSOR_KEYS, f"{path}: {key}={name}", "a key a tensor can fill")
-    if Path(path).is_dir():
-        raise InputError(f"{path}: is a directory, not a file")
+        require_tensor_key(key, f"{path}: {key}={name}")
     try:
-        with safe_open(path, framework="numpy") as handle:
-            names = list(handle.keys())
-            wanted = _wanted(path, names, tensors)
-            arrays, later = {}, {}
-            for key, name in wanted.items():
-                dtype = handle.get_slice(name).get_dtype()
-                if dtype in _NUMPY_DTYPES:
-                    arrays[key] = handle.get_tensor(name)  # this tensor's bytes only
-                else:
-                    later[key] = (name, dtype)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        with reading(path):
+            # opened by Python first, whose errors name the cause: safe_open says "No such
+            # device" for a folder and "No such file" for a file it may not read
+            open(path, "rb").close()
+            with safe_open(path, framework="numpy") as handle:
+                names = list(handle.keys())
+                wanted = _wanted(path, names, tensors)
+                arrays, later = {}, {}
+                for key, name in wanted.items():
+                    dtype = handle.get_slice(name).get_dtype()
+                    if dtype in _NUMPY_DTYPES:
+                        arrays[key] = handle.get_tensor(name)  # this tensor's bytes only
+                    else:
+                        later[key] = (name, dtype)
     except SafetensorError as exc:
         reason = str(exc).removeprefix("Error while deserializing header: ")
         raise InputError(f"{path}: not a safetensors file (damaged or truncated header: "
@@ -79,6 +77,16 @@ def read_safetensors(path: str, tensors: Mapping[str, str] | None = None
     if later:
         arrays.update(_through_torch(path, later))
     return {key: arrays[key] for key in wanted}
+
+
+def require_tensor_key(key: str, where: str) -> None:
+    """The one check of the KEY of a KEY=NAME mapping (``--tensor``, or the ``tensors`` of
+    :func:`read_safetensors`): a key a tensor can fill, one of :data:`TENSOR_KEYS`.
+
+    Raises: InputError starting with ``where`` (``--tensor 'w_q=NAME'``, ``FILE: w_q=NAME``):
+    :func:`attncli.problem.require_key`'s reason, or the closest key.
+    """
+    require_key(key, TENSOR_KEYS, where, "a key a tensor can fill")
 
 
 def _wanted(path: str, names: list[str], tensors: Mapping[str, str] | None) -> dict[str, str]:

@@ -44,16 +44,30 @@ def check_target(path: Path | None) -> None:
     if path is None or str(path) == "-" or _special(path):
         return
     target = path.resolve()
-    if target.is_dir():
-        raise InputError(f"{path}: is a directory; -o needs a file name")
+    _refuse(path, target)
     if not target.parent.is_dir():
         raise InputError(f"{path}: cannot write: the folder {target.parent} does not exist")
-    if target.exists():
-        if stat.S_ISREG(target.stat().st_mode) and not os.access(target, os.W_OK):
-            raise InputError(f"{path}: permission denied (the file is read-only)")
-    elif not os.access(target.parent, os.W_OK | os.X_OK):
+    if not target.exists() and not os.access(target.parent, os.W_OK | os.X_OK):
         raise InputError(f"{path}: permission denied (cannot create files in "
                          f"{target.parent})")
+
+
+def _refuse(path: Path, target: Path) -> None:
+    """The checks of a file target (``path`` resolved through links) made before a run and
+    again when writing: a folder, or a read-only file.
+
+    Raises: InputError naming ``path``.
+    """
+    if target.is_dir():
+        raise InputError(f"{path}: is a directory; -o needs a file name")
+    regular = target.exists() and stat.S_ISREG(target.stat().st_mode)
+    if regular and not os.access(target, os.W_OK):
+        raise InputError(f"{path}: permission denied (the file is read-only)")
+
+
+def _cannot_write(path: Path, exc: OSError) -> InputError:
+    """The error for any other refusal of the operating system to write ``path``."""
+    return InputError(f"{path}: cannot write: {exc.strerror}")
 
 
 def _special(path: Path) -> bool:
@@ -84,18 +98,15 @@ def _atomic(path: Path, write: Callable, binary: bool) -> None:
     except BrokenPipeError:
         raise  # a closed pipe: quiet, as for stdout
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+        raise _cannot_write(path, exc) from None
     target = path.resolve()  # through symbolic links: the link stays, its target changes
-    if target.is_dir():
-        raise InputError(f"{path}: is a directory; -o needs a file name")
+    _refuse(path, target)
     try:
-        if target.exists() and not os.access(target, os.W_OK):
-            raise InputError(f"{path}: permission denied (the file is read-only)")
         import tempfile
 
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+        raise _cannot_write(path, exc) from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -108,7 +119,7 @@ def _atomic(path: Path, write: Callable, binary: bool) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise InputError(f"{path}: cannot write: {exc.strerror}") from None
+            raise _cannot_write(path, exc) from None
         raise
 
 

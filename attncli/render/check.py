@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -13,9 +14,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from attncli.check import CARRIED, RIGHT, ROUNDED, WRONG, Counts, Report, StepVerdict
-from attncli.render import matrix_slices, number
+from attncli.render.layout import matrix_slices, number
+from attncli.render.output import Request
 from attncli.render.table import blocked_tables
 from attncli.trace import STEP_NAMES, Trace
+
+if TYPE_CHECKING:
+    from attncli.tolerance import Tolerance
 
 NO_DIAGNOSIS = "no known mistake reproduces these numbers"
 #: Each entry's mark and colour: marked, not only coloured (NO_COLOR and files show it too).
@@ -173,3 +178,23 @@ def render_csv(reports: list[Report]) -> str:
                          c.entries, c.right, c.rounded, c.carried, c.wrong, *names.values(),
                          report.first_wrong or "", diagnosis, *per_step])
     return out.getvalue()
+
+
+def write_table(trace: Trace, reports: list[Report], rule: Tolerance,
+                request: Request) -> None:
+    """check's --format table: each report (:func:`print_report`), in colour on a terminal, as
+    plain text in a file; the exact values with --precision's decimals (4)."""
+    request.console(lambda console: [print_report(trace, report, console, request.digits(4))
+                                     for report in reports])
+
+
+def write_json(trace: Trace, reports: list[Report], rule: Tolerance,
+               request: Request) -> None:
+    """check's --format json (:func:`render_json`), naming ``rule``, the tolerance."""
+    request.text(render_json(reports, str(rule)))
+
+
+def write_csv(trace: Trace, reports: list[Report], rule: Tolerance,
+              request: Request) -> None:
+    """check's --format csv (:func:`render_csv`): one line per answers file."""
+    request.text(render_csv(reports))

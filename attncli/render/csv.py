@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from attncli.render import number, slices
+from attncli.render.layout import number, slices
+from attncli.render.output import Request
 from attncli.trace import Trace
 
 HEADER = ["step", "batch", "head", "row", "row_label", "column", "column_label", "value"]
@@ -29,3 +30,8 @@ def render_csv(trace: Trace, precision: int | None) -> str:
                     writer.writerow([step.name, batch, head, row, row_label, c, col_label,
                                      text.replace("∞", "inf")])
     return out.getvalue()
+
+
+def write_csv(trace: Trace, request: Request) -> None:
+    """compute's --format csv: every digit unless --precision is given (it is for machines)."""
+    request.text(render_csv(trace, request.precision))

@@ -22,21 +22,18 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from attncli.render import (
+from attncli.render.drawing import (
     ColorRange,
     Scale,
-    Slice,
     drawable,
     grid_scale,
     limits,
     masked,
-    matrix_slices,
-    number,
     pool,
-    printable,
     query_by_key,
-    slices,
 )
+from attncli.render.layout import Slice, matrix_slices, number, printable, slices
+from attncli.render.output import Request
 from attncli.trace import Trace
 
 #: viridis at t = 0, 0.1, …, 1 (matplotlib's colour map; van der Walt & Smith 2015)
@@ -78,22 +75,22 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
 
     Shapes:
         a step (…, seq_q, seq_k) with axes (…, "query", "key"); the leading batch/head axes
-        give one grid each (``attncli.render.slices``), side by side when they fit
+        give one grid each (``layout.slices``), side by side when they fit
     Draws: rows labelled with the query tokens, columns with the key tokens (written down
         the column when longer than a cell; long labels cut so that they stay apart,
         :func:`_distinct`), each cell coloured by its value on the scale
-        ``color_range`` picks (``attncli.render.grid_scale``; unit, the default, is
+        ``color_range`` picks (``drawing.grid_scale``; unit, the default, is
         --plot's colour bar: 0 … 1 for weights, the finite min … max for scores; auto, each
         grid's own min … max; log, each grid's positive values on a log10 axis), in viridis, or
         the shades "·░▒▓█" under NO_COLOR, in 16 colours, in files; masked cells
-        (``attncli.render.masked``: causal, --window, mask, key_padding_mask) drawn as "×"
+        (``drawing.masked``: causal, --window, mask, key_padding_mask) drawn as "×"
         and left out of the range; under each grid a legend with the scale's ends and the
         slice's own min and max. Up to twice as many keys as fit ``console.width`` are cut
         to those that fit, with a note of how many are left out; more are pooled
-        (``attncli.render.pool``: blocks of cells, each drawn as the mean of its unmasked
+        (``drawing.pool``: blocks of cells, each drawn as the mean of its unmasked
         cells), rows and keys alike, with a note. No line is ever wrapped.
     Steps: without ``steps``, weights (and dropped_weights when present); with ``steps``,
-        the query × key ones among them (``attncli.render.drawable``) that the trace holds.
+        the query × key ones among them (``drawing.drawable``) that the trace holds.
     Raises: InputError when ``steps`` names no query × key step.
     Source: viridis, van der Walt & Smith 2015 (matplotlib's colour map).
     """
@@ -113,6 +110,24 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
                  for part, mask in zip(slices(trace, step),
                                        matrix_slices(trace, hidden, step.axes), strict=True)]
         _print_grids(console, grids)
+
+
+def write_heatmaps(trace: Trace, request: Request, steps: list[str] | None,
+                   color_range: ColorRange | None, tables: bool) -> None:
+    """compute's --heatmap: :func:`print_heatmaps` in colour on a terminal, as plain text in
+    a file; with ``tables`` (--format table given), the tables after the grids, in the same
+    output, with --precision's decimals (4).
+
+    Raises: InputError as :func:`print_heatmaps`, and when the file cannot be written.
+    """
+    from attncli.render.table import print_tables
+
+    def draw(console: Console) -> None:
+        print_heatmaps(trace, console, steps=steps, color_range=color_range)
+        if tables:
+            print_tables(trace, console, request.digits(4))
+
+    request.console(draw)
 
 
 @dataclass
@@ -140,9 +155,9 @@ class _Cells:
 def _grid(part: Slice, hidden: np.ndarray, color_range: ColorRange | None,
           unit: tuple[float, float], colour: bool, width: int) -> _Grid:
     """The lines of one slice: title, column labels, rows of cells, legend. ``hidden``: the
-    slice's masked cells; ``unit``: the step's scale (``attncli.render.limits``), which
+    slice's masked cells; ``unit``: the step's scale (``drawing.limits``), which
     --color-range unit keeps; auto and log take the grid's own range, of the blocks drawn
-    when it is pooled (``attncli.render.grid_scale``, which falls back on ``unit`` when the
+    when it is pooled (``drawing.grid_scale``, which falls back on ``unit`` when the
     values are all equal)."""
     cells = _fit(part, hidden, width)
     scale = (grid_scale(cells.values, cells.hidden, color_range, unit) if cells.pooled
@@ -182,7 +197,7 @@ def _room(labels: list[str], width: int) -> int:
 def _fit(part: Slice, hidden: np.ndarray, width: int) -> _Cells:
     """The cells of a slice for ``width`` columns: all of them; the keys that fit, when up to
     twice as many as fit are there (a note says how many are left out); else blocks of
-    cells (:func:`attncli.render.pool`), as many as fit across and down, rows labelled with
+    cells (:func:`drawing.pool`), as many as fit across and down, rows labelled with
     their first–last query index and columns with their first key index."""
     n_q, n_k = part.matrix.shape
     labels = [_clip(printable(label), _LABEL) for label in part.rows]

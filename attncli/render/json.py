@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from attncli.render.output import Request
 from attncli.trace import Trace
 
 
@@ -13,3 +14,8 @@ def render_json(trace: Trace, precision: int | None, indent: bool = False) -> st
     document = trace.to_dict(precision, arrays=True)  # orjson writes −inf and NaN as null
     option = orjson.OPT_SERIALIZE_NUMPY | (orjson.OPT_INDENT_2 if indent else 0)
     return orjson.dumps(document, option=option).decode() + "\n"
+
+
+def write_json(trace: Trace, request: Request) -> None:
+    """compute's --format json: indented for a terminal, compact for a pipe or a file."""
+    request.text(render_json(trace, request.precision, indent=request.pretty))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from attncli.render import number, slices
+from attncli.render.layout import number, slices
+from attncli.render.output import Request
 from attncli.trace import Trace
 
 
@@ -32,3 +33,8 @@ def render_markdown(trace: Trace, precision: int) -> str:
         lines.extend(f"- **{k}**: {v}" for k, v in trace.conventions.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def write_markdown(trace: Trace, request: Request) -> None:
+    """compute's --format markdown, with 4 decimals unless --precision is given."""
+    request.text(render_markdown(trace, request.digits(4)))

@@ -14,10 +14,11 @@ import numpy as np
 import orjson
 
 from attncli.errors import InputError
+from attncli.render.output import Request
 from attncli.trace import Trace
 
 
-def write_npz(trace: Trace, handle: BinaryIO) -> None:
+def dump_npz(trace: Trace, handle: BinaryIO) -> None:
     """An NPZ (a zip of .npy files, uncompressed) read by ``numpy.load(path)``.
 
     Entries: one per step, named as the step (``weights``, ``context`` …) with the axes of the
@@ -45,18 +46,51 @@ def write_npz(trace: Trace, handle: BinaryIO) -> None:
         _entry(zf, "meta", np.asarray(orjson.dumps(meta).decode()))
 
 
-def write_npy(trace: Trace, handle: BinaryIO) -> None:
+def dump_npy(trace: Trace, handle: BinaryIO) -> None:
     """The one step of the trace as an .npy file.
 
     Raises: InputError when the trace holds more or fewer than one step.
     """
+    _one_step(trace)
+    step = trace.steps[0]
+    np.lib.format.write_array(handle, _dropped_query_axis(trace, step.data, step.axes),
+                              allow_pickle=False)
+
+
+def write_npz(trace: Trace, request: Request) -> None:
+    """compute's --format npz: :func:`dump_npz` to the -o file, or to a stdout that is not a
+    terminal.
+
+    Raises: InputError for a terminal stdout, or a file that cannot be written.
+    """
+    request.binary(lambda handle: dump_npz(trace, handle))
+
+
+def write_npy(trace: Trace, request: Request) -> None:
+    """compute's --format npy: :func:`dump_npy`, the one step, as :func:`write_npz` writes.
+
+    Raises: InputError when the trace holds more or fewer than one step (before the file is
+    opened), and as :func:`write_npz`.
+    """
+    _one_step(trace)
+    request.binary(lambda handle: dump_npy(trace, handle))
+
+
+def check_npy(steps: list[str] | None) -> None:
+    """Before the run: --format npy holds one step, so --steps must name one.
+
+    Raises: InputError for no --steps (every step) or more than one.
+    """
+    if steps is None or len(steps) != 1:
+        raise InputError("--format npy holds one array: give --steps NAME (one step), or "
+                         "write NPZ (-o FILE.npz)")
+
+
+def _one_step(trace: Trace) -> None:
     if len(trace.steps) != 1:
         raise InputError(f"--format npy holds one array, but {len(trace.steps)} steps were "
                          f"computed ({', '.join(trace.names()) or 'none'}): give --steps NAME, "
                          "or write NPZ (-o FILE.npz)")
-    step = trace.steps[0]
-    np.lib.format.write_array(handle, _dropped_query_axis(trace, step.data, step.axes),
-                              allow_pickle=False)
 
 
 def _entry(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:

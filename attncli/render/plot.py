@@ -22,25 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from attncli.errors import InputError
-from attncli.render import (
+from attncli.render.drawing import (
     ColorRange,
     Scale,
-    Slice,
     drawable,
     grid_scale,
     limits,
     masked,
-    matrix_slices,
-    number,
     pool,
-    printable,
     query_by_key,
-    slices,
 )
+from attncli.render.layout import Slice, matrix_slices, number, printable, slices
+from attncli.render.registry import IMAGES
 from attncli.trace import Step, Trace
 
-#: Image formats by the extension of the --plot file.
-FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+#: Image formats by the extension of the --plot file: the registry's, which -o refuses.
+FORMATS = IMAGES
 DPI = 150  # PNG resolution; SVG and PDF are vector (the heatmaps inside are pixel images)
 ANNOTATE_UP_TO = 12  # values are written in the cells of matrices up to 12 × 12
 MASKED_STYLE = {"facecolor": "0.82", "edgecolor": "0.45", "hatch": "///", "linewidth": 0}
@@ -119,15 +116,15 @@ def figure(trace: Trace, steps: list[str] | None = None,
     largest for dropped_weights, which dropout rescales), over the finite minimum … maximum
     of the step for the scores, one colour bar per step; auto over each panel's own min …
     max and log over its positive values on a log10 axis (zeros at the low end, ticks of
-    :func:`log_ticks` in plain text), a colour bar per panel (``attncli.render.grid_scale``;
+    :func:`log_ticks` in plain text), a colour bar per panel (``drawing.grid_scale``;
     the figure wider by the extra bars, the panels as large as beside one).
-    Masked cells (``attncli.render.masked``) are grey and hatched, with a legend entry
+    Masked cells (``drawing.masked``) are grey and hatched, with a legend entry
     "masked". Labels are drawn as text (no mathtext), control characters as their escapes;
     matplotlib's warnings (a glyph missing from the font) are dropped.
     Size: 0.5 inch per token up to 10 tokens, a panel's cells at most 5 inches across, the
     figure at most 24 inches each way (scaled down whole, keeping its shape). A panel with
     more cells than pixels at 150 dpi (n > 750) is drawn in blocks of b × b cells, each the
-    mean of its unmasked cells (``attncli.render.pool``), about a pixel each; the step's
+    mean of its unmasked cells (``drawing.pool``), about a pixel each; the step's
     title says so. No drawing cost grows with the cells but the image's: one hatched patch
     behind a panel, values written only up to 12 × 12.
     Raises: InputError as :func:`plot_steps`, and without matplotlib.

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from attncli.render import Slice, number, slices
+from attncli.render.layout import Slice, number, slices
+from attncli.render.output import Request
 from attncli.trace import Step, Trace
 
 _STRESSED = {"weights", "dropped_weights"}
@@ -97,3 +98,9 @@ def print_tables(trace: Trace, console: Console, precision: int = 4,
         for key, text in trace.conventions.items():
             notes.add_row(escape(key), escape(text))
         console.print(notes)
+
+
+def write_table(trace: Trace, request: Request) -> None:
+    """compute's --format table, with 4 decimals unless --precision is given: in colour on a
+    terminal, as plain text in a file."""
+    request.console(lambda console: print_tables(trace, console, request.digits(4)))

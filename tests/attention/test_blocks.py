@@ -14,7 +14,7 @@ import pytest
 
 from attncli import attend
 from attncli.attention import blocks
-from attncli.attention.blocks import Monitor
+from attncli.attention.monitor import Monitor
 from attncli.config import AttentionConfig, Backend, CausalAlign, Normalize, Score
 from attncli.problem import Problem
 

@@ -8,19 +8,20 @@ import array_api_compat.numpy as xp
 import numpy as np
 
 from attncli.attention import scores
+from attncli.attention.project import project
 
 
 def test_project_splits_columns_into_heads():
     # 1 batch, 1 token, d_in 4, no W, 2 heads: head 0 gets columns 0-1, head 1 columns 2-3
     x = np.array([[[1.0, 2.0, 3.0, 4.0]]])
-    out = scores.project(xp, x, None, None, 2)
+    out = project(xp, x, None, None, 2)
     assert out.shape == (1, 2, 1, 2)
     np.testing.assert_array_equal(out[0, :, 0], [[1, 2], [3, 4]])
 
 
 def test_project_with_weights_and_bias():
     # x [1, 2] @ W [[1, 0], [0, 1]] + b [10, 20] = [11, 22]
-    out = scores.project(xp, np.array([[[1.0, 2.0]]]), np.eye(2)[None], np.array([[[10., 20.]]]),
+    out = project(xp, np.array([[[1.0, 2.0]]]), np.eye(2)[None], np.array([[[10., 20.]]]),
                          1)
     np.testing.assert_array_equal(out, [[[[11, 22]]]])
 

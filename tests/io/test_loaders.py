@@ -4,7 +4,9 @@ keys of the problem file."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 from attncli import attend
 from attncli.config import Layout, Score
 from attncli.errors import InputError
-from attncli.io import load_problem
+from attncli.io import load_problem, reading
 from attncli.samples import names
 
 X = [[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]]
@@ -432,3 +434,52 @@ def test_a_device_on_standard_input_is_refused_not_read():
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == "attncli: error: <stdin>: is a device, not a file"
+
+
+# ---------------------------------------------------------------------------------------------
+# The operating system's refusals: one line naming the file, the same for every reader
+# (attncli.io.reading)
+
+READERS = [".json", ".csv", ".npy", ".npz", ".safetensors"]
+
+
+def _refused(path: str) -> str:
+    """load_problem's message for ``path``, read by the reader its suffix picks."""
+    if path.endswith(".safetensors"):
+        pytest.importorskip("safetensors")
+    with pytest.raises(InputError) as caught:
+        load_problem(path)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("suffix", READERS)
+def test_a_missing_file_is_named(suffix, tmp_path):
+    path = str(tmp_path / f"nowhere{suffix}")
+    assert _refused(path) == f"{path}: no such file"
+
+
+@pytest.mark.parametrize("suffix", READERS)
+def test_a_directory_is_named(suffix, tmp_path):
+    folder = tmp_path / f"folder{suffix}"
+    folder.mkdir()
+    assert _refused(str(folder)) == f"{folder}: is a directory, not a file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 000 all the same")
+@pytest.mark.parametrize("suffix", READERS)
+def test_an_unreadable_file_is_named(suffix, tmp_path):
+    path = tmp_path / f"locked{suffix}"
+    path.write_bytes(b"{}")
+    path.chmod(0)
+    try:
+        assert _refused(str(path)) == f"{path}: permission denied"
+    finally:
+        path.chmod(0o600)
+
+
+def test_other_os_errors_pass_through_unchanged():
+    # the caller says what else went wrong (safetensors: "cannot read: …")
+    error = OSError(errno.ENODEV, "No such device")
+    with pytest.raises(OSError) as caught, reading("f.bin"):
+        raise error
+    assert caught.value is error

@@ -19,7 +19,7 @@ from attncli import attend
 from attncli.cli import app
 from attncli.errors import InputError
 from attncli.io import load_problem
-from attncli.io.safetensors_reader import read_safetensors
+from attncli.io.safetensors_reader import read_safetensors, require_tensor_key
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -299,6 +299,33 @@ def test_tensor_keys_get_the_suggestions_of_problem_files(key, message, checkpoi
     problem = tmp_path / "p.json"
     problem.write_text(json.dumps({"x": HELLO_X, key: [[1.0]]}))
     assert f"{problem}: {message}" in one_error_line(["compute", str(problem)])
+
+
+ALL_TENSOR_KEYS = ("x, memory, key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, W_o, b_o, "
+                   "W_a, U_a, v_a, b_a, mask, key_padding_mask, dropout_mask")
+
+
+@pytest.mark.parametrize(("key", "reason"), [
+    ("tokens", f"'tokens' is not a key a tensor can fill (one of {ALL_TENSOR_KEYS})"),
+    ("W_qq", "'W_qq' is not a key a tensor can fill; did you mean 'W_q'?"),
+    ("w_q", "unknown key 'w_q' looks like 'W_q'; write it 'W_q' (key names are exact)"),
+])
+def test_one_check_of_a_tensor_key_for_the_option_and_the_library(key, reason, checkpoint):
+    # require_tensor_key is the check; --tensor and read_safetensors each put their own words
+    # (the item as typed, or FILE: KEY=NAME) before the same reason
+    with pytest.raises(InputError) as caught:
+        require_tensor_key(key, "WHERE")
+    assert str(caught.value) == f"WHERE: {reason}"
+    line = one_error_line(["compute", checkpoint, "--tensor", f"{key}=embed_tokens.weight"])
+    assert line == f"attncli: error: --tensor '{key}=embed_tokens.weight': {reason}"
+    with pytest.raises(InputError) as caught:
+        read_safetensors(checkpoint, {key: "embed_tokens.weight"})
+    assert str(caught.value) == f"{checkpoint}: {key}=embed_tokens.weight: {reason}"
+
+
+@pytest.mark.parametrize("key", ["x", "W_q", "b_o", "mask", "key_padding_mask", "dropout_mask"])
+def test_a_key_a_tensor_can_fill_passes(key):
+    require_tensor_key(key, "WHERE")  # no error
 
 
 def test_a_key_mapped_twice(checkpoint):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from attncli.errors import InputError
-from attncli.io.writer import write_output
+from attncli.io.writer import check_target, write_output
 
 
 def test_regular_file_keeps_its_mode_and_is_replaced_whole(tmp_path):
@@ -54,3 +54,40 @@ def test_fifo_is_written_to_not_replaced(tmp_path):
 def test_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="is a directory"):
         write_output("x", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# One check of the target, made before the run (check_target) and again when writing
+
+def test_a_directory_is_refused_before_and_when_writing(tmp_path):
+    message = f"{tmp_path}: is a directory; -o needs a file name"
+    with pytest.raises(InputError) as early:
+        check_target(tmp_path)
+    with pytest.raises(InputError) as late:
+        write_output("x", tmp_path)
+    assert str(early.value) == str(late.value) == message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only file")
+def test_a_read_only_file_is_refused_before_and_when_writing(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text("old")
+    path.chmod(0o444)
+    message = f"{path}: permission denied (the file is read-only)"
+    with pytest.raises(InputError) as early:
+        check_target(path)
+    with pytest.raises(InputError) as late:
+        write_output("new", path)
+    assert str(early.value) == str(late.value) == message
+    assert path.read_text() == "old"
+
+
+def test_a_missing_folder_is_named_before_the_run(tmp_path):
+    path = tmp_path / "nowhere" / "out.json"
+    with pytest.raises(InputError) as caught:
+        check_target(path)
+    assert str(caught.value) == (f"{path}: cannot write: the folder {tmp_path / 'nowhere'} "
+                                 "does not exist")
+    with pytest.raises(InputError) as caught:  # when writing: the operating system's words
+        write_output("x", path)
+    assert str(caught.value) == f"{path}: cannot write: No such file or directory"

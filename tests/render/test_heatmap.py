@@ -20,7 +20,7 @@ from attncli.attention.masks import Mask
 from attncli.cli import app
 from attncli.errors import InputError
 from attncli.problem import Problem
-from attncli.render import ColorRange, drawable, position
+from attncli.render.drawing import ColorRange, drawable, position
 from attncli.render.heatmap import SHADES, print_heatmaps, shade, viridis
 from attncli.trace import Step, Trace
 
@@ -549,7 +549,7 @@ def test_auto_scale_of_uniform_weights_is_the_weights_scale():
 
 
 def test_grid_scale_of_equal_values():
-    from attncli.render import Scale, grid_scale
+    from attncli.render.drawing import Scale, grid_scale
 
     hidden = np.zeros((2, 2), dtype=bool)
     grid = np.full((2, 2), 2.0)  # e.g. scores of one head all 2

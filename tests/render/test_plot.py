@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from attncli import AttentionConfig, attend, load_problem
 from attncli.cli import app
 from attncli.errors import InputError
-from attncli.render import masked, printable
+from attncli.render.drawing import masked
+from attncli.render.layout import printable
 from attncli.render.plot import DPI, figure, write_plot
 
 runner = CliRunner()
@@ -357,7 +358,7 @@ def _corner_trace():
     ("log", 0.1386294361, 0.5693234419),  # ln(v / 4e-4) / ln 5: ln 1.25 / ln 5, ln 2.5 / ln 5
 ])
 def test_color_range_colours_5e_4_and_1e_3_in_the_plot(mpl, color_range, t_5e4, t_1e3):
-    from attncli.render import ColorRange
+    from attncli.render.drawing import ColorRange
 
     (ax,) = _panels(figure(_corner_trace(), color_range=ColorRange(color_range)))
     image = ax.images[0]
@@ -370,7 +371,7 @@ def test_color_range_colours_5e_4_and_1e_3_in_the_plot(mpl, color_range, t_5e4, 
 
 
 def test_auto_and_log_give_each_panel_its_own_colour_bar(mpl):
-    from attncli.render import ColorRange
+    from attncli.render.drawing import ColorRange
 
     trace = attend(load_problem(sample="multihead-einsum"))
     weights = trace["weights"]  # (4, 5, 5)
@@ -395,7 +396,7 @@ def _drawn(trace, color_range):
 
     from matplotlib import rc_context
 
-    from attncli.render import ColorRange
+    from attncli.render.drawing import ColorRange
     from attncli.render.plot import RC
 
     fig = figure(trace, color_range=ColorRange(color_range))
@@ -513,7 +514,7 @@ def test_log_ticks_are_worked_values():
 # --- a grid whose values are all equal ------------------------------------------------------
 
 def test_equal_values_get_a_sane_colour_range(mpl, tmp_path):
-    from attncli.render import ColorRange
+    from attncli.render.drawing import ColorRange
 
     # --normalize hard: one_hot(argmax_j scores); hello-shiny-sun's scores x xᵀ are largest at
     # "shiny" in each row (0.7842, 1.3569, 1.2487), so every positive weight is 1. log: from

@@ -10,7 +10,9 @@ import numpy as np
 from rich.console import Console
 
 from attncli import attend, load_problem
-from attncli.render import Format, render
+from attncli.render.csv import render_csv
+from attncli.render.json import render_json
+from attncli.render.markdown import render_markdown
 from attncli.render.table import print_tables
 
 
@@ -21,7 +23,7 @@ def _multihead(query: str | None = None):
 
 def test_csv_after_query_keeps_head_column_and_the_real_row_index():
     full = _multihead()
-    rows = list(csv.DictReader(io.StringIO(render(_multihead("Marcello"), Format.csv, 6))))
+    rows = list(csv.DictReader(io.StringIO(render_csv(_multihead("Marcello"), 6))))
     weights = [r for r in rows if r["step"] == "weights"]
     assert len(weights) == 4 * 5  # 4 heads × 5 keys, one query
     assert {r["head"] for r in weights} == {"0", "1", "2", "3"}
@@ -33,7 +35,7 @@ def test_csv_after_query_keeps_head_column_and_the_real_row_index():
 
 def test_json_after_query_is_the_row():
     full = _multihead()
-    document = json.loads(render(_multihead("Marcello"), Format.json, None))
+    document = json.loads(render_json(_multihead("Marcello"), None))
     assert document["query"] == "Marcello"
     assert document["steps"]["weights"]["shape"] == [4, 5]
     assert document["steps"]["weights"]["axes"] == ["head", "key"]
@@ -43,14 +45,14 @@ def test_json_after_query_is_the_row():
 
 def test_json_precision_rounds_and_masked_scores_are_null():
     trace = attend(load_problem(sample="your-journey-causal"))
-    document = json.loads(render(trace, Format.json, 2))
+    document = json.loads(render_json(trace, 2))
     assert document["steps"]["masked_scores"]["data"][0] == [1.0, None, None, None, None, None]
     # journey·Your = 0.9544 → 0.95 at two decimals
     assert document["steps"]["masked_scores"]["data"][1][0] == 0.95
 
 
 def test_markdown_has_a_table_per_head():
-    text = render(_multihead(), Format.markdown, 3)
+    text = render_markdown(_multihead(), 3)
     assert text.count("### weights: `weights = softmax(scaled_scores)`") == 1
     # queries, keys, values, scores, scaled_scores, weights, head_context: 7 steps × 4 heads
     assert text.count("*head ") == 4 * 7

@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 from attncli import attend, load_problem
 from attncli.cli import app
 from attncli.config import AttentionConfig, CausalAlign, Layout, Score, build
+from attncli.export.command import equivalent_command, flags
+from attncli.export.torch_script import MHA, SDPA, literal, render_torch
 from attncli.problem import Problem
-from attncli.render.torch_script import MHA, SDPA, literal, render_torch
 from tests.attention.test_parity_torch import projected as parity_problem
 
 TOL = 1e-10
@@ -92,8 +93,9 @@ def assert_short_lines(text: str) -> None:
 
 
 def rendered(problem: Problem, config: AttentionConfig):
+    """The script of a run, with the command line as `attncli compute` gives it, and the run."""
     trace = attend(problem, config)
-    return render_torch(problem, config, trace), trace
+    return render_torch(trace, equivalent_command(problem, config, trace)), trace
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def test_every_sample_is_reproduced(torch, tmp_path, sample):
 def test_the_script_imports_torch_and_json_only(torch):
     problem = load_problem(sample="multihead-einsum")
     config = build(problem.config, None)
-    text = render_torch(problem, config, attend(problem, config))
+    text, _ = rendered(problem, config)
     imported = set()
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
@@ -320,11 +322,42 @@ def test_mha_script_says_the_polarity_and_the_packing(torch):
     problem = Problem.from_mapping(projected(31, seq_k=5, d_mem=4) | {
         "key_padding_mask": np.array([False, False, True, False, False])}, "test")
     config = AttentionConfig(heads=2, causal=True)
-    text = render_torch(problem, config, attend(problem, config))
+    text, _ = rendered(problem, config)
     assert "kdim=4, vdim=4" in text
     assert "mha.k_proj_weight.copy_(W_k.T)" in text
     assert "attn_mask=~allowed" in text and "key_padding_mask=key_padding_mask" in text
     assert "True = NOT allowed" in text
+
+
+def test_a_trace_alone_makes_a_script_of_every_row(torch, tmp_path):
+    """The exporter reads the Trace only: a --query run (one row computed) still gives the
+    script of the whole run, without the command line when none is given."""
+    problem = Problem.from_mapping(projected(60, seq_k=5, d_mem=4), "test")
+    config = AttentionConfig(heads=2, causal=True, causal_align=CausalAlign.bottom_right)
+    text = render_torch(attend(problem, config, query=1))
+    assert "Equivalent to:" not in text
+    assert "attncli showed query '1'; this script computes every query row." in text
+    assert_same(run_script(tmp_path, text), attend(problem, config), MHA)
+
+
+def test_a_scale_given_is_said_as_given():
+    """--scale 1 with the dot score is the score's own scale, but the script says where it
+    came from; without it, that the dot score is not scaled."""
+    problem = Problem.from_mapping(projected(61, w_o=False), "test")
+    given, _ = rendered(problem, AttentionConfig(heads=2, score=Score.dot, scale=1.0))
+    default, _ = rendered(problem, AttentionConfig(heads=2, score=Score.dot))
+    assert "scale = 1.0  # --scale 1 (scores · scale)\n" in given
+    assert ("scale = 1.0  # the dot score is not scaled (SDPA's default would be 1/√d_k)\n"
+            in default)
+
+
+def test_flags_are_the_options_off_their_defaults():
+    config = AttentionConfig(project=False, heads=2, causal=True,
+                             causal_align=CausalAlign.bottom_right, temperature=2.0,
+                             dtype="float32")
+    assert flags(config) == ["--no-project", "--heads", "2", "--causal", "--causal-align",
+                             "bottom-right", "--temperature", "2.0", "--dtype", "float32"]
+    assert flags(AttentionConfig()) == []
 
 
 def test_literal_keeps_full_precision_and_wraps_long_rows():
@@ -379,7 +412,7 @@ def test_a_key_given_on_stdin_is_named_as_dash():
     problem = Problem.from_mapping({"x": np.eye(3)}, "sample hello-shiny-sun").merged(
         Problem.from_mapping({"mask": np.eye(3, dtype=bool)}, "<stdin>"))
     config = AttentionConfig()
-    text = render_torch(problem, config, attend(problem, config))
+    text, _ = rendered(problem, config)
     assert ("Equivalent to: attncli compute --sample hello-shiny-sun --set mask=- "
             "--format torch\n") in text
 

@@ -1,0 +1,169 @@
+"""The plan of a run: the stages its config asks for, in order.
+
+:func:`plan` reads the problem's arrays in canonical form (:class:`attncli.shapes.Prepared`)
+and the config, and lists the stages (:mod:`attncli.attention.stages`) this run needs: a run
+without a mask has no mask stage and no ``masked_scores`` step. The executor
+(:mod:`attncli.attention.executor`) runs the plan; :meth:`Plan.replace` puts another stage in
+one's place (how `attncli check` tries a mistaken computation) without the stages knowing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from attncli.attention import stages as st
+from attncli.attention.masks import Mask
+from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
+from attncli.errors import ConfigError
+from attncli.shapes import Prepared
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The stages of one run and the facts they were made from.
+
+    Fields:
+        projections: the stages recording queries, keys and values (whole, before the blocks).
+        rows: score … weighted sum, run on each block of query rows.
+        tail: merge (context) and the output projection, whole, after the blocks.
+        mask: the run's one mask, or None when nothing is masked.
+        seed: the dropout seed (drawn here when dropout has none), or the config's.
+        score_gain: |scale| / temperature, the factor between |scores| and what the softmax
+            sees (for the executor's overflow bound).
+    """
+
+    prepared: Prepared
+    config: AttentionConfig
+    projections: tuple[st.Stage, ...]
+    rows: tuple[st.Stage, ...]
+    tail: tuple[st.Stage, ...]
+    mask: Mask | None
+    seed: int | None
+    score_gain: float
+
+    @property
+    def stages(self) -> tuple[st.Stage, ...]:
+        return (*self.projections, *self.rows, *self.tail)
+
+    @property
+    def row_local(self) -> bool:
+        """Whether every row stage computes a query row from that row alone: then the rows
+        can be computed in blocks, or one row alone for --query."""
+        return all(stage.row_local for stage in self.rows)
+
+    def stage(self, step: str) -> st.Stage | None:
+        """The stage that records ``step``, or None."""
+        return next((s for s in self.stages if s.step == step), None)
+
+    def replace(self, step: str, stage: st.Stage | None) -> Plan:
+        """A plan with ``stage`` in place of the one that records ``step`` (None: left out).
+
+        Raises: KeyError when no stage records ``step``.
+        """
+        if self.stage(step) is None:
+            raise KeyError(f"no stage records {step!r}")
+
+        def swap(stages):
+            return tuple(stage if s.step == step else s for s in stages
+                         if not (s.step == step and stage is None))
+
+        return dataclasses.replace(self, projections=swap(self.projections),
+                                   rows=swap(self.rows), tail=swap(self.tail))
+
+
+def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
+    """The stages ``config`` asks for on ``prepared``'s arrays, in order.
+
+    Raises: ConfigError for nothing a checked config and problem can give (kept for
+    callers that build configs by hand).
+    """
+    H, p = prepared.heads, prepared.params
+    projections = (
+        st.Project("queries", _projection_formula("queries", "x", "q", p, H),
+                   from_input="x", weight="W_q", bias="b_q", heads=H),
+        st.Project("keys", _projection_formula("keys", prepared.key_from, "k", p, H),
+                   from_input="keys_input", weight="W_k", bias="b_k", heads=H),
+        st.Project("values", _projection_formula("values", prepared.value_from, "v", p, H),
+                   from_input="values_input", weight="W_v", bias="b_v", heads=H),
+    )
+    rows: list[st.Stage] = [_score(prepared)]
+    last = "scores"
+    scale = prepared.scale
+    if scale != 1.0:
+        how = f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None else f"× {scale:g}"
+        rows.append(st.Scale("scaled_scores", f"scaled_scores = scores {how}", factor=scale))
+        last = "scaled_scores"
+    mask = run_mask(prepared, config)
+    if mask is not None:
+        rows.append(st.MaskScores("masked_scores", f"masked_scores = {last}, −∞ where masked "
+                                  f"({mask.words()})", mask=mask))
+        last = "masked_scores"
+    rows.append(_normalize(config, last))
+    seed = config.seed
+    weights = "weights"
+    if config.dropout > 0.0:
+        if seed is None and prepared.dropout_mask is None:
+            import secrets  # here: it imports hashlib, a cost at every start-up
+
+            seed = secrets.randbelow(2**31)  # in the trace: the run can be repeated
+        origin = "dropout_mask" if prepared.dropout_mask is not None else f"seed {seed}"
+        batch, seq_q, seq_k = prepared.x.shape[0], prepared.x.shape[1], prepared.keys_input.shape[1]
+        rows.append(st.Dropout(
+            "dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
+            f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", row_local=False,
+            p=config.dropout, seed=seed, shape=(batch, H, seq_q, seq_k)))
+        weights = "dropped_weights"
+    rows.append(st.WeightedSum("head_context", f"head_context = {weights} values (per head)"))
+    tail: list[st.Stage] = [st.Merge("context", "context = concat_h(head_context)" if H > 1
+                                     else f"context = {weights} values", checks="context")]
+    if p["W_o"] is not None:
+        tail.append(st.Output("output", "output = context W_o"
+                              + (" + b_o" if p["b_o"] is not None else ""), checks="output"))
+    return Plan(prepared, config, projections, tuple(rows), tuple(tail), mask, seed,
+                abs(scale) / config.temperature)
+
+
+def _projection_formula(name: str, source: str, which: str, params, heads: int) -> str:
+    if params[f"W_{which}"] is None:
+        return f"{name} = {source}" + (f", split into {heads} heads" if heads > 1 else "")
+    return (f"{name} = {source} W_{which}"
+            + (f" + b_{which}" if params[f"b_{which}"] is not None else ""))
+
+
+def _score(prepared: Prepared) -> st.Stage:
+    if prepared.score is Score.general:
+        return st.GeneralScore("scores", "scores = queries W_a keysᵀ", checks="scores")
+    if prepared.score is Score.additive:
+        bias = " + b_a" if "b_a" in prepared.params else ""
+        return st.AdditiveScore("scores", f"scores = tanh(queries W_a + keys U_a{bias}) v_a",
+                                checks="scores")
+    return st.DotScore("scores", "scores = queries keysᵀ", checks="scores")
+
+
+def _normalize(config: AttentionConfig, last: str) -> st.Stage:
+    t = config.temperature
+    over = last if t == 1.0 else f"{last} / {t:g}"
+    if config.normalize is Normalize.hard:
+        return st.Hard("weights", f"weights = one_hot(argmax_j {last})", checks="weights")
+    if config.normalize is Normalize.topk:
+        if config.top_k is None:
+            raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
+        return st.TopK("weights", f"weights = softmax(top-{config.top_k} of {over})",
+                       checks="weights", k=config.top_k, temperature=t)
+    return st.Softmax("weights", f"weights = softmax({over})", checks="weights", temperature=t)
+
+
+def run_mask(prepared: Prepared, config: AttentionConfig) -> Mask | None:
+    """The one mask of the run (causal, window, mask, key_padding_mask), or None when nothing
+    is masked. Bottom-right alignment with a key_padding_mask puts each batch item's diagonal
+    at its own last real key (flash-attn's)."""
+    if not (config.causal or config.window is not None or prepared.mask is not None):
+        return None
+    bottom_right = config.causal_align is CausalAlign.bottom_right
+    per_item = (bottom_right and prepared.key_lengths is not None
+                and (config.causal or config.window is not None))
+    return Mask(seq_q=prepared.x.shape[1], seq_k=prepared.keys_input.shape[1], causal=config.causal,
+                window=config.window, bottom_right=bottom_right,
+                key_lengths=tuple(int(n) for n in prepared.key_lengths) if per_item else None,
+                given=prepared.mask)

@@ -1,0 +1,320 @@
+"""The stages of attention: each a small function over arrays and the step it records.
+
+A stage is called as ``stage(xp, data, context)``: ``data`` is what the stage before it gave
+(the queries of a block for the score, the scores for the scale …), ``context`` the run's
+other arrays (:class:`Context`); it returns its own output, which the executor records as
+``stage.step`` with ``stage.formula`` (:mod:`attncli.attention.executor`). A stage holds its own
+parameters (the scale factor, the mask, the temperature), set when the plan is made
+(:func:`attncli.attention.plan.plan`); it does not know which stages come before or after it,
+nor whether its rows are a block or the whole run.
+
+Shapes (B = batch, H = heads, rows = the query rows of a block):
+    queries (B, H, rows, d_k), keys (B, H, seq_k, d_k), values (B, H, seq_k, d_v)
+    scores … dropped_weights (B, H, rows, seq_k); head_context (B, H, rows, d_v)
+    context (B, rows, H·d_v); output (B, rows, d_out)
+
+A stage whose ``row_local`` is True computes each query row from that row alone (and the
+keys and values), so it works on any block of rows; the executor computes whole matrices
+when a stage is not. ``fused()`` says what a stage contributes to torch's fused
+scaled_dot_product_attention, or None when SDPA cannot compute it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from attncli.attention import masks, normalize, scores
+from attncli.attention.masks import Mask
+from attncli.attention.project import project
+
+
+@dataclass
+class Context:
+    """What the stages of one block read besides their input: the run's arrays on the device.
+
+    Shapes: x (B, rows_run, d_in) (the query rows this run computes), keys_input (B, seq_k,
+    d_src), values_input (B, seq_k, d_vsrc); params: W_q (H, d_in, d_k) … as
+    :class:`attncli.shapes.Prepared` holds them; queries, keys, values (B, H, …) once
+    projected; keys_t (B, H, d_k, seq_k) the keys transposed, contiguous; mask the problem's
+    mask (:attr:`Mask.given`) on the device; dropout_mask (B, H, seq_q, seq_k) bool or None.
+    ``first``: the block's first query row in the problem (masks and dropout need it);
+    ``inplace``: whether the stage may overwrite its input (nothing else holds it);
+    ``empty``: query rows seen so far with no key to attend to (the mask stage counts them).
+    """
+
+    runtime: Any
+    params: dict[str, Any]
+    x: Any = None
+    keys_input: Any = None
+    values_input: Any = None
+    queries: Any = None
+    keys: Any = None
+    values: Any = None
+    keys_t: Any = None
+    mask: Any = None
+    dropout_mask: Any = None
+    first: int = 0
+    inplace: bool = False
+    empty: int = 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: the step it records (None: it records nothing) and that step's formula.
+
+    ``checks``: the name an overflow of the output is reported under (the executor checks
+    it when it checks every stage: scores, weights); ``row_local``: see the module's text.
+    """
+
+    step: str | None
+    formula: str
+    row_local: bool = field(default=True, kw_only=True)
+    checks: str | None = field(default=None, kw_only=True)
+
+    def __call__(self, xp, data, context: Context):
+        raise NotImplementedError
+
+    def fused(self) -> dict[str, Any] | None:
+        """This stage's part of an SDPA call (``scale``, ``is_causal``, ``temperature``), {}
+        for nothing, or None when SDPA cannot compute it (the default)."""
+        return None
+
+
+# --- projections: whole, before the blocks ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Project(Stage):
+    """queries = x W_q + b_q (or keys, values from their inputs), split into heads; without a
+    W, the input split into ``heads`` column blocks (:func:`attncli.attention.project.project`).
+
+    ``from_input``: the Context array projected (``x``, ``keys_input`` or ``values_input``);
+    ``weight``/``bias``: the params keys (W_q, b_q …). Shapes: (B, seq, d) → (B, H, seq, d_head).
+    Source: Vaswani et al. 2017, §3.2.2.
+    """
+
+    from_input: str = "x"
+    weight: str = "W_q"
+    bias: str = "b_q"
+    heads: int = 1
+
+    def __call__(self, xp, data, context: Context):
+        params = context.params
+        return project(xp, getattr(context, self.from_input), params[self.weight],
+                       params[self.bias], self.heads)
+
+
+# --- row-local stages: a block of query rows ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DotScore(Stage):
+    """scores = queries keysᵀ, (B, H, rows, d_k) → (B, H, rows, seq_k).
+    Source: Luong et al. 2015, eq. 8 ("dot"); Vaswani et al. 2017, eq. 1 before scaling."""
+
+    def __call__(self, xp, data, context: Context):
+        return scores.dot(xp, data, context.keys, context.keys_t)
+
+    def bound(self, xp, queries, keys, params) -> float:
+        """An upper bound of |scores| (Cauchy–Schwarz: |q·k| ≤ ‖q‖ ‖k‖), inf on overflow."""
+        return _norm(xp, queries) * _norm(xp, keys)
+
+    def fused(self):
+        return {}
+
+
+@dataclass(frozen=True)
+class GeneralScore(DotScore):
+    """scores = queries W_a keysᵀ, a bilinear form; W_a (d_k, d_k) from the params.
+    Source: Luong et al. 2015, eq. 8 ("general")."""
+
+    def __call__(self, xp, data, context: Context):
+        return scores.general(xp, data, context.keys, context.params["W_a"], context.keys_t)
+
+    def bound(self, xp, queries, keys, params) -> float:
+        return _norm(xp, xp.matmul(queries, params["W_a"])) * _norm(xp, keys)
+
+    def fused(self):
+        return None
+
+
+@dataclass(frozen=True)
+class AdditiveScore(Stage):
+    """scores = tanh(queries W_a + keys U_a + b_a) v_a; W_a (d_k, d_att), U_a (d_k, d_att),
+    v_a (d_att,), b_a (d_att,) or absent, from the params. Memory: (B, H, rows, seq_k, d_att).
+    Source: Bahdanau et al. 2015, appendix A.1.2."""
+
+    def __call__(self, xp, data, context: Context):
+        p = context.params
+        return scores.additive(xp, data, context.keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
+
+    def bound(self, xp, queries, keys, params) -> float:
+        """|v_aᵀ tanh(…)| ≤ Σ|v_a|."""
+        return float(xp.sum(xp.abs(params["v_a"])))
+
+
+def _norm(xp, a) -> float:
+    """The largest row norm of (B, H, n, d) ``a`` (0 for no rows)."""
+    return float(xp.max(xp.sqrt(xp.sum(a * a, axis=-1)))) if a.shape[2] else 0.0
+
+
+@dataclass(frozen=True)
+class Scale(Stage):
+    """scaled_scores = scores × factor (1/√d_k for the scaled dot product).
+    Source: Vaswani et al. 2017, eq. 1; torch SDPA's ``scale``."""
+
+    factor: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        if context.inplace:
+            data *= self.factor
+            return data
+        return data * self.factor
+
+    def fused(self):
+        return {"scale": self.factor}
+
+
+@dataclass(frozen=True)
+class MaskScores(Stage):
+    """masked_scores = the scores where the run's one mask allows, −∞ elsewhere
+    (:class:`attncli.attention.masks.Mask`); counts the rows left with no key.
+    Source: Vaswani et al. 2017, §3.2.3."""
+
+    mask: Mask = None  # type: ignore[assignment]
+
+    def allowed(self, xp, data, context: Context):
+        """The block's rows of the mask, (B or 1, 1, rows, seq_k), True = may attend."""
+        given = context.mask
+        return self.mask.rows(xp, context.first, context.first + data.shape[2],
+                              context.runtime.device, given)
+
+    def __call__(self, xp, data, context: Context):
+        allowed = self.allowed(xp, data, context)
+        rows = (data.shape[0], 1, *data.shape[2:])  # (B, 1, rows, seq_k): each row once
+        context.empty += int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(allowed, rows), axis=-1),
+                                              xp.int64)))
+        return masks.apply(xp, data, allowed)
+
+    def fused(self):
+        m = self.mask
+        if m.given is None and m.window is None and m.causal and not m.bottom_right:
+            return {"is_causal": True}
+        return None
+
+
+@dataclass(frozen=True)
+class Softmax(Stage):
+    """weights = softmax(scores / temperature) over the keys; rows with no key get zeros.
+    Source: Bridle 1990; Vaswani et al. 2017, eq. 1; torch SDPA's safe softmax for empty rows."""
+
+    temperature: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        t = self.temperature
+        tempered = data if t == 1.0 else data / t
+        return normalize.softmax(xp, tempered, inplace=context.inplace or t != 1.0)
+
+    def fused(self):
+        return {"temperature": self.temperature}
+
+
+@dataclass(frozen=True)
+class Hard(Stage):
+    """weights = one_hot(argmax_j scores), ties to the first key.
+    Source: Xu et al. 2015, §4.1 (hard attention, arg-max in place of sampling)."""
+
+    def __call__(self, xp, data, context: Context):
+        return normalize.hard(xp, data)
+
+
+@dataclass(frozen=True)
+class TopK(Stage):
+    """weights = softmax over each row's k largest scores / temperature, zero elsewhere."""
+
+    k: int = 1
+    temperature: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        t = self.temperature
+        return normalize.top_k(xp, data if t == 1.0 else data / t, self.k)
+
+
+@dataclass(frozen=True)
+class Dropout(Stage):
+    """dropped_weights = weights · keep / (1 − p), keep ~ Bernoulli(1 − p) drawn for the whole
+    run from ``seed`` (or the problem's ``dropout_mask``, (B, H, seq_q, seq_k) True = kept),
+    so that one row gets the mask of the whole run.
+    Source: Srivastava et al. 2014; torch.nn.Dropout (inverted dropout); the torch backend
+    draws torch's own mask after torch.manual_seed(seed) (:func:`attncli.backend.dropout_keep`).
+    """
+
+    p: float = 0.0
+    seed: int | None = None
+    shape: tuple[int, ...] = ()  # (B, H, seq_q, seq_k) of the whole run
+
+    def keep(self, xp, data, context: Context):
+        """The block's rows of the keep mask, (B, H, rows, seq_k) bool, True = kept."""
+        from attncli.backend import dropout_keep
+
+        given = context.dropout_mask
+        keep = (given if given is not None
+                else dropout_keep(context.runtime, self.shape, self.p, self.seed))
+        return keep[:, :, context.first:context.first + data.shape[2]]
+
+    def __call__(self, xp, data, context: Context):
+        keep = self.keep(xp, data, context)
+        return xp.where(keep, data / (1.0 - self.p), xp.zeros_like(data))
+
+
+@dataclass(frozen=True)
+class WeightedSum(Stage):
+    """head_context = weights values per head, (B, H, rows, seq_k) → (B, H, rows, d_v).
+    Source: Vaswani et al. 2017, eq. 1."""
+
+    def __call__(self, xp, data, context: Context):
+        return xp.matmul(data, context.values)
+
+    def fused(self):
+        return {}
+
+
+# --- whole stages after the blocks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Merge(Stage):
+    """context = the heads side by side, (B, H, seq_q, d_v) → (B, seq_q, H·d_v): head h in
+    columns h·d_v … (h+1)·d_v − 1. Source: Vaswani et al. 2017, §3.2.2 (Concat)."""
+
+    def __call__(self, xp, data, context: Context):
+        batch, heads, seq_q, d_v = data.shape
+        return xp.reshape(xp.permute_dims(data, (0, 2, 1, 3)), (batch, seq_q, heads * d_v))
+
+
+@dataclass(frozen=True)
+class Output(Stage):
+    """output = context W_o + b_o, (B, seq_q, H·d_v) → (B, seq_q, d_out).
+    Source: Vaswani et al. 2017, §3.2.2 (W^O)."""
+
+    def __call__(self, xp, data, context: Context):
+        output = xp.matmul(data, context.params["W_o"])
+        b_o = context.params["b_o"]
+        return output if b_o is None else output + b_o
+
+
+def sdpa(queries, keys, values, *, causal: bool, scale: float):
+    """torch.nn.functional.scaled_dot_product_attention: softmax(q kᵀ · scale) v, fused.
+
+    Shapes: queries (B, H, seq_q, d_k), keys (B, H, seq_k, d_k), values (B, H, seq_k, d_v)
+    → (B, H, seq_q, d_v). ``causal`` is torch's is_causal (top-left: query i sees keys j ≤ i).
+    torch picks the kernel: on the CPU its flash-attention kernel when d_k = d_v (memory n·d;
+    bench/large.py measures it), otherwise its math kernel, which builds the n×n matrices;
+    the pipeline calls this only when d_k = d_v, and on a GPU not in float64.
+    Source: torch.nn.functional.scaled_dot_product_attention (PyTorch ≥ 2.1, ``scale``).
+    """
+    import torch
+
+    return torch.nn.functional.scaled_dot_product_attention(
+        queries, keys, values, is_causal=causal, scale=scale)

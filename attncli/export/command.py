@@ -1,0 +1,61 @@
+"""The attncli command line that makes a run again, for an exported script's docstring."""
+
+from __future__ import annotations
+
+import shlex
+
+from attncli.config import AttentionConfig, CausalAlign, build
+from attncli.problem import Problem
+from attncli.trace import Trace
+
+
+def equivalent_command(problem: Problem, config: AttentionConfig | None,
+                       trace: Trace) -> list[str]:
+    """``attncli compute … --format torch`` for this run, and a note when it cannot say all.
+
+    Returns: the docstring's lines: the command (inputs named by their origins: a sample as
+    --sample NAME, standard input as -, a key from another file as --set KEY=FILE; the options
+    as given, :func:`flags`; the --query row as its token), then "(tensors mapped with
+    --tensor)" when a tensor came from a safetensors checkpoint, whose --tensor KEY=NAME the
+    Problem does not keep.
+    Args:
+        config: the run's options as given; None takes the problem's own ``config``.
+        trace: the run (its --query row).
+    """
+    config = build(problem.config, None) if config is None else config
+    words = ["attncli", "compute"]
+    origins = {k: problem.origin.get(k, "<input>") for k in problem.arrays}
+    origins = {k: "-" if o == "<stdin>" else o for k, o in origins.items()}  # io's name for -
+    main = origins["x"]
+    for origin in dict.fromkeys(o for o in origins.values() if o.startswith("sample ")):
+        words += ["--sample", origin.removeprefix("sample ")]
+    if not main.startswith("sample "):
+        words.append(main)
+    words += [word for key, origin in origins.items()
+              if origin != main and not origin.startswith("sample ")
+              for word in ("--set", f"{key}={origin}")]
+    words += flags(config)
+    if trace.focus is not None:
+        words += ["--query", trace.query_tokens[trace.focus]]
+    mapped = any(origin.lower().endswith(".safetensors") for origin in problem.origin.values())
+    return [shlex.join([*words, "--format", "torch"]),
+            *(["(tensors mapped with --tensor)"] if mapped else [])]
+
+
+def flags(config: AttentionConfig) -> list[str]:
+    """The command-line words of the options a script's run depends on, those left at their
+    defaults left out: ``["--heads", "2", "--causal"]``."""
+    options = [("--no-project", not config.project), ("--score", config.score),
+               ("--scale", config.scale), ("--heads", config.heads), ("--causal", config.causal),
+               ("--causal-align", config.causal_align is CausalAlign.bottom_right
+                and config.causal_align), ("--window", config.window),
+               ("--temperature", config.temperature != 1.0 and config.temperature),
+               ("--weight-layout", config.weight_layout),
+               ("--dtype", config.dtype.value != "float64" and config.dtype)]
+    words = []
+    for flag, value in options:
+        if value is True:
+            words.append(flag)
+        elif value is not None and value is not False:
+            words += [flag, str(getattr(value, "value", value))]
+    return words

@@ -1,0 +1,165 @@
+"""The mistaken twins of attention's stages: the usual slips of a hand computation.
+
+Each class here stands in for one stage of a plan (:meth:`attncli.attention.plan.Plan.replace`)
+and computes what a student who made that slip would have written; :data:`attncli.check.MISTAKES`
+lists them, one line per mistake. The correct stages (:mod:`attncli.attention.stages`) know
+nothing of them.
+
+Shapes are the stages' (:mod:`attncli.attention.stages`): scores … weights (B, H, rows, seq_k),
+queries/keys/values (B, H, seq, d_head), context (B, seq_q, H·d_v).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from attncli.attention.project import project
+from attncli.attention.stages import Context, Dropout, MaskScores, Merge, Project, Stage
+from attncli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class OverQueries(Stage):
+    """The weights normalised down the columns (over the queries), not along the rows."""
+
+    inner: Stage = None  # type: ignore[assignment]
+
+    def __call__(self, xp, data, context: Context):
+        weights = self.inner(xp, xp.matrix_transpose(data), context)
+        return xp.matrix_transpose(weights)
+
+
+@dataclass(frozen=True)
+class TransposedWeight(Project):
+    """x @ Wᵀ instead of x @ W, for a square 2-D W (the heads' matrices side by side)."""
+
+    def __call__(self, xp, data, context: Context):
+        W = context.params[self.weight]  # (H, d_in, d_head): the 2-D W split into heads
+        heads, d_in, d_head = W.shape
+        merged = xp.reshape(xp.permute_dims(W, (1, 0, 2)), (d_in, heads * d_head))
+        split = xp.permute_dims(xp.reshape(xp.matrix_transpose(merged),
+                                           (d_in, heads, d_head)), (1, 0, 2))
+        return project(xp, getattr(context, self.from_input), split, context.params[self.bias],
+                       self.heads)
+
+
+def transposed(project_stage: Project, square: bool) -> TransposedWeight:
+    """The twin of a projection stage; ``square``: its W is a square 2-D matrix.
+
+    Raises: ConfigError when it is not (only a square matrix can be used transposed).
+    """
+    if not square:
+        raise ConfigError(f"{project_stage.weight} is not square: it cannot be transposed")
+    return TransposedWeight(**{f.name: getattr(project_stage, f.name)
+                               for f in dataclasses.fields(project_stage)})
+
+
+@dataclass(frozen=True)
+class KeysAsValues(Stage):
+    """The keys used as the values."""
+
+    inner: Stage = None  # type: ignore[assignment]
+
+    def __call__(self, xp, data, context: Context):
+        if context.keys.shape != self.inner(xp, data, context).shape:
+            raise ConfigError("keys cannot stand in for values: their shapes differ")
+        return context.keys
+
+
+@dataclass(frozen=True)
+class Swapped(Stage):
+    """scores = keys queriesᵀ: the score of the queries and keys in each other's place."""
+
+    inner: Stage = None  # type: ignore[assignment]
+
+    def __call__(self, xp, data, context: Context):
+        if data.shape != context.keys.shape:
+            raise ConfigError("queries and keys cannot be swapped: their shapes differ")
+        swapped = dataclasses.replace(context, keys=data, keys_t=xp.matrix_transpose(data))
+        return self.inner(xp, context.keys, swapped)
+
+
+@dataclass(frozen=True)
+class InvertedMask(MaskScores):
+    """Attending where the mask forbids: −∞ where it allows."""
+
+    def allowed(self, xp, data, context: Context):
+        return ~super().allowed(xp, data, context)
+
+
+@dataclass(frozen=True)
+class ZeroFilled(MaskScores):
+    """Masked scores set to 0 instead of −∞."""
+
+    def __call__(self, xp, data, context: Context):
+        return xp.where(self.allowed(xp, data, context), data, xp.zeros_like(data))
+
+
+@dataclass(frozen=True)
+class Unmasked(Stage):
+    """No mask before the softmax (it comes after: :class:`MaskedAfter`): the scores go on."""
+
+    def __call__(self, xp, data, context: Context):
+        return data
+
+
+@dataclass(frozen=True)
+class MaskedAfter(Stage):
+    """The weights zeroed where the mask forbids, after the softmax, rows not renormalised."""
+
+    inner: Stage = None  # type: ignore[assignment]
+    mask: MaskScores = None  # type: ignore[assignment]
+
+    def __call__(self, xp, data, context: Context):
+        allowed = self.mask.allowed(xp, data, context)
+        weights = self.inner(xp, data, context)
+        return xp.where(allowed, weights, xp.zeros_like(weights))
+
+
+@dataclass(frozen=True)
+class Rounded(Stage):
+    """The weights rounded to ``decimals`` before the weighted sum."""
+
+    inner: Stage = None  # type: ignore[assignment]
+    decimals: int = 2
+
+    def __call__(self, xp, data, context: Context):
+        factor = 10.0 ** self.decimals
+        return xp.round(self.inner(xp, data, context) * factor) / factor
+
+
+@dataclass(frozen=True)
+class MeanHeads(Merge):
+    """The heads averaged, (B, H, seq_q, d_v) → (B, seq_q, d_v), instead of concatenated."""
+
+    def __call__(self, xp, data, context: Context):
+        return xp.mean(data, axis=1)
+
+
+@dataclass(frozen=True)
+class Unprojected(Stage):
+    """The output projection forgotten: output = context."""
+
+    def __call__(self, xp, data, context: Context):
+        return data
+
+
+@dataclass(frozen=True)
+class Unrescaled(Dropout):
+    """Dropped-out weights not rescaled by 1/(1 − p)."""
+
+    def __call__(self, xp, data, context: Context):
+        return xp.where(self.keep(xp, data, context), data, xp.zeros_like(data))
+
+
+def twin(cls, stage: Stage, **fields) -> Stage:
+    """A stage of class ``cls`` in ``stage``'s place: its step, its parameters (those ``cls``
+    has too) and its formula with the mistake said after it; whole matrices (a mistake is
+    tried on small problems). ``fields``: the twin's own (``inner``, ``decimals``)."""
+    own = {f.name: getattr(stage, f.name) for f in dataclasses.fields(cls)
+           if f.name not in ("step", "formula", "row_local", "checks")
+           and f.name not in fields and hasattr(stage, f.name)}
+    return cls(stage.step, f"{stage.formula} ({cls.__doc__.splitlines()[0].rstrip('.')})",
+               row_local=False, checks=stage.checks, **own, **fields)
+
