@@ -28,7 +28,8 @@ class Normalize(enum.StrEnum):
 
     softmax = "softmax"  # soft attention
     hard = "hard"  # one-hot on the arg-max (ties: the first, lowest-index key)
-    topk = "topk"  # softmax over the k largest scores of each row, zero elsewhere
+    # softmax over the k largest scores of each row, zero elsewhere (--normalize topk)
+    top_k = "topk"
 
 
 class Layout(enum.StrEnum):
@@ -152,40 +153,6 @@ def option(default: Any, help: str, **details: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Slip:
-    """The usual mistakes of a hand computation, as switches of the pipeline.
-
-    `attncli check` re-runs a problem with one slip at a time to name the mistake behind a
-    wrong answer (:data:`attncli.check.MISTAKES`); the command line never sets them. The
-    default, ``Slip()``, is the correct computation.
-
-    Fields:
-        softmax_axis: ``"key"`` (right: each row sums to 1) or ``"query"`` (columns sum to 1).
-        values_from: ``"values"`` (right) or ``"keys"`` (keys used as values).
-        transposed_projections: the projections used transposed, x @ Wᵀ (square matrices
-            only): ``("W_q",)`` for one of them, ``("W_q", "W_k", "W_v")`` for all three.
-        swap_queries_keys: scores = keys queriesᵀ instead of queries keysᵀ.
-        mask: None (right), ``"inverted"`` (attend where the mask forbids), ``"zero_fill"``
-            (masked scores set to 0 instead of −∞), ``"after_softmax"`` (weights zeroed after
-            the softmax, rows not renormalised).
-        merge_heads: ``"concat"`` (right) or ``"mean"`` (heads averaged).
-        output_projection: False forgets W_o (and b_o): output = context.
-        dropout_rescale: False keeps dropped weights unscaled (no 1/(1 − p)).
-        round_weights: round the weights to this many decimals before the weighted sum.
-    """
-
-    softmax_axis: str = "key"
-    values_from: str = "values"
-    transposed_projections: tuple[str, ...] = ()
-    swap_queries_keys: bool = False
-    mask: str | None = None
-    merge_heads: str = "concat"
-    output_projection: bool = True
-    dropout_rescale: bool = True
-    round_weights: int | None = None
-
-
-@dataclass(frozen=True)
 class AttentionConfig:
     """Every choice that turns a Problem into a Trace; pure data that :func:`attncli.attend` reads.
 
@@ -203,9 +170,8 @@ class AttentionConfig:
         weight_layout: ``in_out`` or ``out_in``; None takes the problem's, else ``in_out``.
         backend, device, dtype: where and in what precision the arrays live; backend None
             means numpy on the CPU and torch on any other device.
-        slip: a deliberate mistake (see :class:`Slip`), for `attncli check`'s diagnosis.
 
-    Each field but ``slip`` declares its option (:func:`option`, :class:`Option`): the
+    Each field declares its option (:func:`option`, :class:`Option`): the
     command-line options, the keys of a file's ``config``, the range checks and
     :func:`as_flags` are generated from it.
     """
@@ -250,7 +216,6 @@ class AttentionConfig:
     dtype: DType = option(
         DType.float64, "Floating-point precision.", panel=DEVICE, file=False,
         flag_default=DType.float64)
-    slip: Slip = Slip()
 
     def __post_init__(self) -> None:
         # Accept plain strings for the enum fields (AttentionConfig(score="dot")) from Python.
@@ -271,25 +236,21 @@ class AttentionConfig:
         """Raise :class:`ConfigError` for values no problem could satisfy; return self."""
         for option in options_of(type(self)).values():
             option.check(getattr(self, option.name))
-        if self.normalize is Normalize.topk and (self.top_k is None or self.top_k < 1):
+        if self.normalize is Normalize.top_k and (self.top_k is None or self.top_k < 1):
             raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
-        if self.top_k is not None and self.normalize is not Normalize.topk:
+        if self.top_k is not None and self.normalize is not Normalize.top_k:
             raise ConfigError("--top-k K needs --normalize topk")
         return self
 
     def changed(self) -> dict[str, Any]:
-        """The option fields that differ from their defaults, in field order (``slip`` is
-        none): with :func:`as_flags`, the command line of this config."""
+        """The option fields that differ from their defaults, in field order: with
+        :func:`as_flags`, the command line of this config."""
         return {name: getattr(self, name) for name, option in options_of(type(self)).items()
                 if getattr(self, name) != option.default}
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON values; ``slip`` only when one is set."""
+        """The fields as JSON values."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        slip = fields.pop("slip")
-        if slip != Slip():
-            fields["slip"] = {k: v for k, v in dataclasses.asdict(slip).items()
-                              if v != getattr(Slip(), k)}
         return {k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
 
 
@@ -457,7 +418,7 @@ def build(file_config: dict[str, Any], variant: str | None, no_scale: bool = Fal
     return from_variant(name, **fields)
 
 
-def coerce_fields(raw: dict[str, Any], source: str,
+def coerce_fields(raw: dict[str, Any], origin: str,
                   options: Mapping[str, Option] = OPTIONS) -> dict[str, Any]:
     """Config fields written in an input file's ``config`` object, checked and typed.
 
@@ -473,13 +434,13 @@ def coerce_fields(raw: dict[str, Any], source: str,
     for key, value in raw.items():
         if key == "variant":
             if not isinstance(value, str) or value not in VARIANTS:
-                raise ConfigError(f"{source}: config.variant: unknown variant {value!r}; "
+                raise ConfigError(f"{origin}: config.variant: unknown variant {value!r}; "
                                   f"known: {', '.join(VARIANTS)}")
             fields[key] = value
             continue
         kind = known.get(key)
         if kind is None:
-            raise ConfigError(f"{source}: config.{key}: unknown option; known: variant, "
+            raise ConfigError(f"{origin}: config.{key}: unknown option; known: variant, "
                               f"{', '.join(known)}")
         try:
             if kind is bool:
@@ -496,9 +457,9 @@ def coerce_fields(raw: dict[str, Any], source: str,
         except (ValueError, OverflowError):
             one_of = (f" (one of {', '.join(m.value for m in kind)})"
                       if isinstance(kind, enum.EnumMeta) else "")
-            raise ConfigError(f"{source}: config.{key}: expected {kind.__name__}{one_of}, "
+            raise ConfigError(f"{origin}: config.{key}: expected {kind.__name__}{one_of}, "
                               f"got {value!r}") from None
         fault = options[key].fault(fields[key])
         if fault is not None:
-            raise ConfigError(f"{source}: config.{key} {fault}")
+            raise ConfigError(f"{origin}: config.{key} {fault}")
     return fields

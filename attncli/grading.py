@@ -96,7 +96,7 @@ class Report:
     """The verdicts of one answers file, in pipeline order, and the diagnosis if an entry is
     wrong."""
 
-    source: str
+    file: str
     query: str | None
     verdicts: list[StepVerdict]
     diagnosis: Diagnosis | None = None
@@ -184,7 +184,7 @@ def answer_row(trace: Trace, answers: Answers) -> int | None:
     try:
         return trace.query_index(answers.query)
     except InputError:
-        raise InputError(f"{answers.source}: query {answers.query!r}: no such token or "
+        raise InputError(f"{answers.file}: query {answers.query!r}: no such token or "
                          f"index; the queries are {', '.join(trace.query_tokens)}") from None
 
 
@@ -271,7 +271,7 @@ def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
     answers = laid_out(trace, answers, row)
     for step in answers.steps:
         if step not in trace:
-            raise InputError(f"{answers.source}: {step}: this configuration computes no such "
+            raise InputError(f"{answers.file}: {step}: this configuration computes no such "
                              f"step (it has {', '.join(trace.names())})")
     given = usable(trace, answers, row)
     verdicts: list[StepVerdict] = []
@@ -293,7 +293,7 @@ def grade(trace: Trace, answers: Answers, tolerance: Tolerance | None = None,
         feeding = [v for v in verdicts if v.step in _computed_from(trace, step, given)]
         verdicts.append(_grade_step(step, values, expected, follow, unshown, decimals, axes,
                                     unseen, before, feeding, verdicts, tolerance))
-    return Report(answers.source, answers.query, verdicts)
+    return Report(answers.file, answers.query, verdicts)
 
 
 def _grade_step(step, given, expected, carried, unshown, decimals, axes, unseen, before,

@@ -150,7 +150,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     if config.causal_align is CausalAlign.bottom_right and (config.causal
                                                            or config.window is not None):
         _right_padded(problem)
-    if config.normalize is Normalize.topk and config.top_k and config.top_k > seq_k:
+    if config.normalize is Normalize.top_k and config.top_k and config.top_k > seq_k:
         raise ConfigError(f"--top-k {config.top_k} is more than the {seq_k} keys")
     dropout_mask = _dropout_mask(problem, batch, heads, seq_q, seq_k, batched)
     if dropout_mask is not None and config.dropout == 0.0:

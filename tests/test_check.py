@@ -23,10 +23,10 @@ from attncli.problem import Problem
 runner = CliRunner()
 
 
-def _answers(raw: dict, source: str = "answers.json") -> Answers:
+def _answers(raw: dict, file: str = "answers.json") -> Answers:
     # As the CLI reads them: numbers with a fraction keep their written decimals.
     text = json.dumps(raw)
-    return Answers.from_mapping(json.loads(text, parse_float=Decimal), source)
+    return Answers.from_mapping(json.loads(text, parse_float=Decimal), file)
 
 
 def _check(problem, config, raw):

@@ -69,7 +69,7 @@ def test_a_file_may_set_every_field_but_where_it_runs():
         "temperature": float, "top_k": int, "heads": int, "dropout": float, "seed": int,
         "weight_layout": Layout}
     assert [name for name in OPTIONS if name not in FILE_FIELDS] == ["backend", "device", "dtype"]
-    assert "slip" not in OPTIONS  # a mistake for check, no option
+    assert set(OPTIONS) == {f.name for f in dataclasses.fields(AttentionConfig)}
 
 
 @pytest.mark.parametrize("command", ["compute", "check", "explain"])
@@ -105,7 +105,7 @@ def test_the_fields_with_a_range_are_those_checked():
 def test_a_range_is_checked_the_same_for_a_flag_and_for_a_file(name):
     inside, outside, words = RANGES[name]
     flag = "--" + name.replace("_", "-")  # --top-k
-    fields = {"normalize": Normalize.topk} if name == "top_k" else {}
+    fields = {"normalize": Normalize.top_k} if name == "top_k" else {}
     AttentionConfig(**fields, **{name: inside}).validate()  # no error
     with pytest.raises(ConfigError) as raised:
         AttentionConfig(**fields, **{name: outside}).validate()
@@ -200,7 +200,7 @@ def test_a_variants_flags_build_the_config_of_the_variant(name):
 def test_a_configs_flags_build_the_same_config():
     config = AttentionConfig(
         project=False, score=Score.general, scale=0.25, causal=True,
-        causal_align=CausalAlign.bottom_right, window=2, normalize=Normalize.topk,
+        causal_align=CausalAlign.bottom_right, window=2, normalize=Normalize.top_k,
         temperature=2.0, top_k=2, heads=1, dropout=0.1, seed=7, weight_layout=Layout.out_in,
         backend=Backend.numpy, device="cpu", dtype=DType.float32)
     assert list(config.changed()) == [

@@ -388,8 +388,8 @@ def test_output_to_an_image_points_to_plot(name, tmp_path):
 
 
 def test_the_images_o_refuses_are_those_plot_draws():
-    from attncli.render import IMAGE_EXTENSIONS
     from attncli.render.plot import FORMATS
+    from attncli.render.registry import IMAGE_EXTENSIONS
 
     assert set(IMAGE_EXTENSIONS) == set(FORMATS)
 

@@ -38,7 +38,7 @@ def conventions(config: AttentionConfig, prepared: Prepared, scale: float,
         else "")
     if config.normalize is Normalize.hard:
         conventions["hard_ties"] = "one-hot on the arg-max; among equal maxima the first key wins"
-    elif config.normalize is Normalize.topk:
+    elif config.normalize is Normalize.top_k:
         conventions["top_k"] = (f"softmax over each row's {config.top_k} largest scores, zero "
                                 "elsewhere; ties at the boundary go to the lower key index")
     else:

@@ -146,7 +146,7 @@ def _normalize(config: AttentionConfig, last: str) -> st.Stage:
     over = last if t == 1.0 else f"{last} / {t:g}"
     if config.normalize is Normalize.hard:
         return st.Hard("weights", f"weights = one_hot(argmax_j {last})", checks="weights")
-    if config.normalize is Normalize.topk:
+    if config.normalize is Normalize.top_k:
         if config.top_k is None:
             raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
         return st.TopK("weights", f"weights = softmax(top-{config.top_k} of {over})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from attncli.config import AttentionConfig, CausalAlign, build
+from attncli.config import AttentionConfig, as_flags, build
 from attncli.problem import Problem
 from attncli.trace import Trace
 
@@ -42,20 +42,15 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
             *(["(tensors mapped with --tensor)"] if mapped else [])]
 
 
+#: The options a script's run depends on, in the order its command line gives them (backend,
+#: device, and the options torch's attention cannot take, which are refused, are left out).
+SCRIPT_OPTIONS = ("project", "score", "scale", "heads", "causal", "causal_align", "window",
+                  "temperature", "weight_layout", "dtype")
+
+
 def flags(config: AttentionConfig) -> list[str]:
     """The command-line words of the options a script's run depends on, those left at their
-    defaults left out: ``["--heads", "2", "--causal"]``."""
-    options = [("--no-project", not config.project), ("--score", config.score),
-               ("--scale", config.scale), ("--heads", config.heads), ("--causal", config.causal),
-               ("--causal-align", config.causal_align is CausalAlign.bottom_right
-                and config.causal_align), ("--window", config.window),
-               ("--temperature", config.temperature != 1.0 and config.temperature),
-               ("--weight-layout", config.weight_layout),
-               ("--dtype", config.dtype.value != "float64" and config.dtype)]
-    words = []
-    for flag, value in options:
-        if value is True:
-            words.append(flag)
-        elif value is not None and value is not False:
-            words += [flag, str(getattr(value, "value", value))]
-    return words
+    defaults left out: ``["--heads", "2", "--causal"]``, written as the command line writes
+    every option (:func:`attncli.config.as_flags`)."""
+    changed = config.changed()
+    return as_flags({name: changed[name] for name in SCRIPT_OPTIONS if name in changed})

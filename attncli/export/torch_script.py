@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -46,6 +47,9 @@ from attncli.errors import InputError
 from attncli.problem import fmt_shape
 from attncli.render.layout import printable
 from attncli.trace import Run, Trace
+
+if TYPE_CHECKING:
+    from attncli.render.output import Request
 
 MHA = "torch.nn.MultiheadAttention"
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
@@ -114,7 +118,7 @@ def _refuse(run: Run) -> None:
         what = "the additive score"
     elif run.normalize is Normalize.hard:
         what = "hard attention (--normalize hard)"
-    elif run.normalize is Normalize.topk:
+    elif run.normalize is Normalize.top_k:
         what = f"top-k attention (--normalize topk --top-k {run.top_k})"
     elif run.dropout > 0.0:
         what = f"--dropout {run.dropout:g}, whose mask torch would draw differently"
@@ -504,3 +508,17 @@ def _in_docstring(text: str) -> str:
     (:func:`attncli.render.layout.printable`), backslashes and quotes escaped (a token cannot
     end the docstring and start code)."""
     return printable(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def write_torch(trace: Trace, request: Request) -> None:
+    """--format torch: a runnable PyTorch script of the run
+    (:func:`render_torch`), its docstring naming the equivalent
+    command (:func:`attncli.export.command.equivalent_command`, from ``request``'s problem and
+    config).
+
+    Raises: InputError as render_torch does (a run torch cannot express, too many numbers).
+    """
+    from attncli.export.command import equivalent_command
+
+    command = equivalent_command(request.problem, request.config, trace)
+    request.text(render_torch(trace, command))

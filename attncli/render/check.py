@@ -74,7 +74,7 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
     """Each answered step as a table (each entry marked, the exact value after a mark other
     than ✓), its verdict, counts and score, and the diagnosis of a wrong answer."""
     query = None if report.query is None else trace.query_index(report.query)
-    title = escape(report.source) + (f"  (query {escape(report.query)})" if report.query else "")
+    title = escape(report.file) + (f"  (query {escape(report.query)})" if report.query else "")
     console.print(f"[bold]{title}[/]")
     if report.error:
         console.print(f"[bold red]error:[/] {escape(report.error)}")
@@ -120,7 +120,7 @@ def _counts(counts: Counts) -> dict:
 
 def report_dict(report: Report) -> dict:
     return {
-        "file": report.source,
+        "file": report.file,
         "query": report.query,
         "ok": report.ok,
         "error": report.error,
@@ -159,7 +159,7 @@ def render_csv(reports: list[Report]) -> str:
                      "first_wrong", "diagnosis", *(f"{s}_{n}" for s in steps for n in COUNT_NAMES)])
     for report in reports:
         if report.error:
-            writer.writerow([report.source, "error", *[""] * 11, report.error,
+            writer.writerow([report.file, "error", *[""] * 11, report.error,
                              *[""] * (4 * len(steps))])
             continue
         by_step = {v.step: v for v in report.verdicts}
@@ -174,7 +174,7 @@ def render_csv(reports: list[Report]) -> str:
             per_step += ([""] * 4 if sc is None else
                          [sc.right, sc.rounded, sc.carried, sc.wrong])
         # the score in full: 278527 of 278528 entries is 0.99999641…, never "1.0000"
-        writer.writerow([report.source, "right" if report.ok else "wrong", repr(c.score),
+        writer.writerow([report.file, "right" if report.ok else "wrong", repr(c.score),
                          c.entries, c.right, c.rounded, c.carried, c.wrong, *names.values(),
                          report.first_wrong or "", diagnosis, *per_step])
     return out.getvalue()

@@ -28,7 +28,7 @@ from attncli.explain import (
     Vector,
     Words,
 )
-from attncli.render import ExplainFormat
+from attncli.render.registry import ExplainFormat
 
 
 def latex_escape(text: str) -> str:

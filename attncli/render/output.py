@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
     from attncli.config import AttentionConfig
     from attncli.problem import Problem
-    from attncli.trace import Trace
 
 #: The width of a rich drawing (a table, a heatmap) written to an -o file.
 FILE_WIDTH = 160
@@ -89,18 +88,3 @@ def stdout_console() -> Console:
     console = Console(highlight=False)
     console.on_broken_pipe = broken_pipe
     return console
-
-
-def write_torch(trace: Trace, request: Request) -> None:
-    """--format torch: a runnable PyTorch script of the run
-    (:func:`attncli.export.torch_script.render_torch`), its docstring naming the equivalent
-    command (:func:`attncli.export.command.equivalent_command`, from ``request``'s problem and
-    config).
-
-    Raises: InputError as render_torch does (a run torch cannot express, too many numbers).
-    """
-    from attncli.export.command import equivalent_command
-    from attncli.export.torch_script import render_torch
-
-    command = equivalent_command(request.problem, request.config, trace)
-    request.text(render_torch(trace, command))

@@ -83,7 +83,7 @@ RENDERERS = (
     Renderer(COMPUTE, "npy", "attncli.render.npz:write_npy", (".npy",), binary=True,
              before="attncli.render.npz:check_npy"),
     # a Python script that redoes the run with PyTorch's own modules
-    Renderer(COMPUTE, "torch", "attncli.render.output:write_torch", (".py",)),
+    Renderer(COMPUTE, "torch", "attncli.export.torch_script:write_torch", (".py",)),
     Renderer(CHECK, "table", "attncli.render.check:write_table"),
     Renderer(CHECK, "json", "attncli.render.check:write_json"),
     Renderer(CHECK, "csv", "attncli.render.check:write_csv"),

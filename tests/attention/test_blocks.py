@@ -44,7 +44,7 @@ CASES = {
     "additive": ({"x": X, "W_a": rng.normal(size=(D, 3)), "U_a": rng.normal(size=(D, 3)),
                   "v_a": rng.normal(size=3)}, {"score": Score.additive}),
     "hard": ({"x": X}, {"normalize": Normalize.hard}),
-    "topk": ({"x": X, **W}, {"normalize": Normalize.topk, "top_k": 2}),
+    "topk": ({"x": X, **W}, {"normalize": Normalize.top_k, "top_k": 2}),
     "temperature": ({"x": X, **W}, {"temperature": 0.5, "scale": 0.7}),
 }
 

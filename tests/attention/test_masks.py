@@ -136,7 +136,7 @@ def test_padded_bottom_right_runs_equal_flash_attn_reference(causal, window, seq
 
 def rendered_mask(trace, name: str) -> np.ndarray:
     """The cells heatmaps and plots draw as masked (attncli.render.masked)."""
-    from attncli.render import masked
+    from attncli.render.drawing import masked
 
     return masked(trace, trace.step(name))
 

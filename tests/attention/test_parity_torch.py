@@ -647,7 +647,7 @@ def _hard():
 
 
 def _topk():
-    return projected(88, seq_q=5, seq_k=6, heads=2), {"heads": 2, "normalize": Normalize.topk,
+    return projected(88, seq_q=5, seq_k=6, heads=2), {"heads": 2, "normalize": Normalize.top_k,
                                                             "top_k": 2}
 
 
