@@ -6,7 +6,6 @@ Every renderer, ``check`` and ``explain`` read a :class:`Trace`; none of them co
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from attncli.errors import InputError
 
 if TYPE_CHECKING:
     from attncli.attention.masks import Mask
-    from attncli.config import Backend, CausalAlign, DType, Layout, Normalize, Score
+    from attncli.config import AttentionConfig
 
 #: The public step names, in pipeline order. They appear in JSON output and in answer files.
 STEP_NAMES: tuple[str, ...] = (
@@ -81,8 +80,11 @@ class Run:
     """The resolved facts of one run: what it actually used, typed. Readers use these fields;
     :meth:`to_dict` (JSON output's ``config``) is the only place it becomes a dict.
 
-    Fields, in JSON's order: the options as resolved (the score function, the scale, heads,
-    the dropout seed drawn, the weight layout, backend and device), then
+    Fields:
+        options: the run's :class:`attncli.config.AttentionConfig` as resolved: the score
+            function, the scale, heads, the dropout seed drawn, the weight layout, backend and
+            device filled in. Its fields read as the run's own: ``run.causal`` is
+            ``run.options.causal`` (so a new option is a fact of every run, with no line here).
         d_k, d_v: the widths per head of queries/keys and of values
         projected: which of W_q, W_k, W_v were used (the others are x split into heads)
         path: how the rows were computed (whole matrices, query blocks of N rows, one query
@@ -96,22 +98,7 @@ class Run:
     (the scale was set, by --scale or a file's config, not 1/√d_k or 1 by the score function).
     """
 
-    project: bool
-    score: Score
-    scale: float
-    causal: bool
-    causal_align: CausalAlign
-    window: int | None
-    normalize: Normalize
-    temperature: float
-    top_k: int | None
-    heads: int
-    dropout: float
-    seed: int | None
-    weight_layout: Layout
-    backend: Backend
-    device: str
-    dtype: DType
+    options: AttentionConfig
     d_k: int
     d_v: int
     projected: tuple[str, ...]
@@ -126,15 +113,21 @@ class Run:
     biases: tuple[str, ...] = _hidden(default=())
     scale_given: bool = _hidden(default=False)
 
+    def __getattr__(self, name: str) -> Any:
+        # only for names that are not Run's own fields: the options' (run.heads, run.score …)
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        return getattr(self.options, name)
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON values (enums as their values, tuples as lists); key_lengths only when set."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
+        """The options (enums as their values), then the other facts (tuples as lists),
+        key_lengths only when set."""
+        out: dict[str, Any] = self.options.to_dict()
+        for f in dataclasses.fields(self)[1:]:
             value = getattr(self, f.name)
             if not f.metadata.get("json", True) or (f.name == "key_lengths" and value is None):
                 continue
-            out[f.name] = (value.value if isinstance(value, enum.Enum)
-                           else list(value) if isinstance(value, tuple) else value)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
 

@@ -122,11 +122,9 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
 
     p = prepared.params
     trace.run = Run(
-        project=config.project, score=prepared.score, scale=prepared.scale,
-        causal=config.causal, causal_align=config.causal_align, window=config.window,
-        normalize=config.normalize, temperature=config.temperature, top_k=config.top_k,
-        heads=H, dropout=config.dropout, seed=plan.seed, weight_layout=prepared.layout,
-        backend=runtime.backend, device=runtime.device, dtype=config.dtype,
+        config.replace(score=prepared.score, scale=prepared.scale, heads=H, seed=plan.seed,
+                       weight_layout=prepared.layout, backend=runtime.backend,
+                       device=runtime.device),
         d_k=prepared.d_k, d_v=prepared.d_v,
         projected=tuple(k for k in ("W_q", "W_k", "W_v") if p[k] is not None), path=path,
         matmul_flops=flops, key_lengths=None if plan.mask is None else plan.mask.key_lengths,
