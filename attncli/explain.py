@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attncli.errors import InputError
-from attncli.trace import Trace
+from attncli.trace import N_BY_N, Trace
 
 
 class Kind(enum.StrEnum):
@@ -266,25 +266,32 @@ def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> 
                                (*terms, Number(float(s[j])))))
     sections.append(Section(_titled("Scores", label), tuple(scores)))
     last = s
-    if "scaled_scores" in trace:
-        scaled = rows("scaled_scores", i)
-        factor, d_k = trace.run.scale, trace.run.d_k
-        by_root = np.isclose(factor, 1 / np.sqrt(d_k), rtol=1e-15, atol=0)
-        equations = []
-        for j in keys_range:
-            step = (Fraction(Number(float(s[j])), Root(Number(d_k, Kind.option))) if by_root
-                    else Product((Number(float(s[j])), Number(factor, Kind.option))))
-            equations.append(Equation(f"scaled({trace.key_tokens[j]})",
-                                      (step, Number(float(scaled[j])))))
-        sections.append(Section(_titled("Scaling", label), tuple(equations)))
-        last = scaled
-    if "masked_scores" in trace:
-        masked = rows("masked_scores", i)
-        blocked = [trace.key_tokens[j] for j in keys_range if np.isneginf(masked[j])]
-        sections.append(Section(_titled("Mask", label), notes=((
-            "masked keys get minus infinity before the softmax: "
-            + (", ".join(blocked) if blocked else "none here"),),)))
-        last = masked
+    # the steps between the scores and the weights, in the trace's order: each a section
+    for name in trace.names()[trace.names().index("scores") + 1:]:
+        if name not in N_BY_N or name in ("weights", "dropped_weights"):
+            continue
+        now = rows(name, i)
+        if name == "scaled_scores":
+            factor, d_k = trace.run.scale, trace.run.d_k
+            by_root = np.isclose(factor, 1 / np.sqrt(d_k), rtol=1e-15, atol=0)
+            equations = []
+            for j in keys_range:
+                step = (Fraction(Number(float(last[j])), Root(Number(d_k, Kind.option)))
+                        if by_root else Product((Number(float(last[j])),
+                                                 Number(factor, Kind.option))))
+                equations.append(Equation(f"scaled({trace.key_tokens[j]})",
+                                          (step, Number(float(now[j])))))
+            sections.append(Section(_titled("Scaling", label), tuple(equations)))
+        elif name == "masked_scores":
+            blocked = [trace.key_tokens[j] for j in keys_range if np.isneginf(now[j])]
+            sections.append(Section(_titled("Mask", label), notes=((
+                "masked keys get minus infinity before the softmax: "
+                + (", ".join(blocked) if blocked else "none here"),),)))
+        else:  # a score modification explain has no words of its own for: its values
+            sections.append(Section(_titled(name, label), tuple(
+                Equation(f"{name}({trace.key_tokens[j]})", (Number(float(now[j])),))
+                for j in keys_range), notes=((trace.step(name).formula,),)))
+        last = now
     if j_only is not None:
         return sections
     sections += _normalize(trace, rows, i, last, label)

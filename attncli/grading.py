@@ -19,7 +19,7 @@ import numpy as np
 from attncli.answers import Answers
 from attncli.errors import InputError
 from attncli.tolerance import STAND_IN, UNSEEN_RTOL, UNSEEN_UNITS, Tolerance, within
-from attncli.trace import STEP_NAMES, Trace
+from attncli.trace import N_BY_N, STEP_NAMES, Trace
 
 #: Entry statuses (JSON's ``status`` arrays): right ✓, within rounding ≈, wrong ✗, carried
 #: forward → (follows from an earlier wrong step).
@@ -118,7 +118,8 @@ class Report:
 
 # --- which steps a step is computed from ---------------------------------------------------
 
-_SCORE_STEPS = ("scores", "scaled_scores", "masked_scores")
+#: The query × key steps before the weights: scores and what modifies them.
+_SCORE_STEPS = N_BY_N[:N_BY_N.index("weights")]
 _WEIGHT_STEPS = ("weights", "dropped_weights")
 
 
@@ -131,7 +132,7 @@ def inputs(trace: Trace, step: str) -> list[str]:
         return []
     if step == "scores":
         return ["queries", "keys"]
-    if step in ("scaled_scores", "masked_scores", "weights"):
+    if step in _SCORE_STEPS or step == "weights":  # each from the score step before it
         return last(_SCORE_STEPS)
     if step == "dropped_weights":
         return ["weights"]

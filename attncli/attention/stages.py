@@ -90,7 +90,9 @@ class Project(Stage):
     W, the input split into ``heads`` column blocks (:func:`attncli.attention.project.project`).
 
     ``from_input``: the Context array projected (``x``, ``keys_input`` or ``values_input``);
-    ``weight``/``bias``: the params keys (W_q, b_q …). Shapes: (B, seq, d) → (B, H, seq, d_head).
+    ``weight``/``bias``: the params keys (W_q, b_q …). Shapes: (B, seq, d) → (B, H, seq, d_head);
+    W (H, d, d_head) or None, b (H, 1, d_head) or None; head h owns columns h·d_head …
+    (h+1)·d_head − 1 of the projected width, as torch.nn.MultiheadAttention splits them.
     Source: Vaswani et al. 2017, §3.2.2.
     """
 
@@ -127,6 +129,7 @@ class DotScore(Stage):
 @dataclass(frozen=True)
 class GeneralScore(DotScore):
     """scores = queries W_a keysᵀ, a bilinear form; W_a (d_k, d_k) from the params.
+    Shapes: (B, H, rows, d_k), keys (B, H, seq_k, d_k) → (B, H, rows, seq_k).
     Source: Luong et al. 2015, eq. 8 ("general")."""
 
     def __call__(self, xp, data, context: Context):
@@ -142,7 +145,8 @@ class GeneralScore(DotScore):
 @dataclass(frozen=True)
 class AdditiveScore(Stage):
     """scores = tanh(queries W_a + keys U_a + b_a) v_a; W_a (d_k, d_att), U_a (d_k, d_att),
-    v_a (d_att,), b_a (d_att,) or absent, from the params. Memory: (B, H, rows, seq_k, d_att).
+    v_a (d_att,), b_a (d_att,) or absent, from the params. Shapes: (B, H, rows, d_k), keys
+    (B, H, seq_k, d_k) → (B, H, rows, seq_k); memory: (B, H, rows, seq_k, d_att).
     Source: Bahdanau et al. 2015, appendix A.1.2."""
 
     def __call__(self, xp, data, context: Context):
@@ -162,6 +166,8 @@ def _norm(xp, a) -> float:
 @dataclass(frozen=True)
 class Scale(Stage):
     """scaled_scores = scores × factor (1/√d_k for the scaled dot product).
+    Shapes: (B, H, rows, seq_k) → the same; the scores are overwritten when
+    ``context.inplace``.
     Source: Vaswani et al. 2017, eq. 1; torch SDPA's ``scale``."""
 
     factor: float = 1.0
@@ -180,6 +186,9 @@ class Scale(Stage):
 class MaskScores(Stage):
     """masked_scores = the scores where the run's one mask allows, −∞ elsewhere
     (:class:`attncli.attention.masks.Mask`); counts the rows left with no key.
+    Shapes: (B, H, rows, seq_k) → the same, with the mask's query rows first … first + rows − 1
+    (``context.first``); a row with no key adds 1 to ``context.empty`` per batch item (once
+    for all heads).
     Source: Vaswani et al. 2017, §3.2.3."""
 
     mask: Mask = None  # type: ignore[assignment]
@@ -207,6 +216,8 @@ class MaskScores(Stage):
 @dataclass(frozen=True)
 class Softmax(Stage):
     """weights = softmax(scores / temperature) over the keys; rows with no key get zeros.
+    Shapes: (B, H, rows, seq_k) → the same, each row summing to 1 (or all 0); the scores are
+    overwritten when ``context.inplace``.
     Source: Bridle 1990; Vaswani et al. 2017, eq. 1; torch SDPA's safe softmax for empty rows."""
 
     temperature: float = 1.0
@@ -222,7 +233,8 @@ class Softmax(Stage):
 
 @dataclass(frozen=True)
 class Hard(Stage):
-    """weights = one_hot(argmax_j scores), ties to the first key.
+    """weights = one_hot(argmax_j scores), ties to the first key; rows with no key get zeros.
+    Shapes: (B, H, rows, seq_k) → the same.
     Source: Xu et al. 2015, §4.1 (hard attention, arg-max in place of sampling)."""
 
     def __call__(self, xp, data, context: Context):
@@ -231,7 +243,13 @@ class Hard(Stage):
 
 @dataclass(frozen=True)
 class TopK(Stage):
-    """weights = softmax over each row's k largest scores / temperature, zero elsewhere."""
+    """weights = softmax over each row's k largest scores / temperature, zero elsewhere.
+
+    Ties at the k-th place go to the lower-index keys; a row with fewer than k unmasked keys
+    keeps those it has, a row with none gets zeros. Shapes: (B, H, rows, seq_k) → the same.
+    Source: Zhao et al. 2019, "Explicit Sparse Transformer" (top-k selection before the
+    softmax); the arg-max rule of :class:`Hard` for ties.
+    """
 
     k: int = 1
     temperature: float = 1.0
@@ -246,6 +264,8 @@ class Dropout(Stage):
     """dropped_weights = weights · keep / (1 − p), keep ~ Bernoulli(1 − p) drawn for the whole
     run from ``seed`` (or the problem's ``dropout_mask``, (B, H, seq_q, seq_k) True = kept),
     so that one row gets the mask of the whole run.
+    Shapes: (B, H, rows, seq_k) → the same, with the keep mask's rows first … first + rows − 1
+    (``context.first``).
     Source: Srivastava et al. 2014; torch.nn.Dropout (inverted dropout); the torch backend
     draws torch's own mask after torch.manual_seed(seed) (:func:`attncli.backend.dropout_keep`).
     """
@@ -270,7 +290,8 @@ class Dropout(Stage):
 
 @dataclass(frozen=True)
 class WeightedSum(Stage):
-    """head_context = weights values per head, (B, H, rows, seq_k) → (B, H, rows, d_v).
+    """head_context = weights values per head, (B, H, rows, seq_k) → (B, H, rows, d_v);
+    values (B, H, seq_k, d_v) from the context.
     Source: Vaswani et al. 2017, eq. 1."""
 
     def __call__(self, xp, data, context: Context):
@@ -295,7 +316,8 @@ class Merge(Stage):
 
 @dataclass(frozen=True)
 class Output(Stage):
-    """output = context W_o + b_o, (B, seq_q, H·d_v) → (B, seq_q, d_out).
+    """output = context W_o + b_o, (B, seq_q, H·d_v) → (B, seq_q, d_out); W_o (H·d_v, d_out),
+    b_o (d_out,) or None, from the params.
     Source: Vaswani et al. 2017, §3.2.2 (W^O)."""
 
     def __call__(self, xp, data, context: Context):

@@ -37,12 +37,13 @@ https://pytorch.org/docs/stable/generated/torch.nn.functional.scaled_dot_product
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attncli.config import CausalAlign, Layout, Normalize, Score
+from attncli.config import CausalAlign, Layout, Normalize, Score, as_flags
 from attncli.errors import InputError
 from attncli.problem import fmt_shape
 from attncli.render.layout import printable
@@ -112,7 +113,18 @@ def _module(trace: Trace) -> str:
     return MHA
 
 
+#: The options the script writes (or refuses, below, with its reason); any other option a
+#: run sets is refused as one the script does not express.
+EXPRESSED = frozenset({"project", "score", "scale", "causal", "causal_align", "window",
+                       "normalize", "temperature", "top_k", "heads", "dropout", "seed",
+                       "weight_layout", "backend", "device", "dtype"})
+
+
 def _refuse(run: Run) -> None:
+    other = {k: v for k, v in run.options.changed().items() if k not in EXPRESSED}
+    if other:
+        raise InputError(f"--format torch does not write {shlex.join(as_flags(other))} into a "
+                         "script")
     what = None
     if run.score is Score.additive:
         what = "the additive score"

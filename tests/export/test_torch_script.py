@@ -475,3 +475,17 @@ def test_a_problem_too_large_to_embed_is_refused(tmp_path):
     assert result.stderr == ("attncli: error: --format torch writes the numbers into the "
                              "script: at most 10,000, and this run has 10,200 (x); save the "
                              "steps with -o FILE.npz instead\n")
+
+
+def test_an_option_the_script_does_not_express_is_refused(monkeypatch):
+    # An option the exporter was not taught (here --window, taken out of its list, as a new
+    # option would be) is refused by name, never left out of the script silently.
+    from attncli.export import torch_script
+
+    monkeypatch.setattr(torch_script, "EXPRESSED", torch_script.EXPRESSED - {"window"})
+    result = invoke(["compute", "--sample", "three-inputs", "--window", "1", "--format",
+                     "torch"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == ("attncli: error: --format torch does not write --window 1 into a "
+                             "script\n")
