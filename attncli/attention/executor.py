@@ -135,7 +135,7 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
         scale_given=config.scale is not None)
     trace.mask = plan.mask
     trace.inputs = dict(inputs)
-    trace.conventions = conventions(config, prepared, prepared.scale, prepared.score)
+    trace.conventions = conventions(trace.run, plan.mask)
     if focus is not None and first == focus:
         trace.focus = focus  # the steps hold that one row already
     elif focus is not None:
