@@ -21,7 +21,9 @@ from attncli.errors import ConfigError
 
 @dataclass(frozen=True)
 class OverQueries(Stage):
-    """The weights normalised down the columns (over the queries), not along the rows."""
+    """The weights normalised down the columns (over the queries), not along the rows.
+    ``inner``: the normalising stage, run on the scores transposed (B, H, seq_k, rows), so
+    that each column of the weights sums to 1."""
 
     inner: Stage = None  # type: ignore[assignment]
 
@@ -32,7 +34,9 @@ class OverQueries(Stage):
 
 @dataclass(frozen=True)
 class TransposedWeight(Project):
-    """x @ Wᵀ instead of x @ W, for a square 2-D W (the heads' matrices side by side)."""
+    """x @ Wᵀ instead of x @ W, for a square 2-D W (the heads' matrices side by side).
+    Shapes: the params' W (H, d_in, d_head), the column blocks of a (d_in, d_in) W, H·d_head =
+    d_in; returns (B, H, seq, d_head), head h the columns h·d_head … of x Wᵀ."""
 
     def __call__(self, xp, data, context: Context):
         W = context.params[self.weight]  # (H, d_in, d_head): the 2-D W split into heads
@@ -57,7 +61,9 @@ def transposed(project_stage: Project, square: bool) -> TransposedWeight:
 
 @dataclass(frozen=True)
 class KeysAsValues(Stage):
-    """The keys used as the values."""
+    """The keys used as the values.
+    Raises: ConfigError when the keys' shape is not the values' (``inner``: the values'
+    projection)."""
 
     inner: Stage = None  # type: ignore[assignment]
 
@@ -69,7 +75,8 @@ class KeysAsValues(Stage):
 
 @dataclass(frozen=True)
 class Swapped(Stage):
-    """scores = keys queriesᵀ: the score of the queries and keys in each other's place."""
+    """scores = keys queriesᵀ: the score of the queries and keys in each other's place.
+    Raises: ConfigError when queries and keys differ in shape (``inner``: the score stage)."""
 
     inner: Stage = None  # type: ignore[assignment]
 
@@ -106,7 +113,9 @@ class Unmasked(Stage):
 
 @dataclass(frozen=True)
 class MaskedAfter(Stage):
-    """The weights zeroed where the mask forbids, after the softmax, rows not renormalised."""
+    """The weights zeroed where the mask forbids, after the softmax, rows not renormalised.
+    ``inner``: the normalising stage, given the unmasked scores; ``mask``: the masking stage
+    whose mask zeroes the weights (:class:`Unmasked` takes its place)."""
 
     inner: Stage = None  # type: ignore[assignment]
     mask: MaskScores = None  # type: ignore[assignment]

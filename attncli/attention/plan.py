@@ -111,7 +111,7 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
         batch, seq_q, seq_k = prepared.x.shape[0], prepared.x.shape[1], prepared.keys_input.shape[1]
         rows.append(st.Dropout(
             "dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
-            f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})", row_local=False,
+            f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})",
             p=config.dropout, seed=seed, shape=(batch, H, seq_q, seq_k)))
         weights = "dropped_weights"
     rows.append(st.WeightedSum("head_context", f"head_context = {weights} values (per head)"))

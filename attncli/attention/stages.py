@@ -270,6 +270,7 @@ class Dropout(Stage):
     draws torch's own mask after torch.manual_seed(seed) (:func:`attncli.backend.dropout_keep`).
     """
 
+    row_local: bool = field(default=False, kw_only=True)  # the whole run's mask is drawn
     p: float = 0.0
     seed: int | None = None
     shape: tuple[int, ...] = ()  # (B, H, seq_q, seq_k) of the whole run
