@@ -17,12 +17,11 @@ from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import check_target, write_output
 from attncli.options import OUTPUT, ProblemOptions, output_path, problem_options
-from attncli.render.drawing import ColorRange
-from attncli.render.layout import printable
 from attncli.render.registry import (
     CHECK,
     COMPUTE,
     CheckFormat,
+    ColorRange,
     ExplainFormat,
     Format,
     Renderer,
@@ -63,6 +62,8 @@ def _say(kind: str, message: str) -> None:
 
     style = "bold red" if kind == "error" else "yellow"
     # a newline in a token or a file name: still one line
+    from attncli.render.layout import printable
+
     _stderr().print(f"[{style}]attncli: {kind}:[/] {escape(printable(message))}")
 
 

@@ -19,7 +19,7 @@ from attncli.attention.stages import Context, Dropout, MaskScores, Merge, Projec
 from attncli.errors import ConfigError
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class OverQueries(Stage):
     """The weights normalised down the columns (over the queries), not along the rows.
     ``inner``: the normalising stage, run on the scores transposed (B, H, seq_k, rows), so
@@ -32,7 +32,7 @@ class OverQueries(Stage):
         return xp.matrix_transpose(weights)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class TransposedWeight(Project):
     """x @ Wᵀ instead of x @ W, for a square 2-D W (the heads' matrices side by side).
     Shapes: the params' W (H, d_in, d_head), the column blocks of a (d_in, d_in) W, H·d_head =
@@ -59,7 +59,7 @@ def transposed(project_stage: Project, square: bool) -> TransposedWeight:
                                for f in dataclasses.fields(project_stage)})
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class KeysAsValues(Stage):
     """The keys used as the values.
     Raises: ConfigError when the keys' shape is not the values' (``inner``: the values'
@@ -73,7 +73,7 @@ class KeysAsValues(Stage):
         return context.keys
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Swapped(Stage):
     """scores = keys queriesᵀ: the score of the queries and keys in each other's place.
     Raises: ConfigError when queries and keys differ in shape (``inner``: the score stage)."""
@@ -87,7 +87,7 @@ class Swapped(Stage):
         return self.inner(xp, context.keys, swapped)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class InvertedMask(MaskScores):
     """Attending where the mask forbids: −∞ where it allows."""
 
@@ -95,7 +95,7 @@ class InvertedMask(MaskScores):
         return ~super().allowed(xp, data, context)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class ZeroFilled(MaskScores):
     """Masked scores set to 0 instead of −∞."""
 
@@ -103,7 +103,7 @@ class ZeroFilled(MaskScores):
         return xp.where(self.allowed(xp, data, context), data, xp.zeros_like(data))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Unmasked(Stage):
     """No mask before the softmax (it comes after: :class:`MaskedAfter`): the scores go on."""
 
@@ -111,7 +111,7 @@ class Unmasked(Stage):
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class MaskedAfter(Stage):
     """The weights zeroed where the mask forbids, after the softmax, rows not renormalised.
     ``inner``: the normalising stage, given the unmasked scores; ``mask``: the masking stage
@@ -126,7 +126,7 @@ class MaskedAfter(Stage):
         return xp.where(allowed, weights, xp.zeros_like(weights))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Rounded(Stage):
     """The weights rounded to ``decimals`` before the weighted sum."""
 
@@ -138,7 +138,7 @@ class Rounded(Stage):
         return xp.round(self.inner(xp, data, context) * factor) / factor
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class MeanHeads(Merge):
     """The heads averaged, (B, H, seq_q, d_v) → (B, seq_q, d_v), instead of concatenated."""
 
@@ -146,7 +146,7 @@ class MeanHeads(Merge):
         return xp.mean(data, axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Unprojected(Stage):
     """The output projection forgotten: output = context."""
 
@@ -154,7 +154,7 @@ class Unprojected(Stage):
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Unrescaled(Dropout):
     """Dropped-out weights not rescaled by 1/(1 − p)."""
 

@@ -16,13 +16,13 @@ to its stage when it is not finite.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attncli.attention import blocks
 from attncli.attention.blocks import block_rows
 from attncli.attention.conventions import conventions
-from attncli.attention.given import Given
 from attncli.attention.monitor import Monitor
 from attncli.attention.plan import Plan
 from attncli.attention.recorder import Recorder
@@ -32,6 +32,9 @@ from attncli.config import Score
 from attncli.errors import InputError
 from attncli.sizes import human, nbytes
 from attncli.trace import N_BY_N, Run, Trace
+
+if TYPE_CHECKING:  # check's alone: not imported for every run
+    from attncli.attention.given import Given
 
 FUSED = "fused: torch.nn.functional.scaled_dot_product_attention"
 

@@ -8,11 +8,11 @@ in :mod:`attncli.attention.executor`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attncli.attention.executor import execute
-from attncli.attention.given import Given
 from attncli.attention.monitor import Monitor
 from attncli.attention.plan import Plan, plan
 from attncli.backend import resolve
@@ -20,6 +20,9 @@ from attncli.config import AttentionConfig, build
 from attncli.problem import Problem
 from attncli.shapes import Prepared, prepare
 from attncli.trace import Trace
+
+if TYPE_CHECKING:  # check's alone: not imported for every run
+    from attncli.attention.given import Given
 
 
 def attend(problem: Problem, config: AttentionConfig | None = None,

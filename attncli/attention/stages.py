@@ -29,7 +29,7 @@ from attncli.attention.masks import Mask
 from attncli.attention.project import project
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Context:
     """What the stages of one block read besides their input: the run's arrays on the device.
 
@@ -59,9 +59,13 @@ class Context:
     empty: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Stage:
     """One stage: the step it records (None: it records nothing) and that step's formula.
+
+    A stage is never changed once made (another is made with ``dataclasses.replace``); the
+    classes are not frozen dataclasses only because those cost 3 ms more to define at
+    every start-up (bench/startup.py).
 
     ``checks``: the name an overflow of the output is reported under (the executor checks
     it when it checks every stage: scores, weights); ``row_local``: see the module's text.
@@ -84,7 +88,7 @@ class Stage:
 # --- projections: whole, before the blocks ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Project(Stage):
     """queries = x W_q + b_q (or keys, values from their inputs), split into heads; without a
     W, the input split into ``heads`` column blocks (:func:`attncli.attention.project.project`).
@@ -110,7 +114,7 @@ class Project(Stage):
 # --- row-local stages: a block of query rows ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class DotScore(Stage):
     """scores = queries keysᵀ, (B, H, rows, d_k) → (B, H, rows, seq_k).
     Source: Luong et al. 2015, eq. 8 ("dot"); Vaswani et al. 2017, eq. 1 before scaling."""
@@ -126,7 +130,7 @@ class DotScore(Stage):
         return {}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class GeneralScore(DotScore):
     """scores = queries W_a keysᵀ, a bilinear form; W_a (d_k, d_k) from the params.
     Shapes: (B, H, rows, d_k), keys (B, H, seq_k, d_k) → (B, H, rows, seq_k).
@@ -142,7 +146,7 @@ class GeneralScore(DotScore):
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class AdditiveScore(Stage):
     """scores = tanh(queries W_a + keys U_a + b_a) v_a; W_a (d_k, d_att), U_a (d_k, d_att),
     v_a (d_att,), b_a (d_att,) or absent, from the params. Shapes: (B, H, rows, d_k), keys
@@ -163,7 +167,7 @@ def _norm(xp, a) -> float:
     return float(xp.max(xp.sqrt(xp.sum(a * a, axis=-1)))) if a.shape[2] else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Scale(Stage):
     """scaled_scores = scores × factor (1/√d_k for the scaled dot product).
     Shapes: (B, H, rows, seq_k) → the same; the scores are overwritten when
@@ -182,7 +186,7 @@ class Scale(Stage):
         return {"scale": self.factor}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class MaskScores(Stage):
     """masked_scores = the scores where the run's one mask allows, −∞ elsewhere
     (:class:`attncli.attention.masks.Mask`); counts the rows left with no key.
@@ -213,7 +217,7 @@ class MaskScores(Stage):
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Softmax(Stage):
     """weights = softmax(scores / temperature) over the keys; rows with no key get zeros.
     Shapes: (B, H, rows, seq_k) → the same, each row summing to 1 (or all 0); the scores are
@@ -231,7 +235,7 @@ class Softmax(Stage):
         return {"temperature": self.temperature}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Hard(Stage):
     """weights = one_hot(argmax_j scores), ties to the first key; rows with no key get zeros.
     Shapes: (B, H, rows, seq_k) → the same.
@@ -241,7 +245,7 @@ class Hard(Stage):
         return normalize.hard(xp, data)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class TopK(Stage):
     """weights = softmax over each row's k largest scores / temperature, zero elsewhere.
 
@@ -259,7 +263,7 @@ class TopK(Stage):
         return normalize.top_k(xp, data if t == 1.0 else data / t, self.k)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Dropout(Stage):
     """dropped_weights = weights · keep / (1 − p), keep ~ Bernoulli(1 − p) drawn for the whole
     run from ``seed`` (or the problem's ``dropout_mask``, (B, H, seq_q, seq_k) True = kept),
@@ -289,7 +293,7 @@ class Dropout(Stage):
         return xp.where(keep, data / (1.0 - self.p), xp.zeros_like(data))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class WeightedSum(Stage):
     """head_context = weights values per head, (B, H, rows, seq_k) → (B, H, rows, d_v);
     values (B, H, seq_k, d_v) from the context.
@@ -305,7 +309,7 @@ class WeightedSum(Stage):
 # --- whole stages after the blocks ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Merge(Stage):
     """context = the heads side by side, (B, H, seq_q, d_v) → (B, seq_q, H·d_v): head h in
     columns h·d_v … (h+1)·d_v − 1. Source: Vaswani et al. 2017, §3.2.2 (Concat)."""
@@ -315,7 +319,7 @@ class Merge(Stage):
         return xp.reshape(xp.permute_dims(data, (0, 2, 1, 3)), (batch, seq_q, heads * d_v))
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, repr=False)
 class Output(Stage):
     """output = context W_o + b_o, (B, seq_q, H·d_v) → (B, seq_q, d_out); W_o (H·d_v, d_out),
     b_o (d_out,) or None, from the params.

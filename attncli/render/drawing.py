@@ -4,26 +4,18 @@ with anything else; the heatmap (text) and the plot (image) differ only in how a
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
 
 from attncli.errors import InputError
+from attncli.render.registry import ColorRange
 from attncli.trace import N_BY_N, Step, Trace
 
 #: The steps --heatmap and --plot draw without --steps (those in the trace).
 DRAWN_BY_DEFAULT = ("weights", "dropped_weights")
 #: The query × key steps from the mask on: the mask's cells in them are drawn as masked.
 AFTER_MASK = N_BY_N[N_BY_N.index("masked_scores"):]
-
-
-class ColorRange(enum.StrEnum):
-    """--color-range: which values the ends of a drawing's colour scale stand for."""
-
-    unit = "unit"  # the step's own fixed scale (limits): 0 … 1 for weights
-    auto = "auto"  # each grid's unmasked min … max
-    log = "log"  # each grid's smallest positive … largest value, on a logarithmic scale
 
 
 def query_by_key(step: Step) -> bool:

@@ -153,3 +153,12 @@ def for_output(path) -> Renderer:
                          f"picks one of {known}, {', '.join(default.extensions)} or none for "
                          f"a {default.name}; or give --format")
     return picked[suffix]
+
+
+class ColorRange(enum.StrEnum):
+    """--color-range (compute's drawings, :mod:`attncli.render.drawing`): which values the
+    ends of a drawing's colour scale stand for."""
+
+    unit = "unit"  # the step's own fixed scale (limits): 0 … 1 for weights
+    auto = "auto"  # each grid's unmasked min … max
+    log = "log"  # each grid's smallest positive … largest value, on a logarithmic scale

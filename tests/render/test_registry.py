@@ -131,5 +131,4 @@ def test_the_command_line_imports_no_renderer():
             "'torch')))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.split()
-    assert loaded == ["attncli.render.drawing", "attncli.render.layout",
-                      "attncli.render.registry"]
+    assert loaded == ["attncli.render.registry"]
