@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from attncli.config import Normalize, Score
 from attncli.errors import InputError
 from attncli.trace import N_BY_N, Trace
 
@@ -329,13 +330,13 @@ def _score_terms(trace: Trace, q, k, q_kind: Kind, k_kind: Kind) -> list[Term]:
     """The sides of one score before its value: the sum of products q·k; for the general
     score (q W_a)·k first; for the additive one v_a·tanh(q W_a + k U_a + b_a)."""
     score, given = trace.run.score, trace.inputs
-    if score == "general":
+    if score is Score.general:
         qW = q @ given["W_a"]
         return [Product((Group(Product((_vector(q, q_kind), Symbol("W_a")), Op.matmul)),
                          Symbol("k")), Op.dot),
                 Product((_vector(qW), _vector(k, k_kind)), Op.dot),
                 _products(qW, k, Kind.result, k_kind)]
-    if score == "additive":
+    if score is Score.additive:
         hidden = q @ given["W_a"] + k @ given["U_a"]
         if "b_a" in given:
             hidden = hidden + given["b_a"]
@@ -347,7 +348,7 @@ def _score_terms(trace: Trace, q, k, q_kind: Kind, k_kind: Kind) -> list[Term]:
 def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Section]:
     weights = rows("weights", i)
     tokens = trace.key_tokens
-    if trace.run.normalize == "hard":
+    if trace.run.normalize is Normalize.hard:
         title = _titled("Weights, hard attention", label)
         if np.isfinite(last).any():
             best = int(np.argmax(last))
@@ -357,7 +358,7 @@ def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Sect
             note = ("every key is masked: all weights are 0",)
         return [Section(title, notes=(note,))]
     temperature = trace.run.temperature
-    topk = trace.run.normalize == "topk"
+    topk = trace.run.normalize is Normalize.top_k
     kept = np.isfinite(last) & (weights > 0) if topk else np.isfinite(last)
     if not kept.any():
         return [Section(_titled("Weights", label), notes=((

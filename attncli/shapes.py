@@ -29,8 +29,8 @@ class Prepared:
         the values are projected from, the same array as keys_input unless value_memory is
         given
         W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
-        W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q or 1, seq_k), True = may
-        attend (broadcast over the query rows when it is a key padding mask alone)
+        W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q, seq_k), True = may attend;
+        key_padding_mask (B or 1, 1, 1, seq_k), True = padding
         dropout_mask (B, H, seq_q, seq_k) True = kept
     """
 
@@ -50,6 +50,7 @@ class Prepared:
     key_tokens: list[str]
     params: dict[str, np.ndarray | None]
     mask: np.ndarray | None
+    key_padding_mask: np.ndarray | None
     dropout_mask: np.ndarray | None
     key_from: str = "x"  # the problem key the keys come from: x, memory or key_memory
     value_from: str = "x"  # … the values: x, memory or value_memory
@@ -146,7 +147,7 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     if not cross and problem.memory_tokens is not None:
         warnings.append(f"{problem.where('memory_tokens')} not used: there is no memory")
 
-    mask = _mask(problem, batch, seq_q, seq_k, batched)
+    mask, key_padding_mask = _masks(problem, batch, seq_q, seq_k, batched)
     if config.causal_align is CausalAlign.bottom_right and (config.causal
                                                            or config.window is not None):
         _right_padded(problem)
@@ -169,7 +170,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         d_v=widths["v"], layout=layout, score=score,
         per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
                              if params[k] is not None), scale=scale, query_tokens=query_tokens,
-        key_tokens=key_tokens, params=params, mask=mask, dropout_mask=dropout_mask,
+        key_tokens=key_tokens, params=params, mask=mask, key_padding_mask=key_padding_mask,
+        dropout_mask=dropout_mask,
         warnings=warnings,
     )
 
@@ -297,7 +299,7 @@ def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, head
             if W.shape[0] == heads and np.swapaxes(W_in_out, 1, 2).shape[1] == d_from:
                 hint += (f"; {key} fits the {other.value} layout: pass --weight-layout "
                          f"{other.value}")
-            raise InputError(f"{there}: expected {_shape_text(expected)}, got "
+            raise InputError(f"{there}: expected {fmt_shape(expected)}, got "
                              f"{fmt_shape(W.shape)}{hint})")
         return W_in_out
     W_in_out = W if layout is Layout.in_out else W.T
@@ -306,7 +308,7 @@ def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, head
         hint = f" ({problem.where(from_key)} has width {d_from}"
         if W_in_out.shape[1] == d_from:
             hint += f"; {key} fits the {other.value} layout: pass --weight-layout {other.value}"
-        raise InputError(f"{there}: expected {_shape_text(expected)}, got "
+        raise InputError(f"{there}: expected {fmt_shape(expected)}, got "
                          f"{fmt_shape(W.shape)}{hint})")
     width = W_in_out.shape[1]
     if width % heads:
@@ -348,12 +350,12 @@ def _score_params(problem: Problem, score: Score, d_q: int, d_k: int) -> dict[st
 def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str) -> None:
     if key not in problem:
         sources = " and ".join(sorted(set(problem.origin.values()))) or "the input"
-        raise InputError(f"{purpose} needs '{key}' of shape {_shape_text(shape, 'd_att')}, "
+        raise InputError(f"{purpose} needs '{key}' of shape {fmt_shape(shape, 'd_att')}, "
                          f"which {sources} does not give")
     found = problem[key].shape
     if len(found) != len(shape) or any(e is not None and e != f for e, f in zip(shape, found,
                                                                                  strict=False)):
-        raise InputError(f"{problem.where(key)}: expected {_shape_text(shape, 'd_att')}, "
+        raise InputError(f"{problem.where(key)}: expected {fmt_shape(shape, 'd_att')}, "
                          f"got {fmt_shape(found)}")
 
 
@@ -369,7 +371,7 @@ def _output_projection(problem: Problem, width: int, layout: Layout):
         hint = (f" — it fits the {other.value} layout: pass --weight-layout {other.value}"
                 if W_in_out.shape[1] == width else "")
         expected = (width, "d_out") if layout is Layout.in_out else ("d_out", width)
-        raise InputError(f"{problem.where('W_o')}: expected {_shape_text(expected)} (the context "
+        raise InputError(f"{problem.where('W_o')}: expected {fmt_shape(expected)} (the context "
                          f"has H·d_v = {width} columns), got {fmt_shape(W.shape)}{hint}")
     b = None
     if "b_o" in problem:
@@ -378,11 +380,11 @@ def _output_projection(problem: Problem, width: int, layout: Layout):
     return W_in_out, b
 
 
-def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
-    """The given masks combined, True = may attend: (B or 1, 1, seq_q, seq_k) when ``mask`` is
-    given, (B or 1, 1, 1, seq_k) for a ``key_padding_mask`` alone (it is the same for every
-    query row, so it stays n numbers, not n²); None when neither is given."""
-    mask = None
+def _masks(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
+    """The problem's ``mask`` as (B or 1, 1, seq_q, seq_k), True = may attend, and its
+    ``key_padding_mask`` as (B or 1, 1, 1, seq_k), True = padding (n numbers, not n²); each
+    None when not given. Raises: InputError for a shape that fits neither form."""
+    mask = padding = None
     if "mask" in problem:
         m = problem["mask"]
         if m.shape == (seq_q, seq_k) or (batched and m.shape == (batch, seq_q, seq_k)):
@@ -392,15 +394,14 @@ def _mask(problem: Problem, batch: int, seq_q: int, seq_k: int, batched: bool):
             raise InputError(f"{problem.where('mask')}: expected {expected} = "
                              f"{fmt_shape((seq_q, seq_k))}, got {fmt_shape(m.shape)}")
     if "key_padding_mask" in problem:
-        padding = problem["key_padding_mask"]
-        if padding.shape == (seq_k,) or (batched and padding.shape == (batch, seq_k)):
-            keep = ~padding.reshape(-1, 1, 1, seq_k)
-            mask = keep if mask is None else mask & keep
+        given = problem["key_padding_mask"]
+        if given.shape == (seq_k,) or (batched and given.shape == (batch, seq_k)):
+            padding = given.reshape(-1, 1, 1, seq_k)
         else:
             expected = "(seq_k,)" + (" or (batch, seq_k)" if batched else "")
             raise InputError(f"{problem.where('key_padding_mask')}: expected {expected} = "
-                             f"({seq_k},), got {fmt_shape(padding.shape)}")
-    return mask
+                             f"({seq_k},), got {fmt_shape(given.shape)}")
+    return mask, padding
 
 
 def _dropout_mask(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: int,
@@ -429,9 +430,3 @@ def _tokens(problem: Problem, key: str, length: int, width: int, of: str = "x") 
         raise InputError(f"{problem.where(key)}: {len(tokens)} labels for {length} rows of "
                          f"{of}{hint}")
     return tokens
-
-
-def _shape_text(shape: tuple, unknown: str = "?") -> str:
-    parts = [unknown if s is None else str(s) for s in shape]
-    return "(" + ", ".join(parts) + (",)" if len(parts) == 1 else ")")
-

@@ -115,8 +115,8 @@ class Run:
 
     def __getattr__(self, name: str) -> Any:
         # only for names that are not Run's own fields: the options' (run.heads, run.score …)
-        if name.startswith("__") or name == "options":
-            raise AttributeError(name)
+        if name.startswith("__") or name == "options" or not hasattr(self.options, name):
+            raise AttributeError(f"Run has no field {name!r}, nor has its options")
         return getattr(self.options, name)
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def conventions(run: Run, mask: Mask | None) -> dict[str, str]:
     else:
         conventions["softmax"] = ("over the key axis, each row of weights sums to 1 (row maximum "
                                   "subtracted first)")
-    if mask is not None and mask.given is not None:
+    if mask is not None and mask.given:
         conventions["mask_polarity"] = (
             "mask: True = may attend (torch SDPA's attn_mask); key_padding_mask: True = padding, "
             "ignored (torch.nn.MultiheadAttention's)")

@@ -1,8 +1,9 @@
 """The executor: runs a plan's stages and records their steps into a Trace.
 
 The executor, not the stages, decides how the rows are computed (ARCHITECTURE.md):
-- whole matrices, when a row stage needs every row (``row_local`` False: dropout draws the
-  whole run's mask) or steps are given in place of computed ones (grading carried forward);
+- whole matrices, when a row stage needs every row (``row_local`` False), does its work
+  for the whole run at each call (``blockwise`` False: dropout draws the run's keep mask), or
+  steps are given in place of computed ones (grading carried forward);
 - query blocks (memory n·d, not n²: :func:`attncli.attention.blocks.block_rows`) otherwise,
   or the one row of --query;
 - torch's fused ``scaled_dot_product_attention`` when every row stage says what it adds to
@@ -28,8 +29,8 @@ from attncli.attention.plan import Plan
 from attncli.attention.recorder import Recorder
 from attncli.attention.stages import Context
 from attncli.backend import Runtime
-from attncli.config import Score
 from attncli.errors import InputError
+from attncli.problem import fmt_shape
 from attncli.sizes import human, nbytes
 from attncli.trace import N_BY_N, Run, Trace
 
@@ -63,7 +64,7 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
                   warnings=prepared.warnings)
     record = Recorder(trace, runtime, prepared.batched, H, steps, monitor, given)
     focus = None if query is None else trace.query_index(str(query))
-    # one row alone, unless a stage needs them all (dropout draws the whole run's mask)
+    # one row alone, unless a stage needs every row
     first, last = (focus, focus + 1) if focus is not None and plan.row_local else (0, None)
     context = Context(runtime=runtime,
                       params={k: runtime.asarray(v) for k, v in prepared.params.items()})
@@ -71,8 +72,10 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     context.keys_input = runtime.asarray(prepared.keys_input)
     context.values_input = (context.keys_input if prepared.values_input is prepared.keys_input
                             else runtime.asarray(prepared.values_input))
-    if plan.mask is not None and plan.mask.given is not None:
-        context.mask = runtime.asarray(plan.mask.given, boolean=True)
+    for name in ("mask", "padding"):  # the problem's masks on the device, once
+        array = None if plan.mask is None else getattr(plan.mask, name)
+        if array is not None:
+            setattr(context, name, runtime.asarray(array, boolean=True))
     if prepared.dropout_mask is not None:
         context.dropout_mask = runtime.asarray(prepared.dropout_mask, boolean=True)
 
@@ -91,14 +94,14 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
         monitor.advance(1, 1)
         path = FUSED
     else:
-        whole = not plan.row_local or given is not None
-        width = prepared.params["W_a"].shape[1] if prepared.score is Score.additive else 1
+        whole = not plan.row_local or not plan.blockwise or given is not None
+        width = max(stage.row_width(prepared.params) for stage in plan.rows)
         dtype = np.dtype(config.dtype.value)
         step = seq_q if whole else block_rows((batch, H, seq_q, seq_k), dtype.itemsize, width)
         size = nbytes((batch, H, seq_q, seq_k), dtype)
         if whole and size > blocks.ANNOUNCE_BYTES:
-            monitor.note(f"dropout and check's mistakes work on whole matrices: each n×n step "
-                         f"is {batch} × {H} × {seq_q} × {seq_k} = {human(size)}")
+            monitor.note(f"this run works on whole matrices (dropout, or a step given): each "
+                         f"n×n step is {batch} × {H} × {seq_q} × {seq_k} = {human(size)}")
         total = -(-seq_q // step)
         pieces = []
         for n, start in enumerate(range(0, seq_q, step)):
@@ -109,8 +112,10 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
         head_context = pieces[0] if total == 1 else xp.concat(pieces, axis=2)
         path = ("one query row" if focus is not None and first == focus else
                 "whole matrices" if total == 1 else f"query blocks of {step} rows")
-    if context.empty:
-        trace.warnings.append(f"{context.empty} query row(s) have no key to attend to: their "
+    empty = 0 if fused is not None or plan.mask is None else _empty_rows(plan.mask, xp, context,
+                                                                           first, seq_q)
+    if empty:
+        trace.warnings.append(f"{empty} query row(s) have no key to attend to: their "
                               "weights and context are zero")
 
     weighted_sum = plan.rows[-1]
@@ -119,22 +124,22 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     data = head_context
     for stage in plan.tail:
         data = _run(stage, xp, data, context, record, None)
-        if stage.checks:
-            check_finite(xp, data, stage.checks, config)
+        if stage.overflow:
+            check_finite(xp, data, stage.overflow, config)
     record.finish()
 
-    p = prepared.params
+    params = prepared.params
     trace.run = Run(
         config.replace(score=prepared.score, scale=prepared.scale, heads=H, seed=plan.seed,
                        weight_layout=prepared.layout, backend=runtime.backend,
                        device=runtime.device),
         d_k=prepared.d_k, d_v=prepared.d_v,
-        projected=tuple(k for k in ("W_q", "W_k", "W_v") if p[k] is not None), path=path,
+        projected=tuple(k for k in ("W_q", "W_k", "W_v") if params[k] is not None), path=path,
         matmul_flops=flops, key_lengths=None if plan.mask is None else plan.mask.key_lengths,
         key_from=prepared.key_from, value_from=prepared.value_from,
         per_head_weights=prepared.per_head_weights, batched=prepared.batched,
-        d_out=None if p["W_o"] is None else int(p["W_o"].shape[1]),
-        biases=tuple(k for k in ("b_q", "b_k", "b_v", "b_o") if p.get(k) is not None),
+        d_out=None if params["W_o"] is None else int(params["W_o"].shape[1]),
+        biases=tuple(k for k in ("b_q", "b_k", "b_v", "b_o") if params.get(k) is not None),
         scale_given=config.scale is not None)
     trace.mask = plan.mask
     trace.inputs = dict(inputs)
@@ -167,8 +172,8 @@ def _rows(plan: Plan, xp, queries, context: Context, record: Recorder, start: in
         context.inplace = last not in record.wanted
         out = stage(xp, data, context)
         context.inplace = False
-        if checked and stage.checks:
-            check_finite(xp, out, stage.checks, plan.config)
+        if checked and stage.overflow:
+            check_finite(xp, out, stage.overflow, plan.config)
         if stage.step is not None:
             out = record.rows(stage.step, stage.formula, out, start, seq_q)
             last = stage.step
@@ -185,8 +190,8 @@ def _overflow(plan: Plan, xp, queries, context: Context) -> None:
     data = queries
     for stage in plan.rows[:-1]:
         data = stage(xp, data, context)
-        if stage.checks:
-            check_finite(xp, data, stage.checks, plan.config)
+        if stage.overflow:
+            check_finite(xp, data, stage.overflow, plan.config)
 
 
 def _checked(plan: Plan, record: Recorder, xp, context: Context) -> bool:
@@ -195,12 +200,13 @@ def _checked(plan: Plan, record: Recorder, xp, context: Context) -> bool:
     largest number); otherwise only each block's context is (no extra n² passes)."""
     if record.wanted & set(N_BY_N):
         return True
-    bound = getattr(plan.rows[0], "bound", None)
+    bounds = [stage.bound(xp, context.queries, context.keys, context.params)
+              for stage in plan.rows]
+    bound = next((b for b in bounds if b is not None), None)
     if bound is None:
         return True
     limit = float(np.finfo(plan.config.dtype.value).max) / 4
-    size = bound(xp, context.queries, context.keys, context.params) * plan.score_gain
-    return not size < limit
+    return not bound * plan.score_gain < limit
 
 
 def _fused(plan: Plan, runtime: Runtime) -> dict | None:
@@ -222,6 +228,15 @@ def _fused(plan: Plan, runtime: Runtime) -> dict | None:
             "causal": merged.get("is_causal", False)}
 
 
+def _empty_rows(mask, xp, context: Context, first: int, rows: int) -> int:
+    """The query rows first … first + rows − 1 that the mask leaves no key, counted once per
+    batch item (not per head)."""
+    allowed = mask.rows(xp, first, first + rows, context.runtime.device, context.mask,
+                        context.padding)
+    allowed = xp.broadcast_to(allowed, (allowed.shape[0], 1, rows, mask.seq_k))
+    return int(xp.sum(xp.astype(~xp.any(allowed, axis=-1), xp.int64)))
+
+
 def _keys_transposed(xp, keys):
     from attncli.attention.scores import keys_transposed
 
@@ -239,6 +254,6 @@ def check_finite(xp, array, what: str, config) -> None:
             else "scale x or the weights down")
     if what == "weights" and config.temperature != 1.0:
         hint = f"--temperature {config.temperature:g} is too small for these scores"
-    shape = "(" + ", ".join(str(n) for n in array.shape) + ")"
-    raise InputError(f"the {what} {shape} overflow {config.dtype.value} (values beyond "
-                     f"±{'3.4e38' if config.dtype.value == 'float32' else '1.8e308'}): {hint}")
+    largest = "3.4e38" if config.dtype.value == "float32" else "1.8e308"
+    raise InputError(f"the {what} {fmt_shape(tuple(array.shape))} overflow {config.dtype.value} "
+                     f"(values beyond ±{largest}): {hint}")

@@ -27,9 +27,11 @@ class Mask:
             (flash-attn ≥ 2.1), or by L_b − seq_q per batch item with ``key_lengths``.
         key_lengths: (B,) each batch item's keys that are not padding, when the diagonal
             follows them (bottom-right with a key_padding_mask), else None.
-        given: the problem's mask and key_padding_mask combined, (B or 1, 1, seq_q or 1,
-            seq_k) bool, True = may attend (n numbers, not n², for a padding mask alone);
-            None without them.
+        mask: the problem's ``mask``, (B or 1, 1, seq_q, seq_k) bool, True = may attend
+            (torch SDPA's attn_mask), or None.
+        padding: the problem's ``key_padding_mask``, (B or 1, 1, 1, seq_k) bool, True = a
+            padding key, never attended to (nn.MultiheadAttention's), or None.
+    Each is one predicate of (batch, query i, key j); :meth:`rows` ANDs them.
     Sources: causal, Vaswani et al. 2017 §3.2.3 and torch SDPA's is_causal (top-left);
     bottom-right, flash-attn ≥ 2.1 (its tests' construct_local_mask,
     sk = key_padding_mask.sum(-1)); local, Luong et al. 2015 §3.2, sliding with causal
@@ -42,12 +44,18 @@ class Mask:
     window: int | None = None
     bottom_right: bool = False
     key_lengths: tuple[int, ...] | None = None
-    given: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    padding: np.ndarray | None = None
 
     @property
     def structural(self) -> bool:
         """Whether the mask depends on positions (causal or window), not only on given arrays."""
         return self.causal or self.window is not None
+
+    @property
+    def given(self) -> bool:
+        """Whether the problem gave a mask or a key_padding_mask."""
+        return self.mask is not None or self.padding is not None
 
     def words(self) -> str:
         """The mask's parts in words, as the masked_scores formula says them."""
@@ -58,14 +66,15 @@ class Mask:
                             and self.key_lengths is not None else ""))
         if self.window is not None:
             parts.append(f"window |i − j| ≤ {self.window}")
-        if self.given is not None:
+        if self.given:
             parts.append("mask / key_padding_mask")
         return ", ".join(parts)
 
-    def rows(self, xp, start: int, stop: int, device=None, given=None):
+    def rows(self, xp, start: int, stop: int, device=None, mask=None, padding=None):
         """Query rows start … stop − 1 of the mask, (B or 1, 1, rows, seq_k) bool on ``xp``.
 
-        ``given``: :attr:`given` already on ``xp``'s device (the stage converts it once).
+        ``mask``, ``padding``: :attr:`mask` and :attr:`padding` already on ``xp``'s device (the
+        executor converts them once), else these numpy arrays are used.
         """
         allowed = None
         if self.structural:
@@ -75,10 +84,12 @@ class Mask:
                                  bottom_right=self.bottom_right, window=window, device=device,
                                  rows=(start, stop), key_lengths=self.key_lengths)
             allowed = xp.reshape(allowed, (-1, 1, stop - start, self.seq_k))
-        if self.given is not None:
-            mask = self.given if given is None else given
-            mask = mask if mask.shape[2] == 1 else mask[:, :, start:stop]
-            allowed = mask if allowed is None else allowed & mask
+        if self.mask is not None:
+            given = (self.mask if mask is None else mask)[:, :, start:stop]
+            allowed = given if allowed is None else allowed & given
+        if self.padding is not None:
+            keep = ~(self.padding if padding is None else padding)
+            allowed = keep if allowed is None else allowed & keep
         return allowed
 
     def dense(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -135,8 +146,6 @@ def left_padding(key_padding_mask) -> tuple[int, int, int] | None:
     keys first (tests/test_flash_attn.py's generate_random_padding_mask, arange < lengths),
     and left padding is a separate offset (construct_local_mask's key_leftpad).
     """
-    import numpy as np
-
     padding = np.atleast_2d(np.asarray(key_padding_mask, dtype=bool))
     # a real key after a padded one: padding seen so far (cumulative) and this key real
     seen = np.logical_or.accumulate(padding, axis=-1)

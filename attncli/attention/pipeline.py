@@ -81,11 +81,11 @@ def matmul_flops(prepared: Prepared, config: AttentionConfig) -> int:
     seq_k, d_src = prepared.keys_input.shape[1:]
     d_vsrc = prepared.values_input.shape[2]
     H, d_k, d_v = prepared.heads, prepared.d_k, prepared.d_v
-    p = prepared.params
+    params = prepared.params
     total = 2 * batch * H * seq_q * seq_k * (d_k + d_v)
-    total += 2 * batch * H * d_k * seq_q * d_in if p["W_q"] is not None else 0
-    total += 2 * batch * H * d_k * seq_k * d_src if p["W_k"] is not None else 0
-    total += 2 * batch * H * d_v * seq_k * d_vsrc if p["W_v"] is not None else 0
-    if p["W_o"] is not None:
-        total += 2 * batch * seq_q * p["W_o"].shape[0] * p["W_o"].shape[1]
+    total += 2 * batch * H * d_k * seq_q * d_in if params["W_q"] is not None else 0
+    total += 2 * batch * H * d_k * seq_k * d_src if params["W_k"] is not None else 0
+    total += 2 * batch * H * d_v * seq_k * d_vsrc if params["W_v"] is not None else 0
+    if params["W_o"] is not None:
+        total += 2 * batch * seq_q * params["W_o"].shape[0] * params["W_o"].shape[1]
     return int(total)

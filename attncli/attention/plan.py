@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from attncli.attention import stages as st
 from attncli.attention.masks import Mask
 from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
-from attncli.errors import ConfigError
 from attncli.shapes import Prepared
+from attncli.trace import STEP_NAMES
 
 
 @dataclass(eq=False, repr=False)  # not frozen: 0.3 ms less at start-up; never changed
@@ -47,6 +47,11 @@ class Plan:
         return (*self.projections, *self.rows, *self.tail)
 
     @property
+    def blockwise(self) -> bool:
+        """Whether every row stage is worth calling a block of rows at a time."""
+        return all(stage.blockwise for stage in self.rows)
+
+    @property
     def row_local(self) -> bool:
         """Whether every row stage computes a query row from that row alone: then the rows
         can be computed in blocks, or one row alone for --query."""
@@ -75,16 +80,16 @@ class Plan:
 def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
     """The stages ``config`` asks for on ``prepared``'s arrays, in order.
 
-    Raises: ConfigError for nothing a checked config and problem can give (kept for
-    callers that build configs by hand).
+    Raises: ValueError (a bug, not bad input) when a stage records a step that
+    :data:`attncli.trace.STEP_NAMES` does not list: the trace would drop it unseen.
     """
-    H, p = prepared.heads, prepared.params
+    H, params = prepared.heads, prepared.params
     projections = (
-        st.Project("queries", _projection_formula("queries", "x", "q", p, H),
+        st.Project("queries", _projection_formula("queries", "x", "q", params, H),
                    from_input="x", weight="W_q", bias="b_q", heads=H),
-        st.Project("keys", _projection_formula("keys", prepared.key_from, "k", p, H),
+        st.Project("keys", _projection_formula("keys", prepared.key_from, "k", params, H),
                    from_input="keys_input", weight="W_k", bias="b_k", heads=H),
-        st.Project("values", _projection_formula("values", prepared.value_from, "v", p, H),
+        st.Project("values", _projection_formula("values", prepared.value_from, "v", params, H),
                    from_input="values_input", weight="W_v", bias="b_v", heads=H),
     )
     rows: list[st.Stage] = [_score(prepared)]
@@ -112,16 +117,21 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
         rows.append(st.Dropout(
             "dropped_weights", f"dropped_weights = weights · keep / (1 − {config.dropout:g}), "
             f"keep ~ Bernoulli({1 - config.dropout:g}) ({origin})",
-            p=config.dropout, seed=seed, shape=(batch, H, seq_q, seq_k)))
+            probability=config.dropout, seed=seed, shape=(batch, H, seq_q, seq_k)))
         weights = "dropped_weights"
     rows.append(st.WeightedSum("head_context", f"head_context = {weights} values (per head)"))
     tail: list[st.Stage] = [st.Merge("context", "context = concat_h(head_context)" if H > 1
-                                     else f"context = {weights} values", checks="context")]
-    if p["W_o"] is not None:
+                                     else f"context = {weights} values", overflow="context")]
+    if params["W_o"] is not None:
         tail.append(st.Output("output", "output = context W_o"
-                              + (" + b_o" if p["b_o"] is not None else ""), checks="output"))
-    return Plan(prepared, config, projections, tuple(rows), tuple(tail), mask, seed,
+                              + (" + b_o" if params["b_o"] is not None else ""), overflow="output"))
+    made = Plan(prepared, config, projections, tuple(rows), tuple(tail), mask, seed,
                 abs(scale) / config.temperature)
+    unlisted = [s.step for s in made.stages if s.step is not None and s.step not in STEP_NAMES]
+    if unlisted:
+        raise ValueError(f"steps {unlisted} are not in attncli.trace.STEP_NAMES: add them there, "
+                         "in pipeline order")
+    return made
 
 
 def _projection_formula(name: str, source: str, which: str, params, heads: int) -> str:
@@ -133,32 +143,31 @@ def _projection_formula(name: str, source: str, which: str, params, heads: int) 
 
 def _score(prepared: Prepared) -> st.Stage:
     if prepared.score is Score.general:
-        return st.GeneralScore("scores", "scores = queries W_a keysᵀ", checks="scores")
+        return st.GeneralScore("scores", "scores = queries W_a keysᵀ", overflow="scores")
     if prepared.score is Score.additive:
         bias = " + b_a" if "b_a" in prepared.params else ""
         return st.AdditiveScore("scores", f"scores = tanh(queries W_a + keys U_a{bias}) v_a",
-                                checks="scores")
-    return st.DotScore("scores", "scores = queries keysᵀ", checks="scores")
+                                overflow="scores")
+    return st.DotScore("scores", "scores = queries keysᵀ", overflow="scores")
 
 
 def _normalize(config: AttentionConfig, last: str) -> st.Stage:
     t = config.temperature
     over = last if t == 1.0 else f"{last} / {t:g}"
     if config.normalize is Normalize.hard:
-        return st.Hard("weights", f"weights = one_hot(argmax_j {last})", checks="weights")
-    if config.normalize is Normalize.top_k:
-        if config.top_k is None:
-            raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
+        return st.Hard("weights", f"weights = one_hot(argmax_j {last})", overflow="weights")
+    if config.normalize is Normalize.top_k:  # top_k is set: AttentionConfig.validate
         return st.TopK("weights", f"weights = softmax(top-{config.top_k} of {over})",
-                       checks="weights", k=config.top_k, temperature=t)
-    return st.Softmax("weights", f"weights = softmax({over})", checks="weights", temperature=t)
+                       overflow="weights", k=config.top_k, temperature=t)
+    return st.Softmax("weights", f"weights = softmax({over})", overflow="weights", temperature=t)
 
 
 def run_mask(prepared: Prepared, config: AttentionConfig) -> Mask | None:
     """The one mask of the run (causal, window, mask, key_padding_mask), or None when nothing
     is masked. Bottom-right alignment with a key_padding_mask puts each batch item's diagonal
     at its own last real key (flash-attn's)."""
-    if not (config.causal or config.window is not None or prepared.mask is not None):
+    if not (config.causal or config.window is not None or prepared.mask is not None
+            or prepared.key_padding_mask is not None):
         return None
     bottom_right = config.causal_align is CausalAlign.bottom_right
     per_item = (bottom_right and prepared.key_lengths is not None
@@ -166,4 +175,4 @@ def run_mask(prepared: Prepared, config: AttentionConfig) -> Mask | None:
     return Mask(seq_q=prepared.x.shape[1], seq_k=prepared.keys_input.shape[1], causal=config.causal,
                 window=config.window, bottom_right=bottom_right,
                 key_lengths=tuple(int(n) for n in prepared.key_lengths) if per_item else None,
-                given=prepared.mask)
+                mask=prepared.mask, padding=prepared.key_padding_mask)

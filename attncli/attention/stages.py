@@ -36,11 +36,11 @@ class Context:
     Shapes: x (B, rows_run, d_in) (the query rows this run computes), keys_input (B, seq_k,
     d_src), values_input (B, seq_k, d_vsrc); params: W_q (H, d_in, d_k) … as
     :class:`attncli.shapes.Prepared` holds them; queries, keys, values (B, H, …) once
-    projected; keys_t (B, H, d_k, seq_k) the keys transposed, contiguous; mask the problem's
-    mask (:attr:`Mask.given`) on the device; dropout_mask (B, H, seq_q, seq_k) bool or None.
+    projected; keys_t (B, H, d_k, seq_k) the keys transposed, contiguous; mask and padding
+    the problem's mask and key_padding_mask (:class:`Mask`) on the device; dropout_mask
+    (B, H, seq_q, seq_k) bool or None.
     ``first``: the block's first query row in the problem (masks and dropout need it);
-    ``inplace``: whether the stage may overwrite its input (nothing else holds it);
-    ``empty``: query rows seen so far with no key to attend to (the mask stage counts them).
+    ``inplace``: whether the stage may overwrite its input (nothing else holds it).
     """
 
     runtime: Any
@@ -53,10 +53,10 @@ class Context:
     values: Any = None
     keys_t: Any = None
     mask: Any = None
+    padding: Any = None
     dropout_mask: Any = None
     first: int = 0
     inplace: bool = False
-    empty: int = 0
 
 
 @dataclass(eq=False, repr=False)
@@ -67,17 +67,31 @@ class Stage:
     classes are not frozen dataclasses only because those cost 3 ms more to define at
     every start-up (bench/startup.py).
 
-    ``checks``: the name an overflow of the output is reported under (the executor checks
-    it when it checks every stage: scores, weights); ``row_local``: see the module's text.
+    ``overflow``: the name an overflow of the output is reported under (the executor checks
+    it when it checks every stage: scores, weights). ``row_local``: see the module's text.
+    ``blockwise``: worth calling a block of rows at a time; False when each call does work
+    for the whole run (dropout draws the whole run's keep mask), so one call over every row
+    the run computes is cheaper than one per block (one --query row is still one row).
     """
 
     step: str | None
     formula: str
     row_local: bool = field(default=True, kw_only=True)
-    checks: str | None = field(default=None, kw_only=True)
+    overflow: str | None = field(default=None, kw_only=True)
+    blockwise: bool = field(default=True, kw_only=True)
 
     def __call__(self, xp, data, context: Context):
         raise NotImplementedError
+
+    def bound(self, xp, queries, keys, params) -> float | None:
+        """An upper bound of |output| for a score stage (for the executor's overflow check),
+        inf when it overflows itself; None when the stage gives none (the default)."""
+        return None
+
+    def row_width(self, params) -> int:
+        """How many numbers of (B, H, rows, seq_k) size per query row and key the stage holds
+        at once, relative to the scores (1; the additive score's hidden layer, d_att)."""
+        return 1
 
     def fused(self) -> dict[str, Any] | None:
         """This stage's part of an SDPA call (``scale``, ``is_causal``, ``temperature``), {}
@@ -154,8 +168,12 @@ class AdditiveScore(Stage):
     Source: Bahdanau et al. 2015, appendix A.1.2."""
 
     def __call__(self, xp, data, context: Context):
-        p = context.params
-        return scores.additive(xp, data, context.keys, p["W_a"], p["U_a"], p["v_a"], p.get("b_a"))
+        params = context.params
+        return scores.additive(xp, data, context.keys, params["W_a"], params["U_a"],
+                               params["v_a"], params.get("b_a"))
+
+    def row_width(self, params) -> int:
+        return int(params["W_a"].shape[1])  # the (B, H, rows, seq_k, d_att) hidden layer
 
     def bound(self, xp, queries, keys, params) -> float:
         """|v_aᵀ tanh(…)| ≤ Σ|v_a|."""
@@ -189,30 +207,24 @@ class Scale(Stage):
 @dataclass(eq=False, repr=False)
 class MaskScores(Stage):
     """masked_scores = the scores where the run's one mask allows, −∞ elsewhere
-    (:class:`attncli.attention.masks.Mask`); counts the rows left with no key.
+    (:class:`attncli.attention.masks.Mask`).
     Shapes: (B, H, rows, seq_k) → the same, with the mask's query rows first … first + rows − 1
-    (``context.first``); a row with no key adds 1 to ``context.empty`` per batch item (once
-    for all heads).
+    (``context.first``).
     Source: Vaswani et al. 2017, §3.2.3."""
 
     mask: Mask = None  # type: ignore[assignment]
 
     def allowed(self, xp, data, context: Context):
         """The block's rows of the mask, (B or 1, 1, rows, seq_k), True = may attend."""
-        given = context.mask
         return self.mask.rows(xp, context.first, context.first + data.shape[2],
-                              context.runtime.device, given)
+                              context.runtime.device, context.mask, context.padding)
 
     def __call__(self, xp, data, context: Context):
-        allowed = self.allowed(xp, data, context)
-        rows = (data.shape[0], 1, *data.shape[2:])  # (B, 1, rows, seq_k): each row once
-        context.empty += int(xp.sum(xp.astype(~xp.any(xp.broadcast_to(allowed, rows), axis=-1),
-                                              xp.int64)))
-        return masks.apply(xp, data, allowed)
+        return masks.apply(xp, data, self.allowed(xp, data, context))
 
     def fused(self):
         m = self.mask
-        if m.given is None and m.window is None and m.causal and not m.bottom_right:
+        if not m.given and m.window is None and m.causal and not m.bottom_right:
             return {"is_causal": True}
         return None
 
@@ -274,8 +286,8 @@ class Dropout(Stage):
     draws torch's own mask after torch.manual_seed(seed) (:func:`attncli.backend.dropout_keep`).
     """
 
-    row_local: bool = field(default=False, kw_only=True)  # the whole run's mask is drawn
-    p: float = 0.0
+    blockwise: bool = field(default=False, kw_only=True)  # each call draws the run's mask
+    probability: float = 0.0
     seed: int | None = None
     shape: tuple[int, ...] = ()  # (B, H, seq_q, seq_k) of the whole run
 
@@ -285,12 +297,12 @@ class Dropout(Stage):
 
         given = context.dropout_mask
         keep = (given if given is not None
-                else dropout_keep(context.runtime, self.shape, self.p, self.seed))
+                else dropout_keep(context.runtime, self.shape, self.probability, self.seed))
         return keep[:, :, context.first:context.first + data.shape[2]]
 
     def __call__(self, xp, data, context: Context):
         keep = self.keep(xp, data, context)
-        return xp.where(keep, data / (1.0 - self.p), xp.zeros_like(data))
+        return xp.where(keep, data / (1.0 - self.probability), xp.zeros_like(data))
 
 
 @dataclass(eq=False, repr=False)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attncli.config import CausalAlign, Layout, Normalize, Score, as_flags
+from attncli.config import Layout, Normalize, Score, as_flags
 from attncli.errors import InputError
 from attncli.problem import fmt_shape
 from attncli.render.layout import printable
@@ -327,36 +327,39 @@ class _Script:
     def masks(self, use_mha: bool) -> None:
         """``allowed`` (True = may attend) from the causal/window masks and the problem's
         ``mask`` (with the key padding for SDPA; MHA takes key_padding_mask by itself)."""
-        run, inputs = self.run, self.inputs
+        inputs, mask = self.inputs, self.trace.mask  # the run's one mask: its predicates
+        if mask is None:
+            self._note_empty_rows()
+            return
         seq_q, seq_k = self._lengths()
-        offset = seq_k - seq_q if run.causal_align is CausalAlign.bottom_right else 0
-        if self.trace.mask is not None and self.trace.mask.key_lengths is not None:
+        offset = seq_k - seq_q if mask.bottom_right else 0
+        if mask.key_lengths is not None:
             self._per_item_masks(use_mha)
             return
         parts = []
-        if run.causal:
+        if mask.causal:
             shift = f" + {offset}" if offset > 0 else f" − {-offset}" if offset else ""
             where = ("top-left: query i sees keys j ≤ i" if offset == 0 else
                      f"bottom-right: query i sees keys j ≤ i{shift}")
             parts.append((f"torch.ones({seq_q}, {seq_k}, dtype=torch.bool).tril({offset or ''})",
                           f"causal, {where}"))
-        if run.window is not None:
+        if mask.window is not None:
             i = f"torch.arange({seq_q})[:, None]" + (f" + {offset}" if offset else "")
             shift = f" + {offset}" if offset > 0 else f" − {-offset}" if offset else ""
-            parts.append((f"({i} - torch.arange({seq_k})).abs() <= {run.window}",
-                          f"window: |i{shift} − j| ≤ {run.window}"))
-        if "mask" in inputs:
+            parts.append((f"({i} - torch.arange({seq_k})).abs() <= {mask.window}",
+                          f"window: |i{shift} − j| ≤ {mask.window}"))
+        if mask.mask is not None:
             parts.append(("mask", "the problem's mask"))
             self.batch_mask = inputs["mask"].ndim == 3
-        if "key_padding_mask" in inputs and not use_mha:
+        if mask.padding is not None and not use_mha:
             pad = inputs["key_padding_mask"]  # (seq_k,) or (B, seq_k): one row of keys
             parts.append(("(~key_padding_mask)" + ("[:, None, :]" if pad.ndim == 2
                                                    else "[None, :]"),
                           "not padding, (B, 1, seq_k)" if pad.ndim == 2
                           else "not padding, (1, seq_k): SDPA's attn_mask has ≥ 2 axes"))
             self.batch_mask = self.batch_mask or pad.ndim == 2
-        self.causal_only = run.causal and offset == 0 and len(parts) == 1 and (
-            "key_padding_mask" not in inputs)
+        self.causal_only = mask.causal and offset == 0 and len(parts) == 1 and (
+            mask.padding is None)
         self._note_empty_rows()
         if not parts or (self.causal_only and not use_mha):
             return
@@ -371,7 +374,7 @@ class _Script:
     def _per_item_masks(self, use_mha: bool) -> None:
         """``allowed`` when the bottom-right diagonal follows each batch item's unpadded keys:
         i shifted by L − seq_q, L = (~key_padding_mask).sum(-1) (flash-attn's alignment)."""
-        run, inputs = self.run, self.inputs
+        inputs, mask = self.inputs, self.trace.mask
         seq_q, seq_k = self._lengths()
         pad = inputs["key_padding_mask"]
         each = "[:, None, None]" if pad.ndim == 2 else ""
@@ -382,17 +385,17 @@ class _Script:
                  f"i = torch.arange({seq_q})[:, None] + shift{each}  # the query row, shifted",
                  f"j = torch.arange({seq_k})  # the key column")
         parts = []
-        if run.causal:
+        if mask.causal:
             parts.append("(j <= i)")
-        if run.window is not None:
-            parts.append(f"((i - j).abs() <= {run.window})")
-        if "mask" in inputs:
+        if mask.window is not None:
+            parts.append(f"((i - j).abs() <= {mask.window})")
+        if mask.mask is not None:
             parts.append("mask")
         if not use_mha:
             parts.append("(~key_padding_mask)" + ("[:, None, :]" if pad.ndim == 2 else ""))
         self.add("allowed = " + " & ".join(parts))
         self.allowed = "allowed"
-        self.batch_mask = pad.ndim == 2 or ("mask" in inputs and inputs["mask"].ndim == 3)
+        self.batch_mask = pad.ndim == 2 or (mask.mask is not None and inputs["mask"].ndim == 3)
         self._note_empty_rows()
 
     # ------------------------------------------------------------------------------------

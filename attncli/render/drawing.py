@@ -40,12 +40,13 @@ def drawable(steps: list[str] | None, option: str = "--heatmap") -> list[str]:
     return names
 
 
-def masked(trace: Trace, step: Step) -> np.ndarray:
-    """Which cells of a step the mask forbids, for drawing them as masked.
+def hidden_cells(trace: Trace, step: Step) -> np.ndarray:
+    """Which cells of a step a drawing hides (draws as masked): True = hidden, as the name
+    says; the run's mask (True = may attend) inverted, and −∞ scores.
 
     Shapes:
         step.data (…, seq_q, seq_k) on axes from (batch, head, query, key); returns bool of
-        the same shape, True = masked (the opposite of the run's mask, True = may attend)
+        the same shape, True = hidden
     The rule: only steps from ``masked_scores`` on (:data:`AFTER_MASK`) have masked cells;
     in them, the cells the run's one mask (``trace.mask``,
     :class:`attncli.attention.masks.Mask`) forbids, its row ``trace.focus`` after --query,

@@ -27,8 +27,8 @@ from attncli.render.drawing import (
     Scale,
     drawable,
     grid_scale,
+    hidden_cells,
     limits,
-    masked,
     pool,
     query_by_key,
 )
@@ -104,7 +104,7 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
                                 "  ", _styled(f"{' × '.join(step.axes)}: {shape}", "dim",
                                               colour))
         console.print(heading, overflow="fold")
-        hidden = masked(trace, step)
+        hidden = hidden_cells(trace, step)
         unit = limits(step, hidden)  # the scale of unit, and of a grid with no range of its own
         grids = [_grid(part, mask.matrix, color_range, unit, colour, console.width)
                  for part, mask in zip(slices(trace, step),

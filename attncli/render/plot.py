@@ -27,8 +27,8 @@ from attncli.render.drawing import (
     Scale,
     drawable,
     grid_scale,
+    hidden_cells,
     limits,
-    masked,
     pool,
     query_by_key,
 )
@@ -118,7 +118,7 @@ def figure(trace: Trace, steps: list[str] | None = None,
     max and log over its positive values on a log10 axis (zeros at the low end, ticks of
     :func:`log_ticks` in plain text), a colour bar per panel (``drawing.grid_scale``;
     the figure wider by the extra bars, the panels as large as beside one).
-    Masked cells (``drawing.masked``) are grey and hatched, with a legend entry
+    Masked cells (``drawing.hidden_cells``) are grey and hatched, with a legend entry
     "masked". Labels are drawn as text (no mathtext), control characters as their escapes;
     matplotlib's warnings (a glyph missing from the font) are dropped.
     Size: 0.5 inch per token up to 10 tokens, a panel's cells at most 5 inches across, the
@@ -231,7 +231,7 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice],
     import matplotlib
     from matplotlib.patches import Patch, Rectangle
 
-    all_hidden = masked(trace, step)
+    all_hidden = hidden_cells(trace, step)
     unit = limits(step, all_hidden)  # the scale of unit, and of a grid with no range of its own
     shared = color_range in (None, ColorRange.unit)  # one colour bar for the step
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))

@@ -219,3 +219,18 @@ def test_overflow_is_named_with_or_without_the_n_by_n_steps(steps, tiny_blocks):
     with pytest.raises(InputError, match="--temperature 1e-38 is too small"):
         _run({"x": np.full((4, 2), 1e10)}, {"dtype": DType.float32, "temperature": 1e-38},
              Backend.numpy, steps=steps)
+
+
+def test_one_query_row_with_dropout_is_computed_alone():
+    # Dropout draws the whole run's keep mask at each call, so a run of many rows is one call
+    # (whole matrices); one --query row is still that row alone, with its row of the mask.
+    arrays, _ = CASES["key-padding"]
+    fields = {"dropout": 0.5, "seed": 3}
+    whole = _run(arrays, fields, Backend.numpy)
+    alone = attend(Problem.from_mapping(arrays, "test"),
+                   AttentionConfig(backend=Backend.numpy, **fields), query="2")
+    assert whole.run.path == "whole matrices"
+    assert alone.run.path == "one query row"
+    np.testing.assert_allclose(alone["dropped_weights"][0], whole["dropped_weights"][2],
+                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(alone["context"][0], whole["context"][2], rtol=1e-12, atol=0)

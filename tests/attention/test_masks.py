@@ -136,9 +136,9 @@ def test_padded_bottom_right_runs_equal_flash_attn_reference(causal, window, seq
 
 def rendered_mask(trace, name: str) -> np.ndarray:
     """The cells heatmaps and plots draw as masked (attncli.render.masked)."""
-    from attncli.render.drawing import masked
+    from attncli.render.drawing import hidden_cells
 
-    return masked(trace, trace.step(name))
+    return hidden_cells(trace, trace.step(name))
 
 
 def test_padded_bottom_right_is_stated_in_the_conventions():

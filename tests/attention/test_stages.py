@@ -224,18 +224,20 @@ def test_mask_scores_takes_the_blocks_rows_of_a_causal_mask():
     blocked = np.array([[False, False, True], [False, False, False]])
     np.testing.assert_array_equal(np.isneginf(out), np.broadcast_to(blocked, (1, 2, 2, 3)))
     np.testing.assert_allclose(out[~np.isneginf(out)], scores[~np.isneginf(out)], rtol=1e-12)
-    assert ctx.empty == 0
 
 
-def test_mask_scores_counts_each_empty_row_once_over_the_heads():
+def test_mask_scores_empty_rows_are_counted_once_over_the_heads():
     # given mask (B = 2, 1, 2 queries, 2 keys), True = may attend:
     #   item 0 [[T, F], [T, T]]; item 1 [[F, F], [T, F]]: item 1's query 0 sees no key
-    # 3 heads share that row, but it is one row with no key: 4 already counted + 1 = 5
+    # 3 heads share that row, but it is one row with no key: the executor counts 1
+    from attncli.attention.executor import _empty_rows
+
     given = np.array([[[[True, False], [True, True]]], [[[False, False], [True, False]]]])
     scores = np.ones((2, 3, 2, 2))
-    ctx = context(mask=given, empty=4)
-    out = MaskScores("masked_scores", "", mask=Mask(2, 2, given=given))(xp, scores, ctx)
-    assert ctx.empty == 5
+    ctx = context(mask=given)
+    out = MaskScores("masked_scores", "", mask=Mask(2, 2, mask=given))(xp, scores, ctx)
+    assert _empty_rows(Mask(2, 2, mask=given), xp, ctx, 0, 2) == 1
+    assert _empty_rows(Mask(2, 2, mask=given), xp, ctx, 1, 1) == 0  # row 1 alone
     np.testing.assert_array_equal(np.isneginf(out), np.broadcast_to(~given, (2, 3, 2, 2)))
     assert np.all(np.isneginf(out[1, :, 0]))  # the empty row: −∞ for every key and head
 
@@ -245,10 +247,9 @@ def test_mask_scores_given_mask_rows_follow_first():
     # [T, F]; no empty row
     given = np.array([[[[True, False], [True, True]]], [[[False, False], [True, False]]]])
     ctx = context(mask=given, first=1)
-    out = MaskScores("masked_scores", "", mask=Mask(2, 2, given=given))(
+    out = MaskScores("masked_scores", "", mask=Mask(2, 2, mask=given))(
         xp, np.ones((2, 1, 1, 2)), ctx)
     np.testing.assert_array_equal(np.isneginf(out[:, 0, 0]), [[False, False], [False, True]])
-    assert ctx.empty == 0
 
 
 def test_mask_scores_then_softmax_is_sdpa_with_attn_mask(torch):
@@ -351,7 +352,7 @@ def test_dropout_takes_the_blocks_rows_of_the_given_mask():
     # keep [[T, F], [F, T]], p = 0.5: kept weights × 1/(1 − 0.5) = × 2
     keep = np.array([[[[True, True], [False, True], [True, False], [False, True]]]])
     weights = one([[1 / 4, 3 / 4], [1 / 2, 1 / 2]])
-    stage = Dropout("dropped_weights", "", p=0.5, shape=(1, 1, 4, 2))
+    stage = Dropout("dropped_weights", "", probability=0.5, shape=(1, 1, 4, 2))
     out = stage(xp, weights, context(dropout_mask=keep, first=2))
     np.testing.assert_allclose(out, one([[1 / 2, 0], [0, 1]]), rtol=1e-12)
 
@@ -361,7 +362,7 @@ def test_dropout_blocks_are_rows_of_the_whole_run():
     # rows 1, 2 of the mask the whole run gets (an invariant: no block draws its own)
     shape = (2, 2, 5, 4)
     weights = np.random.default_rng(0).random(shape)
-    stage = Dropout("dropped_weights", "", p=0.5, seed=11, shape=shape)
+    stage = Dropout("dropped_weights", "", probability=0.5, seed=11, shape=shape)
     whole = stage(xp, weights, context(first=0))
     block = stage(xp, weights[:, :, 1:3], context(first=1))
     np.testing.assert_allclose(block, whole[:, :, 1:3], rtol=1e-12)
@@ -378,7 +379,7 @@ def test_dropout_on_torch_is_torch_dropout(torch):
     runtime = Runtime(Backend.torch, "cpu", DType.float64, txp)
     shape, p, seed = (1, 2, 4, 3), 0.4, 7
     weights = torch.from_numpy(np.random.default_rng(2).random(shape))
-    stage = Dropout("dropped_weights", "", p=p, seed=seed, shape=shape)
+    stage = Dropout("dropped_weights", "", probability=p, seed=seed, shape=shape)
     out = stage(txp, weights[:, :, 1:3], Context(runtime=runtime, params={}, first=1))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -456,12 +457,12 @@ def test_sdpa_is_the_softmax_of_scaled_scores(torch, causal):
     pytest.param(MaskScores("masked_scores", "", mask=Mask(3, 3, window=1)), None,
                  id="mask-window"),
     pytest.param(MaskScores("masked_scores", "",
-                            mask=Mask(3, 3, causal=True, given=np.ones((1, 1, 1, 3), bool))),
+                            mask=Mask(3, 3, causal=True, padding=np.zeros((1, 1, 1, 3), bool))),
                  None, id="mask-causal-given"),
     pytest.param(Softmax("weights", "", temperature=2.0), {"temperature": 2.0}, id="softmax"),
     pytest.param(Hard("weights", ""), None, id="hard"),
     pytest.param(TopK("weights", "", k=2), None, id="top-k"),
-    pytest.param(Dropout("dropped_weights", "", p=0.1), None, id="dropout"),
+    pytest.param(Dropout("dropped_weights", "", probability=0.1), None, id="dropout"),
     pytest.param(WeightedSum("head_context", ""), {}, id="weighted-sum"),
     pytest.param(Merge("context", ""), None, id="merge"),
     pytest.param(Output("output", ""), None, id="output"),
@@ -473,6 +474,6 @@ def test_fused_part(stage, part):
 def test_the_base_stage_computes_nothing():
     stage = Stage("scores", "scores = ?")
     assert stage.fused() is None
-    assert stage.row_local and stage.checks is None
+    assert stage.row_local and stage.overflow is None and stage.blockwise
     with pytest.raises(NotImplementedError):
         stage(xp, None, context())

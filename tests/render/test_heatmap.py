@@ -439,7 +439,7 @@ def _corner(values, masked_last: bool = False):
     if masked_last:  # the problem's mask forbids the last key: (1, 1, 1, seq_k)
         given = np.ones((1, 1, 1, len(values)), dtype=bool)
         given[..., -1] = False
-        mask = Mask(seq_q=1, seq_k=len(values), given=given)
+        mask = Mask(seq_q=1, seq_k=len(values), mask=given)
     return Trace(steps=[Step("weights", "weights = softmax(scores)", weights,
                              ("query", "key"))],
                  query_tokens=["q"], key_tokens=list("abcde")[:len(values)], mask=mask)

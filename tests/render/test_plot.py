@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from attncli import AttentionConfig, attend, load_problem
 from attncli.cli import app
 from attncli.errors import InputError
-from attncli.render.drawing import masked
+from attncli.render.drawing import hidden_cells
 from attncli.render.layout import printable
 from attncli.render.plot import DPI, figure, write_plot
 
@@ -207,10 +207,10 @@ def test_masked_cells_without_masked_scores_are_rebuilt_from_the_config(tmp_path
     expected = np.isneginf(full["masked_scores"])
     weights_only = attend(problem, config, steps=["weights"])
     assert "masked_scores" not in weights_only
-    np.testing.assert_array_equal(masked(weights_only, weights_only.step("weights")),
+    np.testing.assert_array_equal(hidden_cells(weights_only, weights_only.step("weights")),
                                   expected)
     one_row = attend(problem, config, steps=["weights"], query="1")
-    np.testing.assert_array_equal(masked(one_row, one_row.step("weights")),
+    np.testing.assert_array_equal(hidden_cells(one_row, one_row.step("weights")),
                                   expected[1:2])
 
 
@@ -219,15 +219,15 @@ def test_a_mask_file_shows_in_the_masked_cells(tmp_path):
     problem = tmp_path / "masked.json"
     problem.write_text(json.dumps({"x": [[1, 0], [0, 1], [1, 1]], "mask": mask}))
     trace = attend(load_problem(str(problem)))
-    np.testing.assert_array_equal(masked(trace, trace.step("weights")), ~np.array(mask))
-    assert not masked(trace, trace.step("scores")).any()
+    np.testing.assert_array_equal(hidden_cells(trace, trace.step("weights")), ~np.array(mask))
+    assert not hidden_cells(trace, trace.step("scores")).any()
     weights_only = attend(load_problem(str(problem)), steps=["weights"])  # no masked_scores
-    np.testing.assert_array_equal(masked(weights_only, weights_only.step("weights")),
+    np.testing.assert_array_equal(hidden_cells(weights_only, weights_only.step("weights")),
                                   ~np.array(mask))
     one_row = attend(load_problem(str(problem)), steps=["weights"], query="1")
-    np.testing.assert_array_equal(masked(one_row, one_row.step("weights")), ~np.array(mask)[1:2])
+    np.testing.assert_array_equal(hidden_cells(one_row, one_row.step("weights")), ~np.array(mask)[1:2])
     later = weights_only.at_query(2)  # narrowed after the run
-    np.testing.assert_array_equal(masked(later, later.step("weights")), ~np.array(mask)[2:])
+    np.testing.assert_array_equal(hidden_cells(later, later.step("weights")), ~np.array(mask)[2:])
 
 
 def test_a_key_padding_mask_with_causal_heads_and_batches_is_masked_in_weights(mpl, tmp_path):
@@ -242,7 +242,7 @@ def test_a_key_padding_mask_with_causal_heads_and_batches_is_masked_in_weights(m
     assert trace.mask is not None and "masked_scores" not in trace
     expected = np.broadcast_to(np.triu(np.ones((3, 3), dtype=bool), k=1), (2, 2, 3, 3)).copy()
     expected[1, :, :, 2] = True
-    np.testing.assert_array_equal(masked(trace, trace.step("weights")), expected)
+    np.testing.assert_array_equal(hidden_cells(trace, trace.step("weights")), expected)
     panels = _panels(figure(trace, ["weights"]))
     assert len(panels) == 4  # batch × head
     for ax, cells in zip(panels, expected.reshape(4, 3, 3), strict=True):
@@ -252,7 +252,7 @@ def test_a_key_padding_mask_with_causal_heads_and_batches_is_masked_in_weights(m
 def test_dropout_zeros_are_not_masked(mpl):
     trace = attend(load_problem(sample="your-journey-causal"),
                    AttentionConfig(causal=True, dropout=0.5, seed=123))
-    dropped = masked(trace, trace.step("dropped_weights"))
+    dropped = hidden_cells(trace, trace.step("dropped_weights"))
     np.testing.assert_array_equal(dropped, np.triu(np.ones((6, 6), dtype=bool), k=1))
     fig = figure(trace)  # weights and dropped_weights by default
     assert [bar.get_ylabel() for bar in _bars(fig)] == ["weights", "dropped_weights"]
