@@ -167,7 +167,7 @@ def twin(cls, stage: Stage, **fields) -> Stage:
     has too) and its formula with the mistake said after it; whole matrices (a mistake is
     tried on small problems). ``fields``: the twin's own (``inner``, ``decimals``)."""
     own = {f.name: getattr(stage, f.name) for f in dataclasses.fields(cls)
-           if f.name not in ("step", "formula", "row_local", "overflow", "blockwise")
+           if f.name not in ("step", "formula", "row_local", "overflow", "blockwise", "writes")
            and f.name not in fields and hasattr(stage, f.name)}
     return cls(stage.step, f"{stage.formula} ({cls.__doc__.splitlines()[0].rstrip('.')})",
                row_local=False, overflow=stage.overflow, **own, **fields)

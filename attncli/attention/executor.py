@@ -79,8 +79,11 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     if prepared.dropout_mask is not None:
         context.dropout_mask = runtime.asarray(prepared.dropout_mask, boolean=True)
 
-    for stage in plan.projections:  # (B, H, seq, d_head) each
-        setattr(context, stage.step, _run(stage, xp, None, context, record, None))
+    context.first = first  # the query rows' positions start here (RoPE needs them)
+    for stage in plan.inputs:  # (B, H or G, seq, d_head) each
+        setattr(context, stage.writes or stage.step,
+                _run(stage, xp, getattr(context, stage.writes or stage.step), context, record,
+                     None))
     context.keys_t = _keys_transposed(xp, context.keys)
     queries = context.queries
     batch, _, seq_q, _ = queries.shape  # seq_q: the rows computed (1 for a focus row)

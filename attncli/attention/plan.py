@@ -24,7 +24,9 @@ class Plan:
     """The stages of one run and the facts they were made from.
 
     Fields:
-        projections: the stages recording queries, keys and values (whole, before the blocks).
+        inputs: the stages that make the row stages' inputs, whole, before the blocks: the
+            projections (queries, keys, values), then what changes them (a stage's ``writes``
+            names the Context array it replaces: a rotation of the queries writes queries).
         rows: score … weighted sum, run on each block of query rows.
         tail: merge (context) and the output projection, whole, after the blocks.
         mask: the run's one mask, or None when nothing is masked.
@@ -35,7 +37,7 @@ class Plan:
 
     prepared: Prepared
     config: AttentionConfig
-    projections: tuple[st.Stage, ...]
+    inputs: tuple[st.Stage, ...]
     rows: tuple[st.Stage, ...]
     tail: tuple[st.Stage, ...]
     mask: Mask | None
@@ -44,7 +46,7 @@ class Plan:
 
     @property
     def stages(self) -> tuple[st.Stage, ...]:
-        return (*self.projections, *self.rows, *self.tail)
+        return (*self.inputs, *self.rows, *self.tail)
 
     @property
     def blockwise(self) -> bool:
@@ -73,7 +75,7 @@ class Plan:
             return tuple(stage if s.step == step else s for s in stages
                          if not (s.step == step and stage is None))
 
-        return dataclasses.replace(self, projections=swap(self.projections),
+        return dataclasses.replace(self, inputs=swap(self.inputs),
                                    rows=swap(self.rows), tail=swap(self.tail))
 
 
@@ -84,7 +86,7 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
     :data:`attncli.trace.STEP_NAMES` does not list: the trace would drop it unseen.
     """
     H, params = prepared.heads, prepared.params
-    projections = (
+    inputs = (
         st.Project("queries", _projection_formula("queries", "x", "q", params, H),
                    from_input="x", weight="W_q", bias="b_q", heads=H),
         st.Project("keys", _projection_formula("keys", prepared.key_from, "k", params, H),
@@ -125,7 +127,7 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
     if params["W_o"] is not None:
         tail.append(st.Output("output", "output = context W_o"
                               + (" + b_o" if params["b_o"] is not None else ""), overflow="output"))
-    made = Plan(prepared, config, projections, tuple(rows), tuple(tail), mask, seed,
+    made = Plan(prepared, config, inputs, tuple(rows), tuple(tail), mask, seed,
                 abs(scale) / config.temperature)
     unlisted = [s.step for s in made.stages if s.step is not None and s.step not in STEP_NAMES]
     if unlisted:

@@ -69,6 +69,8 @@ class Stage:
 
     ``overflow``: the name an overflow of the output is reported under (the executor checks
     it when it checks every stage: scores, weights). ``row_local``: see the module's text.
+    ``writes``: for a stage before the blocks, the Context array its output becomes (queries,
+    keys, values); None: the one named like its step.
     ``blockwise``: worth calling a block of rows at a time; False when each call does work
     for the whole run (dropout draws the whole run's keep mask), so one call over every row
     the run computes is cheaper than one per block (one --query row is still one row).
@@ -79,6 +81,7 @@ class Stage:
     row_local: bool = field(default=True, kw_only=True)
     overflow: str | None = field(default=None, kw_only=True)
     blockwise: bool = field(default=True, kw_only=True)
+    writes: str | None = field(default=None, kw_only=True)
 
     def __call__(self, xp, data, context: Context):
         raise NotImplementedError
@@ -99,7 +102,7 @@ class Stage:
         return None
 
 
-# --- projections: whole, before the blocks ------------------------------------------------------
+# --- inputs: whole, before the blocks -------------------------------------------------------------
 
 
 @dataclass(eq=False, repr=False)
