@@ -98,6 +98,76 @@ def _heads_averaged(config: AttentionConfig, trace: Trace) -> Callable[[Plan], P
     return change
 
 
+def _mod_grouping(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:  # the repetition records no step: found by its class
+        return dataclasses.replace(plan, inputs=mistakes.mod_grouping(plan.inputs))
+    return change
+
+
+def _capped_after_mask(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:
+        cap, mask = plan.stage("capped_scores"), plan.stage("masked_scores")
+        return plan.replace("capped_scores", mistakes.twin(mistakes.Uncapped, cap)).replace(
+            "masked_scores", mistakes.twin(mistakes.CappedAfterMask, mask, cap=cap.cap))
+    return change
+
+
+def _capped_before_scaling(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:
+        scale, cap = plan.stage("scaled_scores"), plan.stage("capped_scores")
+        return plan.replace("scaled_scores", mistakes.twin(mistakes.Unscaled, scale)).replace(
+            "capped_scores", mistakes.twin(mistakes.ScaledAfterCap, cap, factor=scale.factor))
+    return change
+
+
+def _alibi(config: AttentionConfig, trace: Trace) -> bool:
+    return trace.run.alibi_slopes is not None
+
+
+def _alibi_sign(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    def change(plan: Plan) -> Plan:
+        bias = plan.stage("bias")
+        return plan.replace("bias", mistakes.twin(mistakes.AlibiSignFlipped, bias,
+                                                  slopes=-bias.slopes))
+    return change
+
+
+def _press_slopes(config: AttentionConfig, trace: Trace) -> bool:
+    """ALiBi's own slopes (not the key alibi_slopes) for H heads, H not a power of two."""
+    from attncli.attention.bias import alibi_slopes
+
+    H = trace.run.heads
+    return (_alibi(config, trace) and H & (H - 1) != 0
+            and np.array_equal(trace.run.alibi_slopes, alibi_slopes(H)))
+
+
+def _power_of_two_slopes(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
+    from attncli.attention.bias import power_of_two_slopes
+
+    def change(plan: Plan) -> Plan:
+        return plan.replace("bias", mistakes.twin(
+            mistakes.PowerOfTwoSlopes, plan.stage("bias"),
+            slopes=power_of_two_slopes(trace.run.heads)))
+    return change
+
+
+def _capped(config: AttentionConfig, trace: Trace) -> bool:
+    return "capped_scores" in trace
+
+
+def _scale_set(config: AttentionConfig, trace: Trace) -> bool:
+    """A scale set (Gemma's query_pre_attn_scalar s as --scale s**-0.5) on a dot-product
+    score, other than 1/√d_head."""
+    return (config.scale is not None and trace.run.score in (Score.dot, Score.scaled_dot)
+            and not math.isclose(config.scale, 1 / math.sqrt(trace.run.d_k), rel_tol=1e-12))
+
+
+def _grouped(config: AttentionConfig, trace: Trace) -> bool:
+    """Grouped-query attention with more than one KV head (with one, h mod 1 = ⌊h / H⌋)."""
+    G = trace.run.kv_heads
+    return G is not None and 1 < G < trace.run.heads
+
+
 def _transposed(*names: str):
     def change(plan: Plan) -> Plan:
         for name in names:
@@ -163,6 +233,35 @@ MISTAKES: list[Mistake] = [
             "renormalising", _when(_masked, _after_softmax)),
     Mistake("heads_averaged", "the heads were averaged instead of concatenated",
             _when(_heads, _heads_averaged)),
+    Mistake("gqa_grouping_mod", "query head h was given KV head h mod G instead of "
+            "⌊h / (H/G)⌋ (the key/value heads tiled, not each repeated H/G times)",
+            _when(_grouped, _mod_grouping)),
+    Mistake("softcap_after_mask", "the scores were soft-capped after the mask (a masked "
+            "key's −∞ became −C, so it kept a weight), not before it",
+            _when(lambda c, t: _capped(c, t) and _masked(c, t), _capped_after_mask)),
+    Mistake("softcap_before_scaling", "the scores were soft-capped before the scaling, "
+            "not after it", _when(lambda c, t: _capped(c, t) and "scaled_scores" in t,
+                                  _capped_before_scaling)),
+    Mistake("alibi_sign", "ALiBi was added with the wrong sign: +m_h·|i − j| (the far keys "
+            "favoured), not −m_h·|i − j|", _when(_alibi, _alibi_sign)),
+    Mistake("alibi_power_of_two_slopes", "the ALiBi slopes were 2^(−8h/H), the rule for H a "
+            "power of two, not the closest power of two's slopes with the extra heads "
+            "interleaved (Press et al. 2022; Bloom's slopes)",
+            _when(_press_slopes, _power_of_two_slopes)),
+    Mistake("window_off_by_one", "the window kept one key too many: |i − j| ≤ W + 1 "
+            "(Hugging Face's sliding_window = S is --causal --window S − 1)",
+            _when(lambda c, t: c.window is not None,
+                  lambda c, t: c.replace(window=c.window + 1))),
+    Mistake("window_off_by_one_short", "the window kept one key too few: |i − j| ≤ W − 1",
+            _when(lambda c, t: c.window is not None and c.window > 0,
+                  lambda c, t: c.replace(window=c.window - 1))),
+    Mistake("sqrt_d_head_for_scalar", "the scores were divided by √d_head where the run "
+            "sets its scale (Gemma's query_pre_attn_scalar s: --scale s**-0.5)",
+            _when(_scale_set, lambda c, t: c.replace(scale=None, score=Score.scaled_dot))),
+    Mistake("sinks_renormalised", "the rows of the weights were renormalised to sum to 1, "
+            "the sink's share given to the keys: the softmax runs over the keys and the sink, "
+            "whose column is then dropped (rows sum to 1 − sink_weights)",
+            _when(lambda c, t: t.run.sinks, _twin("weights", mistakes.SinkRenormalised))),
     Mistake("W_o_forgotten", "the output projection W_o was forgotten",
             _when(lambda c, t: "output" in t, _twin("output", mistakes.Unprojected))),
     Mistake("dropout_not_rescaled", "dropped-out weights were not rescaled by 1/(1 − p)",

@@ -275,14 +275,18 @@ class _Asked:
                              f"{renderer.name}{' (from -o ' + str(output) + ')' if output else ''}"
                              "; use --plot FILE for an image")
         renderer.check(steps)
-        return cls(renderer, steps, drawn if drawing_only else steps, heatmap, plot,
-                   color_range, drawing_only, output)
+        run_steps = drawn if drawing_only else steps
+        if drawing_only and "weights" in drawn:  # said under the weights with sinks
+            run_steps = [*drawn, "sink_weights"]
+        return cls(renderer, steps, run_steps, heatmap, plot, color_range, drawing_only, output)
 
     @property
     def required(self) -> list[str]:
         """The steps the run must have computed: those --steps names (for a drawing alone,
         those of them it draws); none without --steps."""
-        return self.run_steps if self.steps else []
+        if not self.steps:
+            return []
+        return [s for s in self.run_steps if s != "sink_weights" or s in self.steps]
 
     def check_files(self) -> None:
         """Raises: InputError when -o or --plot cannot be written (:func:`check_target`,
@@ -538,7 +542,8 @@ def variants(
     """List the attention variants: formulas, options and sources.
 
     Each variant's formula, the options it sets and the tutorial or paper it comes from. A
-    variant is only a preset: options given with it win.
+    variant is only a preset: options given with it win. Gemma's query_pre_attn_scalar s is
+    --scale s**-0.5; Hugging Face's sliding_window = S is --causal --window S−1.
 
     [bold]Examples[/]
 
@@ -547,7 +552,7 @@ def variants(
       attncli variants --json | jq '.[] | select(.name == "local")'
     """
     with handled(debug):
-        from attncli.config import VARIANTS
+        from attncli.config import FAMILY_NOTES, VARIANTS
 
         rows = [{"name": v.name, "formula": v.formula, "options": _as_flags(v.fields),
                  "source": v.source} for v in VARIANTS.values()]
@@ -559,11 +564,13 @@ def variants(
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title="variants: attncli compute … --variant NAME", title_justify="left")
+        table = Table(title="variants: attncli compute … --variant NAME", title_justify="left",
+                      caption=" ".join(FAMILY_NOTES), caption_justify="left")
         # the source under the formula, in the widest column: a title's long words (at 80 or
         # 60 columns) wrap whole instead of being cut with "…" in a narrow column of their own
         table.add_column("name", style="bold")
-        table.add_column("formula, and where it comes from")
+        # a reference file's path longer than the column is folded, never cut with "…"
+        table.add_column("formula, and where it comes from", overflow="fold")
         table.add_column("options it sets", style="cyan")
         for row in rows:
             table.add_row(Text(row["name"]), Text.assemble(row["formula"], "\n", (

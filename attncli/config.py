@@ -46,6 +46,20 @@ class CausalAlign(enum.StrEnum):
     bottom_right = "bottom-right"  # query i sees keys j ≤ i + seq_k − seq_q (flash-attn ≥ 2.1)
 
 
+class QKNorm(enum.StrEnum):
+    """Over which numbers the RMSNorm of the queries and keys takes its mean (--qk-norm)."""
+
+    per_head = "per-head"  # each head's d_head numbers (Qwen3, Gemma 3: q_norm (d_head,))
+    whole = "whole"  # the whole projection, H·d_head (G·d_head for keys) numbers (OLMo2)
+
+
+class RopeLayout(enum.StrEnum):
+    """Which dims of a head RoPE turns together."""
+
+    half = "half"  # dims i and i + R/2 (Llama, GPT-NeoX: rotate_half)
+    interleaved = "interleaved"  # dims 2i and 2i + 1 (GPT-J, Meta's original Llama)
+
+
 class Backend(enum.StrEnum):
     auto = "auto"  # numpy for small problems, torch (when installed) for large ones
     numpy = "numpy"
@@ -158,14 +172,21 @@ class AttentionConfig:
 
     Fields:
         project: use W_q/W_k/W_v (and biases) when the problem has them; False gives Q = K = V = x.
+        qk_norm, qk_norm_eps, qk_norm_offset: RMSNorm of the queries and keys (None: none),
+            per head or over the whole projection, x / √(mean(x²) + eps) · (offset + w).
         score: the score function; None picks ``scaled_dot`` when a query or key projection is
             used and ``dot`` otherwise.
         scale: the factor the scores are multiplied by; None means 1/√d_k for ``scaled_dot`` and
             1 for the other score functions (torch SDPA's ``scale`` has the same meaning).
         causal, causal_align: the causal mask and where its diagonal sits when seq_q ≠ seq_k.
+        softcap: soft-capping of the scaled scores, C·tanh(scores / C) (None: none).
+        alibi: ALiBi's linear bias −m_h·|i + offset − j| added to the scores (offset 0
+            top-left, seq_k − seq_q bottom-right, as ``causal_align``).
         window: local attention, query i sees keys j with |i − j| ≤ window (None: global).
         normalize, temperature, top_k: how scores become weights; softmax(scores / temperature).
         heads: number of heads H (None: from 3-D weights, else 1); widths must be H·d_head.
+        kv_heads: key/value heads G of grouped-query attention (None: from a 3-D W_k or W_v,
+            else H); W_k, W_v are G·d_head wide and query head h uses KV head ⌊h / (H/G)⌋.
         dropout, seed: dropout probability on the weights and the seed of its mask.
         weight_layout: ``in_out`` or ``out_in``; None takes the problem's, else ``in_out``.
         backend, device, dtype: where and in what precision the arrays live; backend None
@@ -177,10 +198,26 @@ class AttentionConfig:
     """
 
     project: bool = option(True, "Ignore W_q/W_k/W_v: Q = K = V = x.")
+    qk_norm: QKNorm | None = option(
+        None, "RMSNorm of the queries and keys after the projection, before RoPE: per-head "
+        "(Qwen3, Gemma 3) or over the whole projection (OLMo2); weights q_norm, k_norm.")
+    qk_norm_eps: float = option(
+        1e-6, "ε of --qk-norm: x / √(mean(x²) + ε) · w.",
+        allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
+    qk_norm_offset: float = option(
+        0.0, "--qk-norm weights are OFFSET + w: 1 for Gemma 3 (its (1 + w)).",
+        allowed=math.isfinite, expected="a finite number")
     score: Score | None = option(None, f"Score function: {choices(Score)}.", metavar="NAME")
     scale: float | None = option(
         None, "Multiply the scores by this factor.",
         allowed=math.isfinite, expected="a finite number")
+    softcap: float | None = option(
+        None, "Soft-cap the scaled scores: C·tanh(scores / C), before any bias and the mask "
+        "(Gemma 2's attn_logit_softcapping).",
+        allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
+    alibi: bool = option(
+        False, "ALiBi: add −m_h·|i − j| to head h's scores (Press et al. 2022; Bloom, MPT), "
+        "slopes m_h from the heads or the key alibi_slopes.")
     causal: bool = option(False, "Mask future keys (−∞ before softmax).")
     causal_align: CausalAlign = option(
         CausalAlign.top_left, "Causal diagonal when seq_q ≠ seq_k: top-left (torch) or "
@@ -199,6 +236,20 @@ class AttentionConfig:
     heads: int | None = option(
         None, "Number of heads H.", data=True,
         allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
+    kv_heads: int | None = option(
+        None, "Key/value heads G (grouped-query attention, 1: multi-query): query head h uses "
+        "KV head ⌊h / (H/G)⌋; H must be a multiple of G (None: from a 3-D W_k or W_v, else H).",
+        data=True, allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
+    rope: bool = option(False, "Rotary position embeddings (RoPE) on queries and keys.")
+    rope_theta: float | None = option(
+        None, "RoPE base θ: pair i turns by position × θ^(−2i/R) (default 10000).",
+        allowed=lambda v: math.isfinite(v) and v > 1, expected="a number above 1")
+    rope_layout: RopeLayout | None = option(
+        None, "RoPE pairs: half (dims i, i + R/2: Llama, GPT-NeoX; the default) or "
+        "interleaved (dims 2i, 2i + 1: GPT-J).")
+    rotary_dim: int | None = option(
+        None, "RoPE turns the first R dims of each head (default all; R even).",
+        allowed=lambda v: 2 <= v < _COUNT_LIMIT and v % 2 == 0, expected="an even count from 2")
     dropout: float = option(
         0.0, "Dropout probability on the weights.",
         allowed=lambda v: 0.0 <= v < 1.0, expected="in [0, 1)")
@@ -240,6 +291,13 @@ class AttentionConfig:
             raise ConfigError("--normalize topk needs --top-k K with K ≥ 1")
         if self.top_k is not None and self.normalize is not Normalize.top_k:
             raise ConfigError("--top-k K needs --normalize topk")
+        if not self.rope:
+            for name in ("rope_theta", "rope_layout", "rotary_dim"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{OPTIONS[name].flag} needs --rope")
+        if self.qk_norm is None and (self.qk_norm_eps != 1e-6 or self.qk_norm_offset != 0.0):
+            raise ConfigError("--qk-norm-eps and --qk-norm-offset need --qk-norm per-head "
+                              "or whole")
         return self
 
     def changed(self) -> dict[str, Any]:
@@ -377,8 +435,98 @@ VARIANTS: dict[str, Variant] = {
             "scores = Q W_a Kᵀ",
             "Luong et al. 2015, eq. 8 (general, bilinear)",
         ),
+        # today's attention (issue 12): one mechanism each, then a model family's options
+        Variant(
+            "gqa",
+            {},
+            "query head h uses KV head ⌊h / (H/G)⌋; W_k, W_v of G·d_head columns (--kv-heads "
+            "G; G = 1: multi-query)",
+            "Ainslie et al. 2023 (GQA); transformers/models/llama/modeling_llama.py "
+            "(repeat_kv)",
+        ),
+        Variant(
+            "rope",
+            {"rope": True},
+            "queries and keys turned pair by pair by position × θ^(−2i/d_head), θ = 10000, "
+            "before the scores",
+            "Su et al. 2021 (RoFormer); transformers/models/llama/modeling_llama.py "
+            "(apply_rotary_pos_emb)",
+        ),
+        Variant(
+            "alibi",
+            {"alibi": True},
+            "scores − m_h·|i − j|, slopes m_h from the heads (or the key alibi_slopes)",
+            "Press et al. 2022 (ALiBi); transformers/models/bloom/modeling_bloom.py",
+        ),
+        Variant(
+            "softcap",
+            {"softcap": 50.0},
+            "capped_scores = C·tanh(Q Kᵀ / √d_k / C), C = 50, after the scale, before the mask",
+            "Gemma Team 2024 (Gemma 2, attn_logit_softcapping); "
+            "transformers/models/gemma2/modeling_gemma2.py",
+        ),
+        Variant(
+            "sinks",
+            {},
+            "weights = softmax over [scores, s_h] with the sink column s_h dropped (key sinks, "
+            "(H,)): each row sums to less than 1",
+            "Xiao et al. 2024 (attention sinks), OpenAI 2025 (gpt-oss); "
+            "transformers/models/gpt_oss/modeling_gpt_oss.py",
+        ),
+        Variant(
+            "llama",
+            {"rope": True, "causal": True},
+            "Llama: RoPE (θ 10000; Llama 3: --rope-theta 500000, key rope_scaling llama3), "
+            "causal, GQA from W_k's width (--kv-heads G)",
+            "Touvron et al. 2023; transformers/models/llama/modeling_llama.py",
+        ),
+        Variant(
+            "mistral",
+            {"rope": True, "causal": True, "window": 4095},
+            "Mistral 7B: RoPE, causal, GQA; Hugging Face's sliding_window = 4096 keys, the "
+            "query's own included, is --window 4095",
+            "Jiang et al. 2023; transformers/models/mistral/modeling_mistral.py",
+        ),
+        Variant(
+            "qwen3",
+            {"qk_norm": QKNorm.per_head, "rope": True, "rope_theta": 1000000.0,
+             "causal": True},
+            "Qwen3: RMSNorm of each head's queries and keys (keys q_norm, k_norm), RoPE "
+            "θ = 10⁶ (the released models'), causal, GQA",
+            "Qwen Team 2025; transformers/models/qwen3/modeling_qwen3.py",
+        ),
+        Variant(
+            "gemma2",
+            {"scale": 0.0625, "softcap": 50.0, "causal": True, "rope": True},
+            "Gemma 2: scores × query_pre_attn_scalar^−½ (s = 256: --scale 0.0625), "
+            "50·tanh(scores / 50), RoPE, causal, GQA; its sliding layers add --window 4095 "
+            "(sliding_window = 4096)",
+            "Gemma Team 2024; transformers/models/gemma2/modeling_gemma2.py",
+        ),
+        Variant(
+            "gpt-oss",
+            {"causal": True, "rope": True, "rope_theta": 150000.0},
+            "gpt-oss: per-head sinks (key sinks), RoPE θ = 150000 with YaRN (key "
+            "rope_scaling), causal, GQA; its sliding layers add --window 127 "
+            "(sliding_window = 128)",
+            "OpenAI 2025; transformers/models/gpt_oss/modeling_gpt_oss.py",
+        ),
+        Variant(
+            "bloom",
+            {"alibi": True, "causal": True},
+            "Bloom: ALiBi (−m_h·|i − j| on head h's scores), causal, scaled by 1/√d_head",
+            "BigScience 2022; transformers/models/bloom/modeling_bloom.py",
+        ),
     ]
 }
+#: Below the table of `attncli variants` and in the README: how the families' own settings
+#: map onto attncli's options.
+FAMILY_NOTES = (
+    "Gemma's query_pre_attn_scalar s is --scale s**-0.5 (s = 256: --scale 0.0625).",
+    "Hugging Face's sliding_window = S (Mistral, Gemma 2 and 3, gpt-oss) keeps S keys, the "
+    "query's own included: --causal --window S−1 (transformers #29623 and vllm #3385 were once "
+    "off by one here).",
+)
 
 
 def from_variant(name: str | None, **overrides: Any) -> AttentionConfig:

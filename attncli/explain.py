@@ -161,7 +161,9 @@ class Section:
 
 
 class _Rows:
-    """A trace's numbers at one batch item, head and query row."""
+    """A trace's numbers at one batch item, head and query row; in a step with G < H
+    key/value heads (keys, values: grouped-query attention), the KV head query head h uses,
+    ⌊h / (H/G)⌋ = ⌊h·G / H⌋."""
 
     def __init__(self, trace: Trace, batch: int, head: int):
         self.trace, self.batch, self.head = trace, batch, head
@@ -171,7 +173,10 @@ class _Rows:
         picks = {"batch": self.batch, "head": self.head, "query": query}
         for axis in reversed(range(len(axes))):
             if axes[axis] in picks and picks[axes[axis]] is not None:
-                data = np.take(data, picks[axes[axis]], axis=axis)
+                pick = picks[axes[axis]]
+                if axes[axis] == "head" and self.trace.run is not None:
+                    pick = pick * data.shape[axis] // self.trace.run.heads  # G < H: its KV head
+                data = np.take(data, pick, axis=axis)
         return data
 
 
@@ -252,12 +257,15 @@ def _words(*pieces: str | Number) -> Words:
 
 def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> list[Section]:
     keys_range = range(len(trace.key_tokens)) if j_only is None else [j_only]
-    q, keys, values = rows("queries", i), rows("keys"), rows("values")
+    q, keys, values = rows(_scored(trace, "queries"), i), rows(_scored(trace, "keys")), \
+        rows("values")
     projected = set(trace.run.projected)
     sections = []
     if projected:
         sections.append(_projections(trace, rows, i, keys_range, projected, label,
                                      values=j_only is None))
+    if "normed_queries" in trace:
+        sections.append(_qk_norm(trace, rows, i, label))
     s = rows("scores", i)
     scores = []
     for j in keys_range:
@@ -265,7 +273,8 @@ def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> 
                              _kind("W_k" in projected))
         scores.append(Equation(f"score({trace.query_tokens[i]}, {trace.key_tokens[j]})",
                                (*terms, Number(float(s[j])))))
-    sections.append(Section(_titled("Scores", label), tuple(scores)))
+    sections.append(Section(_titled("Scores", label), tuple(scores),
+                            notes=_grouping(trace, rows.head)))
     last = s
     # the steps between the scores and the weights, in the trace's order: each a section
     for name in trace.names()[trace.names().index("scores") + 1:]:
@@ -283,6 +292,25 @@ def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> 
                 equations.append(Equation(f"scaled({trace.key_tokens[j]})",
                                           (step, Number(float(now[j])))))
             sections.append(Section(_titled("Scaling", label), tuple(equations)))
+        elif name == "capped_scores":  # C·tanh(s / C): Gemma 2's soft-capping
+            cap = Number(trace.run.softcap, Kind.option)
+            equations = [Equation(f"capped({trace.key_tokens[j]})", (
+                Product((cap, Tanh(Fraction(Number(float(last[j])), cap)))),
+                Product((cap, Tanh(Number(float(last[j]) / trace.run.softcap)))),
+                Number(float(now[j])))) for j in keys_range]
+            sections.append(Section(_titled("Soft-capping", label), tuple(equations), notes=(
+                _words("each score is kept within ±", cap, ", nearly unchanged where it is "
+                       "much smaller, as Gemma 2's attn_logit_softcapping does"),)))
+        elif name == "bias":
+            sections.append(_bias(trace, rows.head, i, keys_range, now, label))
+        elif name == "biased_scores":  # the score + the bias
+            bias = rows("bias", i)
+            equations = [Equation(f"biased({trace.key_tokens[j]})", (
+                Sum((Number(float(last[j])), _bracketed(float(bias[j])))), Number(float(now[j]))))
+                for j in keys_range]
+            sections.append(Section(_titled("Bias added", label), tuple(equations)))
+            last = now
+            continue
         elif name == "masked_scores":
             blocked = [trace.key_tokens[j] for j in keys_range if np.isneginf(now[j])]
             sections.append(Section(_titled("Mask", label), notes=((
@@ -292,12 +320,103 @@ def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> 
             sections.append(Section(_titled(name, label), tuple(
                 Equation(f"{name}({trace.key_tokens[j]})", (Number(float(now[j])),))
                 for j in keys_range), notes=((trace.step(name).formula,),)))
+        if name == "bias":  # added to the scores, not a score itself
+            continue
         last = now
     if j_only is not None:
         return sections
     sections += _normalize(trace, rows, i, last, label)
     sections += _weighted_sum(trace, rows, i, values, label, "W_v" in projected)
     return sections
+
+
+def _grouping(trace: Trace, head: int) -> tuple[Words, ...]:
+    """Which KV head query head ``head`` uses, with grouped-query attention (none without)."""
+    run = trace.run
+    G = None if run is None else run.kv_heads
+    if G is None or G == run.heads:
+        return ()
+    per = run.heads // G
+    g = head // per
+    return ((f"grouped-query attention: query head {head} uses KV head ⌊{head} / {per}⌋ = {g} "
+             f"(its keys and values), shared by query heads {g * per}–{g * per + per - 1}",),)
+
+
+def _bracketed(value: float) -> Term:
+    """A negative term of a sum in brackets: 0.7842 + (−0.0039)."""
+    return Group(Number(value)) if value < 0 else Number(value)
+
+
+def _bias(trace: Trace, head: int, i: int, keys_range, bias, label: str) -> Section:
+    """ALiBi's −m_h·|i + offset − j| for one query row (plus the given bias), one key a line;
+    without ALiBi the given bias's values."""
+    run = trace.run
+    if run.alibi_slopes is None:
+        return Section(_titled("Bias", label), tuple(
+            Equation(f"bias({trace.key_tokens[j]})", (Number(float(bias[j]), Kind.given),))
+            for j in keys_range), notes=(("the problem's bias, added to the scores",),))
+    m = run.alibi_slopes[head]
+    bottom_right = run.causal_align.value == "bottom-right"
+    offset = len(trace.key_tokens) - len(trace.query_tokens) if bottom_right else 0
+    equations = []
+    for j in keys_range:
+        alibi = Product((Number(-m, Kind.option), Number(abs(i + offset - j), Kind.option)))
+        given = float(bias[j]) + m * abs(i + offset - j)
+        side = Sum((alibi, Number(given, Kind.given))) if run.bias_given else alibi
+        equations.append(Equation(f"bias({trace.key_tokens[j]})", (side, Number(float(bias[j])))))
+    where = f"i + {offset}" if offset else "i"
+    notes = (_words("ALiBi: bias = −m_h × |", where, " − j|, the distance from this query to "
+                    "each key, with head ", Number(head, Kind.option), "'s slope m_h = ",
+                    Number(m, Kind.option), " (Press et al. 2022); nearer keys lose less"),)
+    if run.bias_given:
+        notes += (("plus the problem's bias",),)
+    return Section(_titled("Bias (ALiBi)", label), tuple(equations), notes=notes)
+
+
+def _scored(trace: Trace, name: str) -> str:
+    """The step the score reads for ``name`` (queries or keys): its last form before the
+    scores, rotated (RoPE) or normed (QK-norm), else the projection itself."""
+    return next((step for step in (f"rotated_{name}", f"normed_{name}") if step in trace), name)
+
+
+def _qk_norm(trace: Trace, rows: _Rows, i: int, label: str) -> Section:
+    """The RMSNorm of one query row: mean(q²) = (q₁×q₁ + …) / d, then
+    normed_q = q / √(mean(q²) + ε) · w; per head, or over the whole projection (the mean of
+    every head's numbers of the token, a note says so)."""
+    run, token = trace.run, trace.query_tokens[i]
+    q, normed = rows("queries", i), rows("normed_queries", i)
+    whole = run.qk_norm.value == "whole"
+    eps = run.qk_norm_eps
+    w = np.asarray(trace.inputs["q_norm"], dtype=np.float64)
+    if whole:  # this head's slice of w; the mean over all the heads of the token
+        d = len(q)
+        w = w[rows.head * d:(rows.head + 1) * d]
+        data, axes = trace["queries"], trace.step("queries").axes
+        picks = {"batch": rows.batch, "query": i}
+        for axis in reversed(range(len(axes))):
+            if axes[axis] in picks:
+                data = np.take(data, picks[axes[axis]], axis=axis)
+        squared = np.reshape(data, -1)  # every head's numbers of the token
+    else:
+        squared = q
+    mean = float(np.mean(np.square(squared)))
+    mean_side = (Fraction(Group(_products(squared, squared, Kind.result, Kind.result)),
+                          Number(len(squared), Kind.option)), Number(mean))
+    gain = w + run.qk_norm_offset
+    rms = Root(Group(Sum((Number(mean), Number(eps, Kind.option)))))
+    equations = (Equation(f"mean(q({token})²)", mean_side),
+                 Equation(f"normed q({token})",
+                          (Product((Fraction(_vector(q), rms), _vector(gain, Kind.given))),
+                           _vector(normed))))
+    notes: list[Words] = []
+    if whole:
+        notes.append(("the mean is over the whole projection of the token, every head's "
+                      "numbers (OLMo2), not over this head's alone",))
+    if run.qk_norm_offset != 0.0:
+        notes.append(_words("the weights are ", Number(run.qk_norm_offset, Kind.option),
+                            " + q_norm (Gemma 3)"))
+    notes.append(("the keys are normed likewise, with k_norm",))
+    return Section(_titled("QK-norm", label), equations, tuple(notes))
 
 
 def _projections(trace: Trace, rows: _Rows, i: int, keys_range, projected: set[str],
@@ -360,13 +479,21 @@ def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Sect
     temperature = trace.run.temperature
     topk = trace.run.normalize is Normalize.top_k
     kept = np.isfinite(last) & (weights > 0) if topk else np.isfinite(last)
+    # with sinks (gpt-oss), the head's sink logit is one more term of the softmax's sum
+    sink = (float(np.asarray(trace.inputs["sinks"])[rows.head]) / temperature
+            if trace.run.sinks else None)
     if not kept.any():
         return [Section(_titled("Weights", label), notes=((
-            "every key is masked: all weights are 0 and the context is 0",),))]
+            "every key is masked: all weights are 0 and the context is 0"
+            + (" (the sink takes the whole row)" if sink is not None else ""),),))]
     tempered = last / temperature
-    shift = float(np.max(tempered[kept])) if np.max(np.abs(tempered[kept])) > 30 else 0.0
+    logits = [*tempered[kept], *([] if sink is None else [sink])]
+    shift = float(np.max(logits)) if np.max(np.abs(logits)) > 30 else 0.0
     of: Words = ("scores",) if temperature == 1.0 else (
         "scores / ", Number(temperature, Kind.option))
+    if sink is not None:
+        of += (" and the sink",) if temperature == 1.0 else (
+            " and the sink / ", Number(temperature, Kind.option))
     if shift:
         of += (" minus their maximum ", Number(shift), ", so that e^x stays finite")
     title = _words("Exponentials of the ", *of, f" ({label})")
@@ -374,12 +501,27 @@ def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Sect
     notes: tuple[Words, ...] = ()
     if topk:
         notes = ((f"top-{trace.run.top_k}: only the largest scores are kept",),)
-    exponentials = Section(title, tuple(
-        Equation(f"exp({tokens[j]})", (Exp(Number(float(tempered[j] - shift))), Number(e)))
-        for j, e in exps.items()), notes)
-    total = sum(exps.values())
+    equations = [Equation(f"exp({tokens[j]})", (Exp(Number(float(tempered[j] - shift))),
+                                                Number(e))) for j, e in exps.items()]
+    sink_exp = None
+    if sink is not None:
+        sink_exp = float(np.exp(sink - shift))
+        plain = temperature == 1.0 and not shift  # the sink logit as the problem gives it
+        equations.append(Equation("exp(sink)", (Exp(Number(sink - shift, _kind(not plain))),
+                                                Number(sink_exp))))
+        whose = f"head {rows.head}'s" if trace.run.heads > 1 else "its"
+        notes += (_words(f"the sink: {whose} logit ",
+                         Number(float(np.asarray(trace.inputs["sinks"])[rows.head]),
+                                Kind.given), " from the problem's sinks, not scaled or "
+                         "masked (gpt-oss)"),)
+    exponentials = Section(title, tuple(equations), notes)
+    terms = [*exps.values(), *([] if sink_exp is None else [sink_exp])]
+    total = sum(terms)
     sums = Section(_titled("Sum", label), (
-        Equation("sum", (Sum(tuple(Number(e) for e in exps.values())), Number(total))),))
+        Equation("sum", (Sum(tuple(Number(e) for e in terms)), Number(total))),),
+        notes=() if sink_exp is None else (
+            ("the sink's exponential is in the sum: the weights of the keys sum to less "
+             "than 1",),))
     shares = []
     for j, token in enumerate(tokens):
         if j in exps:
@@ -387,7 +529,14 @@ def _normalize(trace: Trace, rows: _Rows, i: int, last, label: str) -> list[Sect
                 Fraction(Number(exps[j]), Number(total)), Number(float(weights[j])))))
         else:
             shares.append(Equation(f"weight({token})", (Number(0.0),)))
-    return [exponentials, sums, Section(_titled("Weights", label), tuple(shares))]
+    weight_notes: tuple[Words, ...] = ()
+    if sink_exp is not None:  # the sink's share, then dropped
+        share = float(rows("sink_weights", i))
+        shares.append(Equation("sink", (Fraction(Number(sink_exp), Number(total)),
+                                        Number(share))))
+        weight_notes = (_words("the sink's column is dropped: the weights of the keys sum to "
+                               "1 − ", Number(share), " = ", Number(float(np.sum(weights)))),)
+    return [exponentials, sums, Section(_titled("Weights", label), tuple(shares), weight_notes)]
 
 
 def _weighted_sum(trace: Trace, rows: _Rows, i: int, values, label: str,

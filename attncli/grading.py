@@ -120,6 +120,8 @@ class Report:
 
 #: The query × key steps before the weights: scores and what modifies them.
 _SCORE_STEPS = N_BY_N[:N_BY_N.index("weights")]
+#: … less the bias, which is added to them, not computed from them.
+_SCORES = tuple(s for s in _SCORE_STEPS if s != "bias")
 _WEIGHT_STEPS = ("weights", "dropped_weights")
 
 
@@ -132,8 +134,12 @@ def inputs(trace: Trace, step: str) -> list[str]:
         return []
     if step == "scores":
         return ["queries", "keys"]
+    if step == "bias":  # from the problem and the config alone
+        return []
+    if step == "biased_scores":  # the score step before it + the bias
+        return [*last(_SCORES), "bias"]
     if step in _SCORE_STEPS or step == "weights":  # each from the score step before it
-        return last(_SCORE_STEPS)
+        return last(_SCORES)
     if step == "dropped_weights":
         return ["weights"]
     if step == "context" and "head_context" in before:
@@ -346,6 +352,9 @@ def tainted_by(wrong: list[StepVerdict], axes: tuple[str, ...], shape) -> np.nda
         keep = [a for a in ("batch", "head", "query") if a in v.axes and a in axes]
         drop = tuple(i for i, a in enumerate(v.axes) if a not in keep)
         rows = np.any(bad, axis=drop) if drop else bad  # over `keep`, in v's order
+        if "head" in keep:  # G KV heads (keys, values) reach the H/G query heads of each
+            h, heads = keep.index("head"), shape[axes.index("head")]
+            rows = np.repeat(rows, heads // rows.shape[h], axis=h)
         view = [shape[i] if a in keep else 1 for i, a in enumerate(axes)]
         tainted |= np.broadcast_to(rows.reshape(view), shape)
     return tainted

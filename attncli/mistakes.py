@@ -15,7 +15,17 @@ import dataclasses
 from dataclasses import dataclass
 
 from attncli.attention.project import project
-from attncli.attention.stages import Context, Dropout, MaskScores, Merge, Project, Stage
+from attncli.attention.stages import (
+    Bias,
+    Context,
+    Dropout,
+    MaskScores,
+    Merge,
+    Project,
+    RepeatKV,
+    Softcap,
+    Stage,
+)
 from attncli.errors import ConfigError
 
 
@@ -127,6 +137,59 @@ class MaskedAfter(Stage):
 
 
 @dataclass(eq=False, repr=False)
+class Uncapped(Stage):
+    """No soft-cap before the mask (it comes after: :class:`CappedAfterMask`): the scores go
+    on."""
+
+    def __call__(self, xp, data, context: Context):
+        return data
+
+
+@dataclass(eq=False, repr=False)
+class CappedAfterMask(MaskScores):
+    """Soft-capping after the mask: a masked key's −∞ becomes −cap, a finite score, so the
+    masked keys keep a weight. ``cap``: the run's soft-cap C; C·tanh(masked_scores / C)."""
+
+    cap: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        return self.cap * xp.tanh(super().__call__(xp, data, context) / self.cap)
+
+
+@dataclass(eq=False, repr=False)
+class Unscaled(Stage):
+    """The scores not scaled before the soft-cap (they are after it: :class:`ScaledAfterCap`):
+    the scores go on."""
+
+    def __call__(self, xp, data, context: Context):
+        return data
+
+
+@dataclass(eq=False, repr=False)
+class ScaledAfterCap(Softcap):
+    """Soft-capping before the scaling: factor · cap · tanh(scores / cap), the unscaled scores
+    capped (``factor``: the run's scale)."""
+
+    factor: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        return self.factor * super().__call__(xp, data, context)
+
+
+@dataclass(eq=False, repr=False)
+class SinkRenormalised(Stage):
+    """The sink column not dropped but left out, the rows renormalised to sum to 1: the
+    plain softmax of the scores / ``temperature``, the sink's share given to the keys."""
+
+    temperature: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        from attncli.attention.normalize import softmax
+
+        return softmax(xp, data if self.temperature == 1.0 else data / self.temperature)
+
+
+@dataclass(eq=False, repr=False)
 class Rounded(Stage):
     """The weights rounded to ``decimals`` before the weighted sum."""
 
@@ -136,6 +199,23 @@ class Rounded(Stage):
     def __call__(self, xp, data, context: Context):
         factor = 10.0 ** self.decimals
         return xp.round(self.inner(xp, data, context) * factor) / factor
+
+
+@dataclass(eq=False, repr=False)
+class ModGrouping(RepeatKV):
+    """Query head h given KV head h mod G instead of ⌊h / (H/G)⌋: the G KV heads tiled
+    (0, 1, 0, 1 for H = 4, G = 2) rather than each repeated H/G times in a row (0, 0, 1, 1).
+    Shapes: (B, G, seq_k, d) → (B, H, seq_k, d)."""
+
+    def __call__(self, xp, data, context: Context):
+        return xp.concat([data] * (self.heads // data.shape[1]), axis=1)
+
+
+def mod_grouping(stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+    """``stages`` with each grouped-query repetition (:class:`RepeatKV`) replaced by
+    :class:`ModGrouping`: the keys and the values both grouped h mod G."""
+    return tuple(ModGrouping(s.step, f"{s.formula} (KV head h mod G)", writes=s.writes,
+                             heads=s.heads) if isinstance(s, RepeatKV) else s for s in stages)
 
 
 @dataclass(eq=False, repr=False)
@@ -160,6 +240,18 @@ class Unrescaled(Dropout):
 
     def __call__(self, xp, data, context: Context):
         return xp.where(self.keep(xp, data, context), data, xp.zeros_like(data))
+
+
+@dataclass(eq=False, repr=False)
+class AlibiSignFlipped(Bias):
+    """ALiBi with the wrong sign: +m_h·|i − j|, the far keys favoured (made with the slopes
+    negated, −m_h)."""
+
+
+@dataclass(eq=False, repr=False)
+class PowerOfTwoSlopes(Bias):
+    """ALiBi slopes 2^(−8h/H) for H not a power of two (made with those ``slopes``), not the
+    closest power of two's slopes and the extra heads interleaved (Press et al. 2022)."""
 
 
 def twin(cls, stage: Stage, **fields) -> Stage:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,13 +33,22 @@ ARRAY_KEYS: dict[str, tuple[int, ...]] = {
     "b_q": (1, 2),
     "b_k": (1, 2),
     "b_v": (1, 2),
+    "q_norm": (1,),  # --qk-norm's RMSNorm weights: (d_head,) per head, (H·d_head,) whole
+    "k_norm": (1,),  # … (d_head,) per head, (G·d_head,) whole (G KV heads)
     "W_o": (2,),
     "b_o": (1,),
     "W_a": (2,),
     "U_a": (2,),
     "v_a": (1,),
     "b_a": (1,),
+    "alibi_slopes": (1,),  # --alibi's slopes m_h, (H,) (default: Press et al.'s for H heads)
+    "bias": (2, 3, 4),  # a float bias added to the scores: (seq_q, seq_k), (H, …), (B, H, …)
+    "sinks": (1,),  # per-head sink logits (H,), gpt-oss: one more softmax column, dropped
+    "positions": (1, 2),  # RoPE: each query's position, integers, (seq_q,) or (batch, seq_q)
+    "key_positions": (1, 2),  # … each key's, (seq_k,) or (batch, seq_k)
 }
+#: Numeric keys where JSON's null (or -inf in NPZ) means −∞ (torch SDPA's float attn_mask).
+MINUS_INF_KEYS = ("bias",)
 #: Boolean (or 0/1) keys and the ranks they may have.
 MASK_KEYS: dict[str, tuple[int, ...]] = {
     "mask": (2, 3),  # True = may attend (torch SDPA's polarity)
@@ -48,7 +58,8 @@ MASK_KEYS: dict[str, tuple[int, ...]] = {
 LABEL_KEYS = ("tokens", "memory_tokens")
 #: weight_layout: 'in_out' | 'out_in'; config: option defaults (see attncli.config.coerce_fields);
 #: about: a description; expected: reference numbers for some steps (samples carry them).
-OTHER_KEYS = ("weight_layout", "config", "about", "expected")
+#: rope_scaling: Hugging Face's rope parameters object ({"rope_type": "llama3", …}) for --rope.
+OTHER_KEYS = ("weight_layout", "config", "about", "expected", "rope_scaling")
 KNOWN_KEYS = (*ARRAY_KEYS, *MASK_KEYS, *LABEL_KEYS, *OTHER_KEYS)
 #: nn.MultiheadAttention's names of its inputs, and attncli's keys for them.
 MHA_INPUTS = {"query": "x", "key": "key_memory", "value": "value_memory"}
@@ -126,6 +137,7 @@ class Problem:
     config: dict[str, Any] = field(default_factory=dict)
     about: str = ""
     expected: dict[str, Any] = field(default_factory=dict)
+    rope_scaling: dict[str, Any] | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self.arrays
@@ -175,6 +187,11 @@ class Problem:
                 if not isinstance(value, dict):
                     raise InputError(f"{origin}: config: expected an object of option values")
                 problem.config = coerce_fields(value, origin)
+            elif key == "rope_scaling":
+                if not isinstance(value, dict):
+                    raise InputError(f"{origin}: rope_scaling: expected an object such as "
+                                     '{"rope_type": "linear", "factor": 2.0}')
+                problem.rope_scaling = dict(value)
             elif key == "about":
                 problem.about = str(value)
             elif key == "expected":
@@ -198,6 +215,8 @@ class Problem:
             config={**self.config, **other.config},
             about=other.about or self.about,
             expected={**self.expected, **other.expected},
+            rope_scaling=(other.rope_scaling if other.rope_scaling is not None
+                          else self.rope_scaling),
         )
 
 
@@ -318,7 +337,9 @@ def _numeric(value: Any, key: str, origin: str, ranks: tuple[int, ...]) -> np.nd
         raise InputError(f"{origin}: {key}: numbers expected, found true/false")
     if array.dtype.kind == "c":
         raise InputError(f"{origin}: {key}: real numbers expected, found complex numbers")
-    if array.dtype.kind == "O":  # JSON: null, an object, or an integer numpy cannot hold
+    if array.dtype.kind == "O" and key in MINUS_INF_KEYS:  # null = −∞
+        array = _from_objects(_nulls_to_minus_inf(value), key, origin)
+    elif array.dtype.kind == "O":  # JSON: null, an object, or an integer numpy cannot hold
         array = _from_objects(value, key, origin)
     if array.dtype.kind not in "iuf":
         raise InputError(f"{origin}: {key}: numbers expected, found values of type "
@@ -328,10 +349,13 @@ def _numeric(value: Any, key: str, origin: str, ranks: tuple[int, ...]) -> np.nd
     with np.errstate(over="ignore", invalid="ignore"):  # long doubles past float64: inf/nan,
         array = array.astype(np.float64)                 # refused just below (no warning line)
     bad = ~np.isfinite(array)
+    if key in MINUS_INF_KEYS:
+        bad &= array != -np.inf
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
+        allowed = " (or null, for −∞)" if key in MINUS_INF_KEYS else ""
         raise InputError(f"{origin}: {key}: {array[where]} at index {list(where)}; "
-                         "every value must be finite")
+                         f"every value must be finite{allowed}")
     _check_rank(array, key, origin, ranks)
     return array
 
@@ -363,6 +387,15 @@ def _from_objects(value: Any, key: str, origin: str) -> np.ndarray:
     except OverflowError:
         raise InputError(f"{origin}: {key}: an integer too large for a 64-bit float (more "
                          "than 1.8e308)") from None
+
+
+def _nulls_to_minus_inf(value: Any) -> Any:
+    """Nested lists with each null (None) replaced by −∞ (a float bias's "no attention")."""
+    if value is None:
+        return -math.inf
+    if isinstance(value, list | tuple):
+        return [_nulls_to_minus_inf(item) for item in value]
+    return value
 
 
 def _has_bool(value: list) -> bool:

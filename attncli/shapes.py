@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attncli.config import AttentionConfig, CausalAlign, Layout, Normalize, Score
+from attncli.config import AttentionConfig, CausalAlign, Layout, Normalize, QKNorm, Score
 from attncli.errors import ConfigError, InputError
 from attncli.problem import Problem, fmt_shape
+
+if TYPE_CHECKING:
+    from attncli.attention.rope import Rope
 
 
 @dataclass
@@ -28,7 +32,8 @@ class Prepared:
         memory (or key_memory), or x for self-attention; values_input (B, seq_k, d_vsrc): what
         the values are projected from, the same array as keys_input unless value_memory is
         given
-        W_q (H, d_in, d_k), W_k (H, d_src, d_k), W_v (H, d_src, d_v); b_* (H, 1, d_*); or None
+        W_q (H, d_in, d_k), W_k (G, d_src, d_k), W_v (G, d_src, d_v); b_q (H, 1, d_k), b_k,
+        b_v (G, 1, d_*); or None (G = kv_heads: H without grouped-query attention)
         W_o (H·d_v, d_out), b_o (d_out,); mask (B or 1, 1, seq_q, seq_k), True = may attend;
         key_padding_mask (B or 1, 1, 1, seq_k), True = padding
         dropout_mask (B, H, seq_q, seq_k) True = kept
@@ -58,6 +63,17 @@ class Prepared:
     #: entries), or None without a key_padding_mask: where bottom-right alignment puts the
     #: diagonal (flash-attn's construct_local_mask, sk = key_padding_mask.sum(-1))
     key_lengths: np.ndarray | None = None
+    #: G, the key/value heads (grouped-query attention): keys and values (B, G, seq_k, d_head),
+    #: query head h uses KV head ⌊h / (H/G)⌋; G = H without grouping (None: H)
+    kv_heads: int | None = None
+    #: the run's RoPE (positions, frequencies, layout: :class:`attncli.attention.rope.Rope`),
+    #: or None without --rope
+    rope: Rope | None = None
+    #: the problem's float bias of the scores, (B or 1, H or 1, seq_q, seq_k), −∞ allowed;
+    #: None without the key ``bias``
+    bias: np.ndarray | None = None
+    #: ALiBi's slopes m_h (H,) (the key alibi_slopes, or Press et al.'s); None without --alibi
+    alibi_slopes: np.ndarray | None = None
 
 
 def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
@@ -94,7 +110,9 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         raise InputError(f"{problem.where(value_from)}: {values3.shape[1]} rows, but "
                          f"{key_from} has {seq_k}: one value for each key")
     d_vsrc = values3.shape[2]
-    heads = config.heads or (_heads_from_weights(problem) if config.project else None) or 1
+    heads = config.heads or (_heads_from_weights(problem, config.kv_heads)
+                             if config.project else None) or 1
+    kv_heads = _kv_heads(problem, config, heads)
     warnings = list(problem.warnings)  # this run's own list: the problem is not changed
     unused: list[str] = []
 
@@ -103,14 +121,18 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
     for name, d_from, from_key in (("q", d_in, "x"), ("k", d_src, key_from),
                                    ("v", d_vsrc, value_from)):
         key = f"W_{name}"
+        n_heads, flag = (heads, "--heads") if name == "q" else (kv_heads, _kv_flag(heads,
+                                                                                    kv_heads))
         if config.project and key in problem:
-            W = _project_weight(problem, key, d_from, from_key, heads, layout)
+            W = _project_weight(problem, key, d_from, from_key, n_heads, layout, flag)
         else:
             W = None
         params[key] = W
-        width = W.shape[2] if W is not None else _split_width(problem, from_key, d_from, heads)
+        width = (W.shape[2] if W is not None
+                 else _split_width(problem, from_key, d_from, n_heads, flag))
         widths[name] = width
-        params[f"b_{name}"] = _bias(problem, f"b_{name}", heads, width) if W is not None else None
+        params[f"b_{name}"] = (_bias(problem, f"b_{name}", n_heads, width) if W is not None
+                               else None)
         if W is None and f"b_{name}" in problem and key not in problem:
             warnings.append(f"{problem.where(f'b_{name}')} not used: there is no {key}")
         if W is None and key in problem:
@@ -130,11 +152,16 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         raise InputError(
             f"queries and keys differ in width per head, {widths['q']} "
             f"({origin('q', 'x')}) vs {widths['k']} ({origin('k', key_from)}): "
-            f"a {score.value} score needs them equal")
+            f"a {score.value} score needs them equal{_grouped_hint(widths, heads, kv_heads)}")
     params.update(_score_params(problem, score, widths["q"], widths["k"]))
     for key in ("W_a", "U_a", "v_a", "b_a"):
         if key in problem and key not in params:
             warnings.append(f"{problem.where(key)} not used by the {score.value} score")
+    params.update(_qk_norm_params(problem, config, params, heads, widths))
+    for key in ("q_norm", "k_norm"):
+        if key in problem and config.qk_norm is None:
+            warnings.append(f"{problem.where(key)} not used: there is no --qk-norm")
+    params.update(_sinks(problem, config, heads))
     if config.project:
         params["W_o"], params["b_o"] = _output_projection(problem, heads * widths["v"], layout)
     else:
@@ -148,6 +175,15 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         warnings.append(f"{problem.where('memory_tokens')} not used: there is no memory")
 
     mask, key_padding_mask = _masks(problem, batch, seq_q, seq_k, batched)
+    rope = None
+    if config.rope:
+        from attncli.attention.rope import resolve
+
+        rope = resolve(problem, config, batch, seq_q, seq_k, widths["q"])
+    else:
+        for key in ("positions", "key_positions", "rope_scaling"):
+            if key in problem.origin:
+                warnings.append(f"{problem.where(key)} not used: there is no --rope")
     if config.causal_align is CausalAlign.bottom_right and (config.causal
                                                            or config.window is not None):
         _right_padded(problem)
@@ -159,6 +195,8 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
             f"{problem.where('dropout_mask')} is given but no --dropout P: the kept weights are "
             "scaled by 1/(1 − P), so P is needed"
         )
+    score_bias = _score_bias(problem, batch, heads, seq_q, seq_k, batched)
+    slopes = _alibi_slopes(problem, config, heads)
     query_tokens = _tokens(problem, "tokens", seq_q, d_in)
     key_tokens = _tokens(problem, "memory_tokens", seq_k, d_src, key_from) if cross \
         else query_tokens
@@ -166,12 +204,12 @@ def prepare(problem: Problem, config: AttentionConfig) -> Prepared:
         x=x3, keys_input=keys3, values_input=values3,
         key_from=key_from, value_from=value_from,
         key_lengths=_key_lengths(problem, batch),
-        batched=batched, heads=heads, d_k=widths["q"],
+        batched=batched, heads=heads, kv_heads=kv_heads, d_k=widths["q"],
         d_v=widths["v"], layout=layout, score=score,
         per_head_weights=any(problem[k].ndim == 3 for k in ("W_q", "W_k", "W_v")
                              if params[k] is not None), scale=scale, query_tokens=query_tokens,
         key_tokens=key_tokens, params=params, mask=mask, key_padding_mask=key_padding_mask,
-        dropout_mask=dropout_mask,
+        dropout_mask=dropout_mask, rope=rope, bias=score_bias, alibi_slopes=slopes,
         warnings=warnings,
     )
 
@@ -269,24 +307,65 @@ def _right_padded(problem: Problem) -> None:
                      "--causal-align top-left")
 
 
-def _heads_from_weights(problem: Problem) -> int | None:
-    for key in ("W_q", "W_k", "W_v"):
+def _heads_from_weights(problem: Problem, kv_heads: int | None) -> int | None:
+    """H from a 3-D W_q; from a 3-D W_k or W_v only when W_q is 2-D and --kv-heads is not
+    given (then G = H: they have as many heads)."""
+    for key in ("W_q",) if kv_heads is not None else ("W_q", "W_k", "W_v"):
         if key in problem and problem[key].ndim == 3:
             return int(problem[key].shape[0])
     return None
 
 
-def _split_width(problem: Problem, from_key: str, width: int, heads: int) -> int:
+def _kv_heads(problem: Problem, config: AttentionConfig, heads: int) -> int:
+    """G, the key/value heads: --kv-heads, else a 3-D W_k's (or W_v's) first axis when H is a
+    multiple of it, else H (and W_k's shape is then checked against H).
+
+    Raises: ConfigError when H is not a multiple of --kv-heads G (each KV head serves H/G
+    query heads, transformers' repeat_kv).
+    """
+    kv_heads = config.kv_heads
+    if kv_heads is None:
+        found = next((int(problem[k].shape[0]) for k in ("W_k", "W_v")
+                      if config.project and k in problem and problem[k].ndim == 3), heads)
+        # a count that is no grouping: G = H, and the weights' shapes are checked against it
+        return found if heads % found == 0 else heads
+    if heads % kv_heads:
+        raise ConfigError(f"{heads} query heads (--heads) are not a multiple of {kv_heads} "
+                          "key/value heads (--kv-heads): query head h uses KV head "
+                          "⌊h / (H/G)⌋, so H must be a multiple of G")
+    return kv_heads
+
+
+def _grouped_hint(widths: dict[str, int], heads: int, kv_heads: int) -> str:
+    """When W_k is as wide as G key/value heads of the queries' width would be: the hint to
+    say G (grouped-query attention)."""
+    if kv_heads != heads or widths["k"] >= widths["q"] or (widths["k"] * heads) % widths["q"]:
+        return ""
+    groups = widths["k"] * heads // widths["q"]
+    if heads % groups:
+        return ""
+    return (f"; if the keys and values have {groups} heads (grouped-query attention), give "
+            f"--kv-heads {groups}")
+
+
+def _kv_flag(heads: int, kv_heads: int) -> str:
+    """The option that sets the keys' and values' heads, for messages."""
+    return "--heads" if kv_heads == heads else "--kv-heads"
+
+
+def _split_width(problem: Problem, from_key: str, width: int, heads: int,
+                 flag: str = "--heads") -> int:
     if width % heads:
         raise ConfigError(
-            f"{problem.where(from_key)}: width {width} is not divisible by --heads {heads}"
+            f"{problem.where(from_key)}: width {width} is not divisible by {flag} {heads}"
         )
     return width // heads
 
 
 def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, heads: int,
-                    layout: Layout) -> np.ndarray:
-    """W as (H, d_from, d_head), in_out, whatever form it came in."""
+                    layout: Layout, flag: str = "--heads") -> np.ndarray:
+    """W as (H, d_from, d_head), in_out, whatever form it came in (H: the key/value heads G
+    for W_k and W_v, ``flag`` the option that sets them)."""
     W = problem[key]
     there = problem.where(key)
     other = Layout.out_in if layout is Layout.in_out else Layout.in_out
@@ -312,7 +391,10 @@ def _project_weight(problem: Problem, key: str, d_from: int, from_key: str, head
                          f"{fmt_shape(W.shape)}{hint})")
     width = W_in_out.shape[1]
     if width % heads:
-        raise ConfigError(f"{there}: width {width} is not divisible by --heads {heads}")
+        hint = ("; if the keys and values have fewer heads than the queries (grouped-query "
+                "attention), give --kv-heads G" if flag == "--heads" and key in ("W_k", "W_v")
+                else "")
+        raise ConfigError(f"{there}: width {width} is not divisible by {flag} {heads}{hint}")
     d_head = width // heads
     # Head h owns columns h·d_head … (h+1)·d_head − 1 (nn.MultiheadAttention's split).
     return np.ascontiguousarray(W_in_out.reshape(d_from, heads, d_head).transpose(1, 0, 2))
@@ -345,6 +427,33 @@ def _score_params(problem: Problem, score: Score, d_q: int, d_k: int) -> dict[st
             params["b_a"] = problem["b_a"]
         return params
     return {}
+
+
+def _qk_norm_params(problem: Problem, config: AttentionConfig, params, heads: int,
+                    widths: dict[str, int]) -> dict[str, np.ndarray]:
+    """--qk-norm's RMSNorm weights, q_norm and k_norm: (d_head,) each per head (Qwen3), or
+    over the whole projection (OLMo2) (H·d_head,) and (G·d_head,), G the KV heads (those of
+    W_k, or H). Raises: InputError for one missing or of another shape."""
+    if config.qk_norm is None:
+        return {}
+    whole = config.qk_norm is QKNorm.whole
+    kv_heads = params["W_k"].shape[0] if params["W_k"] is not None else heads
+    purpose = f"--qk-norm {config.qk_norm.value}"
+    out = {}
+    for key, count, d in (("q_norm", heads, widths["q"]), ("k_norm", kv_heads, widths["k"])):
+        expected = (count * d,) if whole else (d,)
+        _require(problem, key, (None,), purpose)
+        found = problem[key].shape
+        if found != expected:
+            what = (f"{count} heads × d_head {d}, the whole projection" if whole
+                    else f"d_head {d}, one weight per dimension of a head")
+            other = (d,) if whole else (count * d,)
+            hint = (f"; it fits --qk-norm {'per-head' if whole else 'whole'}"
+                    if found == other and count > 1 else "")
+            raise InputError(f"{problem.where(key)}: expected {fmt_shape(expected)} ({what}, "
+                             f"{purpose}), got {fmt_shape(found)}{hint}")
+        out[key] = problem[key]
+    return out
 
 
 def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str) -> None:
@@ -414,6 +523,64 @@ def _dropout_mask(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: i
         raise InputError(f"{problem.where('dropout_mask')}: expected the shape of the weights "
                          f"{fmt_shape(expected)}, got {fmt_shape(m.shape)}")
     return m.reshape(batch, heads, seq_q, seq_k)
+
+
+def _sinks(problem: Problem, config: AttentionConfig, heads: int) -> dict[str, np.ndarray]:
+    """{"sinks": (H,)} when the problem gives per-head sink logits (gpt-oss), else {}.
+
+    Raises: InputError for a shape other than (H,); ConfigError with --normalize hard or
+    topk (the sink is a column of the softmax)."""
+    if "sinks" not in problem:
+        return {}
+    sinks = problem["sinks"]
+    if sinks.shape != (heads,):
+        raise InputError(f"{problem.where('sinks')}: expected one sink logit per query head "
+                         f"({heads},), got {fmt_shape(sinks.shape)}")
+    if config.normalize is not Normalize.softmax:
+        raise ConfigError(f"{problem.where('sinks')} needs --normalize softmax: the sink is "
+                          f"one more column of the softmax, not of {config.normalize.value}")
+    return {"sinks": sinks}
+
+
+def _score_bias(problem: Problem, batch: int, heads: int, seq_q: int, seq_k: int,
+                batched: bool) -> np.ndarray | None:
+    """The problem's ``bias`` as (B or 1, H or 1, seq_q, seq_k), as torch SDPA broadcasts a
+    float attn_mask: (seq_q, seq_k), (H, seq_q, seq_k) or (batch, H, seq_q, seq_k), a batch
+    or head size of 1 shared. Raises: InputError for any other shape."""
+    if "bias" not in problem:
+        return None
+    b = problem["bias"]
+    lead = b.shape[:-2]
+    fits = b.shape[-2:] == (seq_q, seq_k) and (
+        len(lead) == 0 or (len(lead) == 1 and lead[0] in (1, heads))
+        or (len(lead) == 2 and lead[0] in (1, batch) and lead[1] in (1, heads)))
+    if not fits:
+        expected = "(seq_q, seq_k), (H, seq_q, seq_k)" + (" or (batch, H, seq_q, seq_k)"
+                                                          if batched else "")
+        full = ((batch,) if batched else ()) + (heads, seq_q, seq_k)
+        raise InputError(f"{problem.where('bias')}: expected {expected} = "
+                         f"{fmt_shape(full)} (a size 1 shared), got {fmt_shape(b.shape)}")
+    return b.reshape((1,) * (4 - b.ndim) + b.shape)
+
+
+def _alibi_slopes(problem: Problem, config: AttentionConfig, heads: int) -> np.ndarray | None:
+    """ALiBi's slopes (H,): the key ``alibi_slopes``, or Press et al.'s for H heads; None
+    without --alibi. Raises: ConfigError for alibi_slopes without --alibi; InputError for
+    slopes not (H,)."""
+    given = problem["alibi_slopes"] if "alibi_slopes" in problem else None
+    if not config.alibi:
+        if given is not None:
+            raise ConfigError(f"{problem.where('alibi_slopes')} is given but not --alibi "
+                              '(or "config": {"alibi": true}): the slopes would be unused')
+        return None
+    if given is None:
+        from attncli.attention.bias import alibi_slopes
+
+        return alibi_slopes(heads)
+    if given.shape != (heads,):
+        raise InputError(f"{problem.where('alibi_slopes')}: expected one slope per head "
+                         f"({heads},), got {fmt_shape(given.shape)}")
+    return given
 
 
 def _tokens(problem: Problem, key: str, length: int, width: int, of: str = "x") -> list[str]:

@@ -22,11 +22,19 @@ if TYPE_CHECKING:
 STEP_NAMES: tuple[str, ...] = (
     "queries",
     "keys",
+    "normed_queries",
+    "normed_keys",
+    "rotated_queries",
+    "rotated_keys",
     "values",
     "scores",
     "scaled_scores",
+    "capped_scores",
+    "bias",
+    "biased_scores",
     "masked_scores",
     "weights",
+    "sink_weights",
     "dropped_weights",
     "head_context",
     "context",
@@ -34,14 +42,19 @@ STEP_NAMES: tuple[str, ...] = (
 )
 
 #: The steps of shape (…, seq_q, seq_k): n² numbers each.
-N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "masked_scores", "weights",
-                           "dropped_weights")
+N_BY_N: tuple[str, ...] = ("scores", "scaled_scores", "capped_scores", "bias",
+                           "biased_scores", "masked_scores", "weights", "dropped_weights")
 #: The axes of each step, on the pipeline's canonical layout (the recorder drops the batch
 #: axis of 2-D x and the head axis of one head); the other steps are SCORE_AXES.
 STEP_AXES: dict[str, tuple[str, ...]] = {
     "queries": ("batch", "head", "query", "dim"),
     "keys": ("batch", "head", "key", "dim"),
+    "normed_queries": ("batch", "head", "query", "dim"),
+    "normed_keys": ("batch", "head", "key", "dim"),
+    "rotated_queries": ("batch", "head", "query", "dim"),
+    "rotated_keys": ("batch", "head", "key", "dim"),
     "values": ("batch", "head", "key", "dim"),
+    "sink_weights": ("batch", "head", "query"),  # the mass each row gives its head's sink
     "head_context": ("batch", "head", "query", "dim"),
     "context": ("batch", "query", "dim"),
     "output": ("batch", "query", "dim"),
@@ -95,7 +108,8 @@ class Run:
     and facts JSON leaves out: key_from, value_from (the problem keys the keys and the values
     come from), per_head_weights (some W came 3-D), batched (x was 3-D), d_out (W_o's
     output width, or None without W_o), biases (which of b_q … b_o were used), scale_given
-    (the scale was set, by --scale or a file's config, not 1/√d_k or 1 by the score function).
+    (the scale was set, by --scale or a file's config, not 1/√d_k or 1 by the score function),
+    sinks (the problem's per-head sink logits took a softmax column each, then dropped).
     """
 
     options: AttentionConfig
@@ -112,6 +126,11 @@ class Run:
     d_out: int | None = _hidden(default=None)
     biases: tuple[str, ...] = _hidden(default=())
     scale_given: bool = _hidden(default=False)
+    sinks: bool = _hidden(default=False)
+    #: ALiBi's slopes m_h, one per head (None without --alibi); whether the problem's float
+    #: ``bias`` was added to the scores
+    alibi_slopes: tuple[float, ...] | None = _hidden(default=None)
+    bias_given: bool = _hidden(default=False)
 
     def __getattr__(self, name: str) -> Any:
         # only for names that are not Run's own fields: the options' (run.heads, run.score …)

@@ -13,8 +13,13 @@ Memory: n = 16384, d = 64, one head, float64, ``--steps context``; peak RSS of e
 target < 1 GiB for attncli on both backends (the references are shown for comparison). Peak
 RSS is the kernel's high-water mark for each command alone, through bench/peak_rss.py.
 
+Modern (issue 12): the speed case with 2 key/value heads for the 8 query heads, RoPE and a
+causal mask (--kv-heads 2 --rope --causal, the same words for attncli and both references:
+SDPA with enable_gqa, blocked numpy with shared key/value heads); target ≤ 1.3 too. Skipped
+while attncli has no --kv-heads / --rope.
+
 Exit status 0 (this reports, it does not judge) unless a command fails or outputs disagree.
-Usage: python bench/large.py [--rounds 5] [--quick] [--workdir DIR]
+Usage: python bench/large.py [--rounds 5] [--quick] [--workdir DIR] [--skip speed|memory|modern]
 """
 
 from __future__ import annotations
@@ -158,14 +163,27 @@ def warm_and_check(commands: list[Command], reference: Command, timeout: float,
     return working
 
 
+#: The modern case's options, the same words for attncli and both reference scripts:
+#: grouped-query attention (8 query heads, 2 key/value heads), RoPE, causal.
+MODERN = ["--kv-heads", "2", "--rope", "--causal"]
+
+
 def speed(args, attncli: list[str], workdir: Path, backends: list[str],
-          failures: list[str]) -> None:
+          failures: list[str], modern: bool = False) -> None:
     n, d_model, heads = (1024, 512, 8) if args.quick else (4096, 512, 8)
-    problem = workdir / "large.npz"
-    np.savez(problem, **make_large(n, d_model, "float32"))
+    options = MODERN if modern else []
+    kv_width = d_model // heads * 2 if modern else None
+    problem = workdir / ("modern.npz" if modern else "large.npz")
+    np.savez(problem, **make_large(n, d_model, "float32", kv_width=kv_width))
     total = flops(n, d_model, projected=True)
-    print(f"large problem: n = {n}, d_model = {d_model}, {heads} heads, float32, "
-          f"--steps output ({total / 1e9:.1f} GFLOP of matmuls)")
+    if modern:  # W_k and W_v are 2·d_head wide: 2 of the 3 projections a quarter as large
+        total -= 2 * 2 * n * d_model * (d_model - kv_width)
+        print(f"\nmodern problem: n = {n}, d_model = {d_model}, {heads} query heads, 2 key/value "
+              f"heads, RoPE, causal, float32, --steps output ({total / 1e9:.1f} GFLOP of "
+              "matmuls, the causal half of the scores counted whole)")
+    else:
+        print(f"large problem: n = {n}, d_model = {d_model}, {heads} heads, float32, "
+              f"--steps output ({total / 1e9:.1f} GFLOP of matmuls)")
 
     machine = {backend: matmul_gflops(backend) for backend in backends}
     for gflops, about in machine.values():
@@ -175,14 +193,14 @@ def speed(args, attncli: list[str], workdir: Path, backends: list[str],
     for backend in backends:
         reference = Command(f"reference {backend}",
                             [sys.executable, str(HERE / f"reference_{backend}.py"), str(problem),
-                             str(workdir / f"ref_{backend}.npz"), "--heads", str(heads)]
+                             str(workdir / f"ref_{backend}.npz"), "--heads", str(heads), *options]
                             + (["--device", args.device] if backend == "torch" else []),
                             workdir / f"ref_{backend}.npz", "output")
         ours = Command(f"attncli {backend}",
                        attncli + ["compute", str(problem), "--heads", str(heads), "--steps",
                                   "output", "--backend", backend, "--dtype", "float32",
                                   "--device", args.device if backend == "torch" else "cpu",
-                                  "-o", str(workdir / f"attncli_{backend}.npz")],
+                                  *options, "-o", str(workdir / f"attncli_{backend}.npz")],
                        workdir / f"attncli_{backend}.npz", "output")
         cases[backend] = (reference, ours)
 
@@ -285,7 +303,8 @@ def main() -> None:
                         help="write the problems and outputs here and keep them (default: a "
                              "temporary directory)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per command")
-    parser.add_argument("--skip", choices=["speed", "memory"], action="append", default=[])
+    parser.add_argument("--skip", choices=["speed", "memory", "modern"], action="append",
+                        default=[])
     parser.add_argument("--device", default="cpu",
                         help="the torch cases' device (cuda on a GPU machine); numpy stays on cpu")
     args = parser.parse_args()
@@ -309,6 +328,13 @@ def main() -> None:
                 speed(args, [attncli], workdir, backends, failures)
             if "memory" not in args.skip:
                 memory(args, [attncli], workdir, backends, failures)
+            if "modern" not in args.skip:
+                help_text = subprocess.run([attncli, "compute", "--help"], capture_output=True,
+                                           text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+                if all(flag in help_text for flag in ("--kv-heads", "--rope")):
+                    speed(args, [attncli], workdir, backends, failures, modern=True)
+                else:
+                    print("\nmodern problem: skipped, this attncli has no --kv-heads / --rope")
         except CommandFailed as exc:
             sys.exit(f"large.py: {exc}")
     print(f"\n(the benchmark took {time.perf_counter() - start:.0f} s)")

@@ -695,7 +695,9 @@ def test_variants_lists_each_preset_with_its_formula_options_and_source():
     result = ok(["variants", "--json"])
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert list(rows) == ["simple", "unscaled", "scaled", "causal", "multihead", "cross",
-                          "local", "hard", "additive", "general"]
+                          "local", "hard", "additive", "general", "gqa", "rope", "alibi",
+                          "softcap", "sinks", "llama", "mistral", "qwen3", "gemma2", "gpt-oss",
+                          "bloom"]
     assert rows["simple"]["options"] == "--no-project --score dot"
     assert rows["local"]["options"] == "--window 1"
     # the documents by title (a user has no "seed 000")
@@ -708,7 +710,17 @@ def test_variants_lists_each_preset_with_its_formula_options_and_source():
     narrow = runner.invoke(app, ["variants"], env={"COLUMNS": "80"}).stdout.split("\n", 1)[1]
     assert "…" not in narrow
     words = re.sub(r"[│┃]", " ", narrow).split()
-    assert all(word in words for row in rows.values() for word in row["source"].split())
+    assert all(word in words for row in rows.values() for word in row["source"].split()
+               if "/" not in word)
+    # a reference file's path, wider than the column at 80, is folded there, whole at 160
+    wide = re.sub(r"[│┃]", " ", runner.invoke(app, ["variants"], env={"COLUMNS": "160"})
+                  .stdout).split()
+    paths = [word for row in rows.values() for word in row["source"].split() if "/" in word]
+    assert "transformers/models/gemma2/modeling_gemma2.py" in paths
+    assert all(path in wide for path in paths)
+    # the families' settings in attncli's options, under the table
+    assert "query_pre_attn_scalar s is --scale s**-0.5" in " ".join(wide)
+    assert "--causal --window S−1" in " ".join(wide)
     assert "√d_k" in rows["scaled"]["formula"]
     table = ok(["variants"]).stdout
     for name, row in rows.items():

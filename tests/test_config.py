@@ -24,6 +24,8 @@ from attncli.config import (
     DType,
     Layout,
     Normalize,
+    QKNorm,
+    RopeLayout,
     Score,
     as_flags,
     coerce_fields,
@@ -67,7 +69,9 @@ def test_a_file_may_set_every_field_but_where_it_runs():
         "project": bool, "score": Score, "scale": float, "causal": bool,
         "causal_align": CausalAlign, "window": int, "normalize": Normalize,
         "temperature": float, "top_k": int, "heads": int, "dropout": float, "seed": int,
-        "weight_layout": Layout}
+        "weight_layout": Layout, "qk_norm": QKNorm, "qk_norm_eps": float,
+        "qk_norm_offset": float, "softcap": float, "alibi": bool, "kv_heads": int, "rope": bool, "rope_theta": float,
+        "rope_layout": RopeLayout, "rotary_dim": int}
     assert [name for name in OPTIONS if name not in FILE_FIELDS] == ["backend", "device", "dtype"]
     assert set(OPTIONS) == {f.name for f in dataclasses.fields(AttentionConfig)}
 
@@ -81,17 +85,24 @@ def test_every_field_has_its_flag_in_help_order(command):
         "--tensor", "--weight-layout", "--variant", "--score", "--no-scale", "--scale",
         "--no-project", "--heads", "--causal", "--causal-align", "--window", "--normalize",
         "--top-k", "--temperature", "--dropout", "--seed", "--backend", "--device", "--dtype",
-        "--debug"]
+        "--debug", "--qk-norm", "--qk-norm-eps", "--qk-norm-offset", "--softcap", "--alibi",
+        "--kv-heads", "--rope", "--rope-theta", "--rope-layout", "--rotary-dim"]
     assert {OPTIONS[name].flag for name in FILE_FIELDS} <= set(shared)
 
 
 # Each field with a range: a value inside, one outside, and the words of the range
 RANGES = {
+    "qk_norm_eps": (1e-6, 0.0, "a positive number"),
+    "qk_norm_offset": (0.0, math.inf, "a finite number"),
     "scale": (0.5, math.inf, "a finite number"),
+    "softcap": (50.0, 0.0, "a positive number"),
     "window": (0, -1, "0 or more (|i − j| ≤ W)"),
     "temperature": (0.1, 0.0, "a positive number"),
     "top_k": (1, 0, "a count from 1"),
     "heads": (1, 2**31, "a count from 1"),
+    "kv_heads": (1, 0, "a count from 1"),
+    "rope_theta": (10000.0, 1.0, "a number above 1"),
+    "rotary_dim": (2, 3, "an even count from 2"),
     "dropout": (0.0, 1.0, "in [0, 1)"),
     "seed": (2**63 - 1, 2**63, "in 0 … 2**63 − 1"),
 }
@@ -106,6 +117,8 @@ def test_a_range_is_checked_the_same_for_a_flag_and_for_a_file(name):
     inside, outside, words = RANGES[name]
     flag = "--" + name.replace("_", "-")  # --top-k
     fields = {"normalize": Normalize.top_k} if name == "top_k" else {}
+    if name in ("rope_theta", "rotary_dim"):
+        fields = {"rope": True}
     AttentionConfig(**fields, **{name: inside}).validate()  # no error
     with pytest.raises(ConfigError) as raised:
         AttentionConfig(**fields, **{name: outside}).validate()
@@ -129,8 +142,8 @@ def test_a_long_value_is_cut_in_the_message():
 
 @dataclasses.dataclass(frozen=True)
 class _Extended(AttentionConfig):
-    softcap: float | None = option(
-        None, "Soft-cap the scores: C·tanh(scores / C).",
+    sharpness: float | None = option(
+        None, "Sharpen the scores: scores × S.",
         allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
     rotate: bool = option(True, "Leave the queries and keys unrotated.", file=False)
 
@@ -139,8 +152,8 @@ EXTENDED = options_of(_Extended)
 
 
 def test_a_new_field_is_an_option_with_its_flag_and_help():
-    assert list(EXTENDED) == [*OPTIONS, "softcap", "rotate"]
-    assert EXTENDED["softcap"].flag == "--softcap"
+    assert list(EXTENDED) == [*OPTIONS, "sharpness", "rotate"]
+    assert EXTENDED["sharpness"].flag == "--sharpness"
     assert EXTENDED["rotate"].flag == "--no-rotate"  # a switch sets the value other than True
     seen = []
 
@@ -153,30 +166,30 @@ def test_a_new_field_is_an_option_with_its_flag_and_help():
     probe = typer.Typer()
     probe.command()(command)
     result = runner.invoke(probe, ["--help"], env={"COLUMNS": "100"})
-    assert "--softcap" in result.stdout and "Soft-cap the scores: C·tanh(scores / C)." in \
+    assert "--sharpness" in result.stdout and "Sharpen the scores: scores × S." in \
         result.stdout
     assert "--no-rotate" in result.stdout
-    assert runner.invoke(probe, ["--softcap", "30", "--no-rotate"]).exit_code == 0
+    assert runner.invoke(probe, ["--sharpness", "30", "--no-rotate"]).exit_code == 0
     given = seen[-1]
-    assert given["softcap"] == 30.0 and given["no_rotate"] is True
+    assert given["sharpness"] == 30.0 and given["no_rotate"] is True
     assert EXTENDED["rotate"].from_flag(given["no_rotate"]) is False
     assert given["heads"] is None and given["backend"] is Backend.auto  # today's, unchanged
 
 
 def test_a_new_field_is_a_file_key_with_its_range():
-    assert file_fields(EXTENDED)["softcap"] is float
+    assert file_fields(EXTENDED)["sharpness"] is float
     assert "rotate" not in file_fields(EXTENDED)  # file=False
-    assert coerce_fields({"softcap": 30}, "f.json", EXTENDED) == {"softcap": 30.0}
-    with pytest.raises(ConfigError, match=r"^f\.json: config\.softcap must be a positive "
+    assert coerce_fields({"sharpness": 30}, "f.json", EXTENDED) == {"sharpness": 30.0}
+    with pytest.raises(ConfigError, match=r"^f\.json: config\.sharpness must be a positive "
                                           r"number, got -1.0$"):
-        coerce_fields({"softcap": -1}, "f.json", EXTENDED)
+        coerce_fields({"sharpness": -1}, "f.json", EXTENDED)
     with pytest.raises(ConfigError, match=r"config\.rotate: unknown option; known: variant, "
-                                          r"project, .*, weight_layout, softcap$"):
+                                          r"project, .*, weight_layout, sharpness$"):
         coerce_fields({"rotate": False}, "f.json", EXTENDED)
-    with pytest.raises(ConfigError, match=r"^--softcap must be a positive number, got -1$"):
-        _Extended(softcap=-1).validate()
-    assert as_flags({"softcap": 30.0, "rotate": False}, EXTENDED) == [
-        "--softcap", "30.0", "--no-rotate"]
+    with pytest.raises(ConfigError, match=r"^--sharpness must be a positive number, got -1$"):
+        _Extended(sharpness=-1).validate()
+    assert as_flags({"sharpness": 30.0, "rotate": False}, EXTENDED) == [
+        "--sharpness", "30.0", "--no-rotate"]
 
 
 # --- the equivalent command line --------------------------------------------------------------

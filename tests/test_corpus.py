@@ -29,8 +29,9 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 ENV = {"COLUMNS": "200"}
 X = [[0.34, 0.22, 0.54], [0.53, 0.34, 0.98], [0.29, 0.54, 0.93]]  # valid.json's, as everywhere
 HELLO = ["Hello", "shiny", "sun"]
-STEPS = ("queries, keys, values, scores, scaled_scores, masked_scores, weights, dropped_weights, "
-         "head_context, context, output")
+STEPS = ("queries, keys, normed_queries, normed_keys, rotated_queries, rotated_keys, values, "
+         "scores, scaled_scores, capped_scores, bias, biased_scores, masked_scores, weights, "
+         "sink_weights, dropped_weights, head_context, context, output")
 E = "attncli: error: "
 
 
@@ -526,10 +527,11 @@ CASES: dict[str, Case] = {
         "names are exact)"),
     "option-set-unknown-key": Case(
         "valid.json", "compute {file} --set notes={file}",
-        E + "--set 'notes=valid.json': 'notes' is not a problem key (one of x, memory, "
-        "key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, W_o, b_o, W_a, U_a, v_a, b_a, "
-        "mask, key_padding_mask, dropout_mask, tokens, memory_tokens, weight_layout, config, "
-        "about, expected)"),
+        E + "--set 'notes=valid.json': 'notes' is not a problem key "
+        "(one of x, memory, key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, q_norm, "
+        "k_norm, W_o, b_o, W_a, U_a, v_a, b_a, alibi_slopes, bias, sinks, positions, "
+        "key_positions, mask, key_padding_mask, dropout_mask, tokens, memory_tokens, "
+        "weight_layout, config, about, expected, rope_scaling)"),
     "option-missing-key-file": Case("valid.json", "compute {file} --wk missing.csv",
                                     E + "missing.csv: no such file"),
     # --- usage errors of the console script (Click's parser), one line too ---------------------

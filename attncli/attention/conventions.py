@@ -38,14 +38,54 @@ def conventions(run: Run, mask: Mask | None) -> dict[str, str]:
                                 "columns h·d_head … (h+1)·d_head − 1 of a 2-D projection "
                                 "(torch.nn.MultiheadAttention's split); context concatenates "
                                 "the heads in order")
+    if run.kv_heads is not None and run.kv_heads != run.heads:
+        G, per = run.kv_heads, run.heads // run.kv_heads
+        groups = [f"{g * per}–{g * per + per - 1} KV head {g}" for g in range(min(G, 3))]
+        conventions["kv_heads"] = (
+            f"{'multi' if G == 1 else 'grouped'}-query attention: {G} key/value "
+            f"head{'s' * (G > 1)} for {run.heads} query heads; query head h uses KV head "
+            f"⌊h / {per}⌋ (transformers' repeat_kv, torch SDPA's enable_gqa): query heads "
+            f"{', '.join(groups)}{', …' if G > 3 else ''}; keys and values are shown with "
+            f"their {G} head{'s' * (G > 1)}")
+    if run.qk_norm is not None:
+        over = ("each head's d_head numbers (Qwen3; q_norm, k_norm of shape (d_head,))"
+                if run.qk_norm.value == "per-head" else
+                "the whole projection of a token, all its heads (OLMo2; q_norm (H·d_head,), "
+                "k_norm (G·d_head,))")
+        gain = "w" if run.qk_norm_offset == 0.0 else f"({run.qk_norm_offset:g} + w)"
+        conventions["qk_norm"] = (f"RMSNorm of the queries and keys after the projection, "
+                                  f"before RoPE: x / √(mean(x²) + {run.qk_norm_eps:g}) · {gain}, "
+                                  f"the mean over {over}")
     conventions["scale"] = f"scores multiplied by {run.scale:.6g}" + (
         f" = 1/√d_k, d_k = {run.d_k}" if not run.scale_given and run.score is Score.scaled_dot
         else "")
+    if run.softcap is not None:
+        conventions["softcap"] = (f"capped_scores = {run.softcap:g} · tanh(scores / "
+                                  f"{run.softcap:g}) after the scale, before any bias and the "
+                                  f"mask: each score within ±{run.softcap:g} (Gemma 2's "
+                                  "attn_logit_softcapping)")
+    if run.alibi_slopes is not None:
+        slopes = ", ".join(f"{m:.6g}" for m in run.alibi_slopes[:4])
+        offset = (" + seq_k − seq_q" if run.causal_align is CausalAlign.bottom_right else "")
+        conventions["alibi"] = (
+            f"ALiBi: head h's scores get −m_h·|i{offset} − j| (Press et al. 2022), m = "
+            f"{slopes}{', …' if len(run.alibi_slopes) > 4 else ''}; on a causal row this is "
+            "Bloom's and MPT's m_h·j less a constant of the row, which the softmax ignores")
+    if run.bias_given:
+        conventions["bias"] = ("bias: a float added to the scores before the mask, as torch "
+                               "SDPA's float attn_mask; null (−∞) = no attention")
     if run.normalize is Normalize.hard:
         conventions["hard_ties"] = "one-hot on the arg-max; among equal maxima the first key wins"
     elif run.normalize is Normalize.top_k:
         conventions["top_k"] = (f"softmax over each row's {run.top_k} largest scores, zero "
                                 "elsewhere; ties at the boundary go to the lower key index")
+    elif run.sinks:
+        conventions["softmax"] = (
+            "over the key axis and one more column, the head's sink logit (the problem's "
+            "sinks, used as given: not scaled, capped, biased or masked; divided by a "
+            "temperature as the scores are), which is then dropped: each row of weights sums "
+            "to 1 − sink_weights < 1 (gpt-oss; row maximum, the sink's included, subtracted "
+            "first); a row with no key gives the sink all of its mass")
     else:
         conventions["softmax"] = ("over the key axis, each row of weights sums to 1 (row maximum "
                                   "subtracted first)")
@@ -61,6 +101,11 @@ def conventions(run: Run, mask: Mask | None) -> dict[str, str]:
                  " (i shifted by seq_k − seq_q, bottom-right)" if bottom_right else "")
         conventions["window"] = (f"local attention: query i sees keys j with |i − j| ≤ "
                                  f"{run.window}{shift}")
+        if run.causal:
+            conventions["sliding_window"] = (
+                f"Hugging Face's sliding_window = S (Mistral, Gemma 2 and 3, gpt-oss) keeps S "
+                f"keys, the query's own included: this is S = {run.window + 1} (--causal "
+                "--window S − 1); transformers #29623 and vllm #3385 were once off by one here")
     if run.causal:
         conventions["causal_alignment"] = (
             "top-left: query i sees keys j ≤ i (torch SDPA is_causal)" if not bottom_right

@@ -78,6 +78,8 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
             setattr(context, name, runtime.asarray(array, boolean=True))
     if prepared.dropout_mask is not None:
         context.dropout_mask = runtime.asarray(prepared.dropout_mask, boolean=True)
+    if prepared.bias is not None:
+        context.bias_input = runtime.asarray(prepared.bias)
 
     context.first = first  # the query rows' positions start here (RoPE needs them)
     for stage in plan.inputs:  # (B, H or G, seq, d_head) each
@@ -134,6 +136,8 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     params = prepared.params
     trace.run = Run(
         config.replace(score=prepared.score, scale=prepared.scale, heads=H, seed=plan.seed,
+                       kv_heads=(prepared.kv_heads if prepared.kv_heads not in (None, H)
+                                 else config.kv_heads),
                        weight_layout=prepared.layout, backend=runtime.backend,
                        device=runtime.device),
         d_k=prepared.d_k, d_v=prepared.d_v,
@@ -143,7 +147,10 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
         per_head_weights=prepared.per_head_weights, batched=prepared.batched,
         d_out=None if params["W_o"] is None else int(params["W_o"].shape[1]),
         biases=tuple(k for k in ("b_q", "b_k", "b_v", "b_o") if params.get(k) is not None),
-        scale_given=config.scale is not None)
+        scale_given=config.scale is not None,
+        alibi_slopes=(None if prepared.alibi_slopes is None
+                      else tuple(float(m) for m in prepared.alibi_slopes)),
+        bias_given=prepared.bias is not None, sinks="sinks" in params)
     trace.mask = plan.mask
     trace.inputs = dict(inputs)
     trace.conventions = conventions(trace.run, plan.mask)
@@ -179,6 +186,10 @@ def _rows(plan: Plan, xp, queries, context: Context, record: Recorder, start: in
             check_finite(xp, out, stage.overflow, plan.config)
         if stage.step is not None:
             out = record.rows(stage.step, stage.formula, out, start, seq_q)
+        if stage.writes is not None:  # an operand of a later stage: the data passes by
+            setattr(context, stage.writes, out)
+            continue
+        if stage.step is not None:
             last = stage.step
         data = out
     head_context = plan.rows[-1](xp, data, context)  # recorded whole, after the blocks
@@ -192,7 +203,11 @@ def _overflow(plan: Plan, xp, queries, context: Context) -> None:
     """A non-finite block traced back to its stage: the block again, every stage checked."""
     data = queries
     for stage in plan.rows[:-1]:
-        data = stage(xp, data, context)
+        out = stage(xp, data, context)
+        if stage.writes is not None:  # the bias: the data passes by
+            setattr(context, stage.writes, out)
+            continue
+        data = out
         if stage.overflow:
             check_finite(xp, data, stage.overflow, plan.config)
 

@@ -1,4 +1,5 @@
-"""Scores → weights: softmax (soft), one-hot arg-max (hard), top-k softmax.
+"""Scores → weights: softmax (soft), one-hot arg-max (hard), top-k softmax, softmax with
+attention sinks (one more column per head, dropped).
 
 Shapes: scores (..., seq_q, seq_k) with −∞ at masked keys → weights of the same shape.
 A row whose keys are all masked gets zero weights (torch SDPA's safe softmax), never NaN.
@@ -30,6 +31,28 @@ def softmax(xp, scores, inplace: bool = False):
     # this function's own array, and the row-sized divisor costs nothing.)
     exps /= xp.where(total > 0, total, xp.ones_like(total))
     return exps
+
+
+def softmax_with_sinks(xp, scores, sinks):
+    """The softmax over each row's scores and one more column, its head's sink logit, which is
+    then dropped: (weights, sink_weights).
+
+    Shapes: scores (B, H, rows, seq_k) with −∞ at masked keys; sinks (H,) → weights (B, H,
+    rows, seq_k) and sink_weights (B, H, rows), each row of weights summing to
+    1 − sink_weights. With m_i = max(max_j s_ij, sink): Z_i = Σ_j exp(s_ij − m_i) +
+    exp(sink − m_i), weights_ij = exp(s_ij − m_i) / Z_i, sink_weights_i = exp(sink − m_i) / Z_i.
+    A row whose keys are all masked gives the sink all of its mass (weights 0, sink 1).
+    Source: transformers' models/gpt_oss/modeling_gpt_oss.py, eager_attention_forward
+    (``torch.cat([attn_weights, sinks], dim=-1)``, softmax, ``probs[..., :-1]``); OpenAI's
+    gpt_oss/torch/model.py, ``sdpa``; Xiao et al. 2024, "Efficient Streaming Language Models
+    with Attention Sinks"; Miller 2023, "Attention Is Off By One" (a sink of logit 0).
+    """
+    sink = xp.reshape(sinks, (1, sinks.shape[0], 1, 1))
+    row_max = xp.maximum(xp.max(scores, axis=-1, keepdims=True), sink)  # finite: sink is
+    exps = xp.exp(scores - row_max)
+    sink_exp = xp.exp(sink - row_max)
+    total = xp.sum(exps, axis=-1, keepdims=True) + sink_exp  # ≥ 1: one term is exp(0)
+    return exps / total, (sink_exp / total)[..., 0]
 
 
 def hard(xp, scores):

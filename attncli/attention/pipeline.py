@@ -32,7 +32,8 @@ def attend(problem: Problem, config: AttentionConfig | None = None,
     """Run attention on ``problem`` as ``config`` says, recording every stage.
 
     Shapes (B = batch, H = heads; axes B and H are left out of a step when x is 2-D / H = 1):
-        queries (B, H, seq_q, d_k); keys (B, H, seq_k, d_k); values (B, H, seq_k, d_v)
+        queries (B, H, seq_q, d_k); keys (B, G, seq_k, d_k); values (B, G, seq_k, d_v), G the
+            key/value heads (``kv_heads``; G = H without grouped-query attention)
         scores, scaled_scores, masked_scores, weights, dropped_weights (B, H, seq_q, seq_k)
         head_context (B, H, seq_q, d_v) — only when H > 1
         context (B, seq_q, H·d_v), heads concatenated; output (B, seq_q, d_out) when W_o is given

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from attncli.attention import stages as st
 from attncli.attention.masks import Mask
-from attncli.config import AttentionConfig, CausalAlign, Normalize, Score
+from attncli.config import AttentionConfig, CausalAlign, Normalize, QKNorm, Score
 from attncli.shapes import Prepared
 from attncli.trace import STEP_NAMES
 
@@ -86,14 +86,19 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
     :data:`attncli.trace.STEP_NAMES` does not list: the trace would drop it unseen.
     """
     H, params = prepared.heads, prepared.params
+    G = prepared.kv_heads or H  # key/value heads (grouped-query attention)
     inputs = (
         st.Project("queries", _projection_formula("queries", "x", "q", params, H),
                    from_input="x", weight="W_q", bias="b_q", heads=H),
-        st.Project("keys", _projection_formula("keys", prepared.key_from, "k", params, H),
-                   from_input="keys_input", weight="W_k", bias="b_k", heads=H),
-        st.Project("values", _projection_formula("values", prepared.value_from, "v", params, H),
-                   from_input="values_input", weight="W_v", bias="b_v", heads=H),
+        st.Project("keys", _projection_formula("keys", prepared.key_from, "k", params, G),
+                   from_input="keys_input", weight="W_k", bias="b_k", heads=G),
+        st.Project("values", _projection_formula("values", prepared.value_from, "v", params, G),
+                   from_input="values_input", weight="W_v", bias="b_v", heads=G),
     )
+    if config.qk_norm is not None:  # after the projections, before any rotation
+        inputs = (*inputs, *_qk_norm(config))
+    if prepared.rope is not None:  # after any norm: RoPE turns the normed queries and keys
+        inputs = (*inputs, *rotations(prepared.rope))
     rows: list[st.Stage] = [_score(prepared)]
     last = "scores"
     scale = prepared.scale
@@ -101,12 +106,23 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
         how = f"/ √d_k  (d_k = {prepared.d_k})" if config.scale is None else f"× {scale:g}"
         rows.append(st.Scale("scaled_scores", f"scaled_scores = scores {how}", factor=scale))
         last = "scaled_scores"
+    if config.softcap is not None:  # after the scale, before any bias and the mask (Gemma 2)
+        cap = config.softcap
+        rows.append(st.Softcap("capped_scores", f"capped_scores = {cap:g} · tanh({last} / "
+                               f"{cap:g})", cap=cap))
+        last = "capped_scores"
+    if prepared.alibi_slopes is not None or prepared.bias is not None:  # before the mask
+        rows += _bias(prepared, config, last)
+        last = "biased_scores"
     mask = run_mask(prepared, config)
     if mask is not None:
         rows.append(st.MaskScores("masked_scores", f"masked_scores = {last}, −∞ where masked "
                                   f"({mask.words()})", mask=mask))
         last = "masked_scores"
-    rows.append(_normalize(config, last))
+    if "sinks" in params:  # a softmax column more per head, dropped (gpt-oss): shapes._sinks
+        rows += _sinks(config, last)
+    else:
+        rows.append(_normalize(config, last))
     seed = config.seed
     weights = "weights"
     if config.dropout > 0.0:
@@ -127,6 +143,8 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
     if params["W_o"] is not None:
         tail.append(st.Output("output", "output = context W_o"
                               + (" + b_o" if params["b_o"] is not None else ""), overflow="output"))
+    if G != H:  # last of the inputs: after every stage that changes the G KV heads
+        inputs = (*inputs, *grouped(G, H))
     made = Plan(prepared, config, inputs, tuple(rows), tuple(tail), mask, seed,
                 abs(scale) / config.temperature)
     unlisted = [s.step for s in made.stages if s.step is not None and s.step not in STEP_NAMES]
@@ -141,6 +159,60 @@ def _projection_formula(name: str, source: str, which: str, params, heads: int) 
         return f"{name} = {source}" + (f", split into {heads} heads" if heads > 1 else "")
     return (f"{name} = {source} W_{which}"
             + (f" + b_{which}" if params[f"b_{which}"] is not None else ""))
+
+
+def _qk_norm(config: AttentionConfig) -> tuple[st.Stage, st.Stage]:
+    """The RMSNorm stages of --qk-norm: normed_queries (writes queries), normed_keys (keys)."""
+    whole = config.qk_norm is QKNorm.whole
+    over = "the token's whole projection" if whole else "each head's d_head"
+    gain = "w" if config.qk_norm_offset == 0.0 else f"({config.qk_norm_offset:g} + w)"
+    return tuple(
+        st.QKNorm(f"normed_{name}", f"normed_{name} = {name} / √(mean({name}²) + "
+                  f"{config.qk_norm_eps:g}) · {gain}, w = {weight}, mean over {over}",
+                  writes=name, weight=weight, whole=whole, eps=config.qk_norm_eps,
+                  offset=config.qk_norm_offset)
+        for name, weight in (("queries", "q_norm"), ("keys", "k_norm")))
+
+
+def rotations(rope) -> tuple[st.Stage, st.Stage]:
+    """The RoPE stages: rotated_queries (writes queries), rotated_keys (writes keys), each
+    turning the pairs of a head's first R dims by position × f_i
+    (:class:`attncli.attention.rope.Rope`)."""
+    R, f = rope.rotary_dim, rope.freqs
+    pairs = "(2i, 2i + 1)" if rope.interleaved else f"(i, i + {R // 2})"
+    scaled = "" if rope.scaling is None else f", {f.rope_type} scaling"
+    gain = "" if f.attention_factor == 1.0 else f", cos and sin × {f.attention_factor:.6g}"
+    return tuple(
+        st.Rotate(f"rotated_{name}", f"rotated_{name} = {name} with dims {pairs}, i < {R // 2}, "
+                  f"turned by {where} × θ^(−2i/{R}), θ = {rope.theta:g}{scaled}{gain}",
+                  writes=name, rope=rope, keys=name == "keys", interleaved=rope.interleaved)
+        for name, where in (("queries", "position"), ("keys", "key position")))
+
+
+def grouped(kv_heads: int, heads: int) -> tuple[st.Stage, st.Stage]:
+    """The stages that repeat the keys and the values of ``kv_heads`` KV heads for ``heads``
+    query heads: query head h uses KV head ⌊h / (H/G)⌋ (transformers' repeat_kv)."""
+    per = heads // kv_heads
+    return tuple(st.RepeatKV(None, f"{name}: query head h uses KV head ⌊h / {per}⌋ "
+                             f"({kv_heads} KV heads, {heads} query heads)", writes=name,
+                             heads=heads)
+                 for name in ("keys", "values"))
+
+
+def _bias(prepared: Prepared, config: AttentionConfig, last: str) -> list[st.Stage]:
+    """The bias added to the scores (ALiBi's −m_h·|i + offset − j|, the key ``bias``, or
+    both) and its addition: steps ``bias`` and ``biased_scores``."""
+    seq_q, seq_k = prepared.x.shape[1], prepared.keys_input.shape[1]
+    offset = seq_k - seq_q if config.causal_align is CausalAlign.bottom_right else 0
+    terms = []
+    if prepared.alibi_slopes is not None:
+        i = "i" if offset == 0 else f"i {'+' if offset > 0 else '−'} {abs(offset)}"
+        terms.append(f"−m_h·|{i} − j|")
+    if prepared.bias is not None:
+        terms.append("the given bias")
+    return [st.Bias("bias", "bias = " + " + ".join(terms), slopes=prepared.alibi_slopes,
+                    offset=offset, given=prepared.bias is not None),
+            st.AddBias("biased_scores", f"biased_scores = {last} + bias")]
 
 
 def _score(prepared: Prepared) -> st.Stage:
@@ -162,6 +234,17 @@ def _normalize(config: AttentionConfig, last: str) -> st.Stage:
         return st.TopK("weights", f"weights = softmax(top-{config.top_k} of {over})",
                        overflow="weights", k=config.top_k, temperature=t)
     return st.Softmax("weights", f"weights = softmax({over})", overflow="weights", temperature=t)
+
+
+def _sinks(config: AttentionConfig, last: str) -> list[st.Stage]:
+    """The sink's share of each row (a side stage), then the softmax with the sink column
+    dropped: sink_h is the head's logit, unscaled, divided by a temperature as the scores."""
+    t = config.temperature
+    over, sink = (last, "sink_h") if t == 1.0 else (f"{last} / {t:g}", f"sink_h / {t:g}")
+    return [st.SinkWeights("sink_weights", f"sink_weights = exp({sink}) / (Σ_j exp({over}) + "
+                           f"exp({sink}))", temperature=t),
+            st.SinkSoftmax("weights", f"weights = softmax([{over}, {sink}]), sink column "
+                           "dropped", overflow="weights", temperature=t)]
 
 
 def run_mask(prepared: Prepared, config: AttentionConfig) -> Mask | None:

@@ -38,7 +38,9 @@ class Context:
     :class:`attncli.shapes.Prepared` holds them; queries, keys, values (B, H, …) once
     projected; keys_t (B, H, d_k, seq_k) the keys transposed, contiguous; mask and padding
     the problem's mask and key_padding_mask (:class:`Mask`) on the device; dropout_mask
-    (B, H, seq_q, seq_k) bool or None.
+    (B, H, seq_q, seq_k) bool or None; bias_input the problem's float bias (B or 1, H or 1,
+    seq_q, seq_k) on the device; bias the block's bias (B, H, rows, seq_k) (:class:`Bias`);
+    sink_weights the block's sink shares (B, H, rows) (:class:`SinkWeights`).
     ``first``: the block's first query row in the problem (masks and dropout need it);
     ``inplace``: whether the stage may overwrite its input (nothing else holds it).
     """
@@ -55,6 +57,9 @@ class Context:
     mask: Any = None
     padding: Any = None
     dropout_mask: Any = None
+    bias_input: Any = None
+    bias: Any = None
+    sink_weights: Any = None  # the block's (B, H, rows) (:class:`SinkWeights`), unread
     first: int = 0
     inplace: bool = False
 
@@ -70,7 +75,9 @@ class Stage:
     ``overflow``: the name an overflow of the output is reported under (the executor checks
     it when it checks every stage: scores, weights). ``row_local``: see the module's text.
     ``writes``: for a stage before the blocks, the Context array its output becomes (queries,
-    keys, values); None: the one named like its step.
+    keys, values); None: the one named like its step. For a row stage, the Context array its
+    output becomes while its input passes by it to the next stage (the bias, which the stage
+    after it adds to the scores).
     ``blockwise``: worth calling a block of rows at a time; False when each call does work
     for the whole run (dropout draws the whole run's keep mask), so one call over every row
     the run computes is cheaper than one per block (one --query row is still one row).
@@ -126,6 +133,95 @@ class Project(Stage):
         params = context.params
         return project(xp, getattr(context, self.from_input), params[self.weight],
                        params[self.bias], self.heads)
+
+
+@dataclass(eq=False, repr=False)
+class QKNorm(Stage):
+    """normed = x / √(mean(x²) + eps) · (offset + w): the RMSNorm of each query (or key), after
+    the projection and before any rotation (``writes`` queries or keys).
+
+    ``weight``: the params key, q_norm or k_norm; ``whole``: the mean over the whole projection
+    of a token (all its heads' numbers, OLMo2) rather than over each head's d_head (Qwen3);
+    ``offset``: 1 for Gemma 3's (1 + w), else 0.
+    Shapes: (B, H, seq, d_head) → the same (G KV heads for the keys); w (d_head,) per head,
+    (H·d_head,) whole, head h owning w[h·d_head … (h+1)·d_head − 1] as the projection's columns.
+    Source: Zhang & Sennrich 2019 (RMSNorm); Henry et al. 2020 (QK-norm); transformers'
+    models/qwen3/modeling_qwen3.py (Qwen3RMSNorm on q_proj(x).view(…, head_dim)),
+    models/olmo2/modeling_olmo2.py (Olmo2RMSNorm on q_proj(x), before the view),
+    models/gemma3/modeling_gemma3.py (Gemma3RMSNorm: · (1 + w)).
+    """
+
+    weight: str = "q_norm"
+    whole: bool = False
+    eps: float = 1e-6
+    offset: float = 0.0
+
+    def __call__(self, xp, data, context: Context):
+        w = context.params[self.weight]
+        heads, d_head = data.shape[1], data.shape[3]
+        if self.whole:  # one mean per token over all its heads: (B, 1, seq, 1)
+            mean = xp.mean(data * data, axis=(1, 3), keepdims=True)
+            w = xp.reshape(w, (heads, 1, d_head))  # (H, 1, d_head), head h's slice of w
+        else:  # one mean per token and head: (B, H, seq, 1)
+            mean = xp.mean(data * data, axis=-1, keepdims=True)
+        gain = w if self.offset == 0.0 else w + self.offset
+        return data / xp.sqrt(mean + self.eps) * gain
+
+
+@dataclass(eq=False, repr=False)
+class RepeatKV(Stage):
+    """Grouped-query attention: the G key/value heads repeated for the H query heads, so that
+    query head h meets KV head ⌊h / (H/G)⌋; records no step (keys and values were recorded
+    with their G heads), ``writes`` keys or values.
+
+    Shapes: (B, G, seq_k, d) → (B, H, seq_k, d), each KV head H/G times in a row.
+    Source: Ainslie et al. 2023, "GQA"; Shazeer 2019 (multi-query, G = 1); transformers'
+    models/llama/modeling_llama.py, repeat_kv; torch SDPA's enable_gqa (repeat_interleave).
+    """
+
+    heads: int = 1
+
+    def __call__(self, xp, data, context: Context):
+        batch, groups, seq, d = data.shape
+        n_rep = self.heads // groups
+        if n_rep == 1:
+            return data
+        expanded = xp.broadcast_to(data[:, :, None], (batch, groups, n_rep, seq, d))
+        return xp.reshape(expanded, (batch, self.heads, seq, d))  # (B, H, seq_k, d)
+
+
+@dataclass(eq=False, repr=False)
+class Rotate(Stage):
+    """rotated_queries / rotated_keys = RoPE(queries / keys): each pair of a head's first R
+    dims turned by position × f_i (:func:`attncli.attention.rope.rotate`).
+
+    ``rope``: the run's :class:`attncli.attention.rope.Rope`; ``keys``: rotate the keys (their
+    key_positions) rather than the queries (positions, from ``context.first``: one --query
+    row uses its own position). ``interleaved``: the pair layout (a field of its own, so that
+    the other layout is one ``dataclasses.replace``).
+    Shapes: (B, H or G, n, d_head) → the same; positions (B or 1, n).
+    Source: Su et al. 2021 (RoFormer), eq. 34; transformers/models/llama/modeling_llama.py
+    (apply_rotary_pos_emb), transformers/models/gptj/modeling_gptj.py (rotate_every_two).
+    """
+
+    rope: Any = None
+    keys: bool = False
+    interleaved: bool = False
+    start: int = 0  # added to every position (0; 1 for the "positions from 1" mistake)
+
+    def positions(self, data, context: Context):
+        """The positions of ``data``'s rows, (B or 1, n) int64."""
+        if self.keys:
+            return self.rope.key_positions
+        return self.rope.positions[:, context.first:context.first + data.shape[2]]
+
+    def __call__(self, xp, data, context: Context):
+        from attncli.attention.rope import cos_sin, rotate
+
+        cos, sin = cos_sin(self.positions(data, context) + self.start, self.rope.freqs)
+        runtime = context.runtime
+        return rotate(xp, data, runtime.asarray(cos), runtime.asarray(sin),
+                      self.rope.rotary_dim, self.interleaved)
 
 
 # --- row-local stages: a block of query rows ------------------------------------------------------
@@ -208,6 +304,74 @@ class Scale(Stage):
 
 
 @dataclass(eq=False, repr=False)
+class Softcap(Stage):
+    """capped_scores = cap · tanh(scaled_scores / cap): every score kept within (−cap, cap),
+    nearly unchanged where |score| ≪ cap; applied after the scale, before any bias and the
+    mask. Shapes: (B, H, rows, seq_k) → the same.
+    Source: Gemma Team 2024, "Gemma 2", §2 (logit soft-capping); transformers'
+    models/gemma2/modeling_gemma2.py, eager_attention_forward (attn_logit_softcapping);
+    torch flex_attention's soft-capping score_mod. SDPA cannot compute it (``fused`` None)."""
+
+    cap: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        return self.cap * xp.tanh(data / self.cap)
+
+
+@dataclass(eq=False, repr=False)
+class Bias(Stage):
+    """bias = −m_h·|i + offset − j| (ALiBi, with ``slopes``) plus the problem's ``bias`` key:
+    the matrix added to the scores. A side stage: it ``writes`` Context's ``bias`` and the
+    scores pass by it to :class:`AddBias` (a given ``bias`` step stands in for it there).
+
+    Shapes: scores (B, H, rows, seq_k) → bias (B, H, rows, seq_k), a broadcast view of the
+    block's rows (``context.first`` …) of ALiBi's (1, H, rows, seq_k) and of the given bias
+    (B or 1, H or 1, seq_q, seq_k) (``context.bias_input``); −∞ where the given bias is −∞.
+    ``slopes``: (H,) numpy, or None without ALiBi; ``offset``: 0 top-left, seq_k − seq_q
+    bottom-right (as the causal mask's diagonal); ``given``: whether the problem has a bias.
+    Source: Press et al. 2022, "Train Short, Test Long" §3 (ALiBi); transformers'
+    models/bloom/modeling_bloom.py (build_alibi_tensor, alibi.baddbmm); torch SDPA's float
+    ``attn_mask``; Raffel et al. 2020 (T5's relative position bias, an additive bias).
+    """
+
+    writes: str | None = field(default="bias", kw_only=True)
+    slopes: Any = None
+    offset: int = 0
+    given: bool = False
+
+    def __call__(self, xp, data, context: Context):
+        from attncli.attention.bias import alibi
+
+        rows, seq_k = data.shape[2], data.shape[3]
+        bias = None
+        if self.slopes is not None:
+            slopes = context.runtime.asarray(self.slopes)
+            bias = alibi(xp, slopes, context.first, rows, seq_k, self.offset)
+        if self.given:
+            block = context.bias_input[:, :, context.first:context.first + rows]
+            bias = block if bias is None else bias + block
+        return xp.broadcast_to(bias, tuple(data.shape))
+
+    def row_width(self, params) -> int:
+        return 2  # the block's bias beside its scores
+
+
+@dataclass(eq=False, repr=False)
+class AddBias(Stage):
+    """biased_scores = the scores + bias (``context.bias``, written by :class:`Bias`).
+    Shapes: (B, H, rows, seq_k) + (B, H, rows, seq_k) → the same; the scores are overwritten
+    when ``context.inplace``.
+    Source: Press et al. 2022, §3 (ALiBi); torch SDPA's float ``attn_mask`` (added to the
+    scaled scores). SDPA is not used for it here (``fused`` None): a float mask is n×n."""
+
+    def __call__(self, xp, data, context: Context):
+        if context.inplace:
+            data += context.bias
+            return data
+        return data + context.bias
+
+
+@dataclass(eq=False, repr=False)
 class MaskScores(Stage):
     """masked_scores = the scores where the run's one mask allows, −∞ elsewhere
     (:class:`attncli.attention.masks.Mask`).
@@ -248,6 +412,49 @@ class Softmax(Stage):
 
     def fused(self):
         return {"temperature": self.temperature}
+
+
+@dataclass(eq=False, repr=False)
+class SinkWeights(Stage):
+    """sink_weights = the mass each row gives its head's sink, exp(sink_h / T) over the row's
+    Σ_j exp(s_ij / T) + exp(sink_h / T) (:func:`attncli.attention.normalize.softmax_with_sinks`).
+    A side stage: it ``writes`` Context's ``sink_weights`` and the scores pass by it to
+    :class:`SinkSoftmax`. ``temperature``: T, as the softmax's.
+    Shapes: (B, H, rows, seq_k), sinks (H,) from the params → (B, H, rows).
+    Source: transformers' models/gpt_oss/modeling_gpt_oss.py, eager_attention_forward (the
+    column ``probs[..., -1]`` that it drops)."""
+
+    writes: str | None = field(default="sink_weights", kw_only=True)
+    temperature: float = 1.0
+
+    def __call__(self, xp, data, context: Context):
+        t = self.temperature
+        sinks = context.params["sinks"]
+        return normalize.softmax_with_sinks(xp, data if t == 1.0 else data / t,
+                                            sinks if t == 1.0 else sinks / t)[1]
+
+
+@dataclass(eq=False, repr=False)
+class SinkSoftmax(Softmax):
+    """weights = softmax over the row's scores / T and its head's sink logit / T, the sink's
+    column then dropped: each row sums to 1 − sink_weights (< 1). The sink logits are used
+    as they are (not scaled, capped, biased or masked); a temperature divides them too, as
+    it divides every logit the softmax takes (gpt-oss's reference concatenates the sink to
+    the scaled, masked scores and takes the softmax of the whole row: ``torch.cat([QK, S],
+    dim=-1)``; the sink is a logit of that softmax, not a score). A row with no key to
+    attend to gives the sink everything (weights 0).
+    Shapes: (B, H, rows, seq_k), sinks (H,) from the params → (B, H, rows, seq_k).
+    Source: transformers' models/gpt_oss/modeling_gpt_oss.py, eager_attention_forward;
+    OpenAI's gpt_oss/torch/model.py, sdpa. SDPA has no sinks (``fused`` None)."""
+
+    def __call__(self, xp, data, context: Context):
+        t = self.temperature
+        sinks = context.params["sinks"]
+        return normalize.softmax_with_sinks(xp, data if t == 1.0 else data / t,
+                                            sinks if t == 1.0 else sinks / t)[0]
+
+    def fused(self):
+        return None
 
 
 @dataclass(eq=False, repr=False)

@@ -44,8 +44,8 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
 
 #: The options a script's run depends on, in the order its command line gives them (backend,
 #: device, and the options torch's attention cannot take, which are refused, are left out).
-SCRIPT_OPTIONS = ("project", "score", "scale", "heads", "causal", "causal_align", "window",
-                  "temperature", "weight_layout", "dtype")
+SCRIPT_OPTIONS = ("project", "score", "scale", "heads", "kv_heads", "causal", "causal_align",
+                  "window", "temperature", "weight_layout", "dtype")
 
 
 def flags(config: AttentionConfig) -> list[str]:

@@ -106,6 +106,8 @@ def _module(trace: Trace) -> str:
         return SDPA  # MHA always projects, and always applies out_proj
     if run.score not in (Score.dot, Score.scaled_dot):
         return SDPA
+    if run.kv_heads not in (None, H):
+        return SDPA  # MHA has as many key/value heads as query heads; SDPA takes enable_gqa
     if H * run.d_k != d_in or H * run.d_v != d_in or run.d_out != d_in:
         return SDPA  # embed_dim = H·head_dim is both the query width and the output's
     if not math.isclose(run.scale / run.temperature, 1.0 / math.sqrt(run.d_k), rel_tol=1e-12):
@@ -116,7 +118,8 @@ def _module(trace: Trace) -> str:
 #: The options the script writes (or refuses, below, with its reason); any other option a
 #: run sets is refused as one the script does not express.
 EXPRESSED = frozenset({"project", "score", "scale", "causal", "causal_align", "window",
-                       "normalize", "temperature", "top_k", "heads", "dropout", "seed",
+                       "normalize", "temperature", "top_k", "heads", "kv_heads", "dropout",
+                       "seed",
                        "weight_layout", "backend", "device", "dtype"})
 
 
@@ -134,6 +137,12 @@ def _refuse(run: Run) -> None:
         what = f"top-k attention (--normalize topk --top-k {run.top_k})"
     elif run.dropout > 0.0:
         what = f"--dropout {run.dropout:g}, whose mask torch would draw differently"
+    elif run.sinks:
+        what = ("attention sinks (the problem's sinks: a softmax column per head, then "
+                "dropped), which torch's SDPA and nn.MultiheadAttention do not take")
+    elif run.bias_given:
+        what = ("a float bias of the scores (the problem's bias), which the script does not "
+                "write as SDPA's float attn_mask")
     if what is not None:
         raise InputError(f"--format torch covers dot-product softmax attention; this run uses "
                          f"{what}")
@@ -267,6 +276,8 @@ class _Script:
             "",
             f"dtype = torch.{run.dtype.value}",
             f"H = {run.heads}  # heads",
+            *([f"G = {run.kv_heads}  # key/value heads: query head h uses KV head "
+               f"h // (H // G), as SDPA's enable_gqa"] if _grouped(run) else []),
             "",
         )
 
@@ -404,9 +415,7 @@ class _Script:
         self.add(
             "",
             "",
-            "def split_heads(m):",
-            '    """(..., seq, H·d) → (..., H, seq, d): head h owns columns h·d … (h+1)·d − 1."""',
-            "    return m.unflatten(-1, (H, -1)).transpose(-3, -2)",
+            *(_SPLIT_GROUPED if _grouped(run) else _SPLIT),
             "",
             "",
         )
@@ -418,7 +427,10 @@ class _Script:
                 if f"b_{name}" in self.inputs:
                     expression += f" + b_{name}"
             shape = {"q": "seq_q, d_k", "k": "seq_k, d_k", "v": "seq_k, d_v"}[name]
-            self.add(f"{role} = split_heads({expression})  # (…, H, {shape})")
+            if name != "q" and _grouped(run):
+                self.add(f"{role} = split_heads({expression}, G)  # (…, G, {shape})")
+            else:
+                self.add(f"{role} = split_heads({expression})  # (…, H, {shape})")
         if run.score is Score.general:
             self.add("queries = queries @ W_a  # q W_a kᵀ: the general score as a dot product")
         self.add(*_commented(*_scale_text(run)))
@@ -428,6 +440,8 @@ class _Script:
         elif self.allowed is not None:
             mask = "allowed.unsqueeze(-3)" if self.batch_mask else "allowed"
             options.append(f"attn_mask={mask}")
+        if _grouped(run):
+            options.append("enable_gqa=True")  # each KV head for H // G query heads in a row
         self.add(*_call("head_context = torch.nn.functional.scaled_dot_product_attention",
                         [*options, "scale=scale"], comment="(…, H, seq_q, d_v)"),
                  "context = head_context.transpose(-3, -2).flatten(-2)  # (…, seq_q, H·d_v): "
@@ -500,6 +514,21 @@ class _Script:
             self.add("    # MHA's attn_mask is True = NOT allowed: the opposite of SDPA's")
         self.add(*_call(call, ["x", run.key_from, run.value_from, *options], indent="    "))
         self.add(*_print_json(result))
+
+
+#: The script's split_heads: into H heads; with grouped-query attention, into H or G.
+_SPLIT = ("def split_heads(m):",
+          '    """(..., seq, H·d) → (..., H, seq, d): head h owns columns h·d … (h+1)·d − 1."""',
+          "    return m.unflatten(-1, (H, -1)).transpose(-3, -2)")
+_SPLIT_GROUPED = ("def split_heads(m, heads=H):",
+                  '    """(..., seq, heads·d) → (..., heads, seq, d): head h owns columns h·d … '
+                  '(h+1)·d − 1."""',
+                  "    return m.unflatten(-1, (heads, -1)).transpose(-3, -2)")
+
+
+def _grouped(run: Run) -> bool:
+    """Grouped-query attention: fewer key/value heads than query heads."""
+    return run.kv_heads not in (None, run.heads)
 
 
 def _scale_text(run: Run) -> tuple[str, str]:

@@ -40,6 +40,24 @@ def drawable(steps: list[str] | None, option: str = "--heatmap") -> list[str]:
     return names
 
 
+def sink_note(trace: Trace, step: Step, lead: dict[str, int] | None = None) -> str | None:
+    """The line under the weights of a run with attention sinks (the problem's ``sinks``),
+    None for any other step or run: the sink's share of the rows (the least and the largest
+    of ``sink_weights`` over the rows of the slice ``lead``, {"batch": b, "head": h} as
+    :class:`attncli.render.layout.Slice` gives it; over every row without it), or, when the
+    trace does not hold that step, that the rows sum to less than 1. Short: it sits under a
+    grid as narrow as three tokens, beside its legend's "values low … high"."""
+    if step.name != "weights" or trace.run is None or not trace.run.sinks:
+        return None
+    if "sink_weights" not in trace:
+        return "rows < 1: the rest to the sink"
+    sink = trace.step("sink_weights")
+    values = sink.data
+    if lead is not None:
+        values = values[tuple(lead[axis] for axis in sink.axes if axis != "query")]
+    return f"sink takes {float(np.min(values)):.4f} … {float(np.max(values)):.4f}"
+
+
 def hidden_cells(trace: Trace, step: Step) -> np.ndarray:
     """Which cells of a step a drawing hides (draws as masked): True = hidden, as the name
     says; the run's mask (True = may attend) inverted, and −∞ scores.

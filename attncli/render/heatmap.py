@@ -31,6 +31,7 @@ from attncli.render.drawing import (
     limits,
     pool,
     query_by_key,
+    sink_note,
 )
 from attncli.render.layout import Slice, matrix_slices, number, printable, slices
 from attncli.render.output import Request
@@ -85,8 +86,10 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
         the shades "·░▒▓█" under NO_COLOR, in 16 colours, in files; masked cells
         (``drawing.masked``: causal, --window, mask, key_padding_mask) drawn as "×"
         and left out of the range; under each grid a legend with the scale's ends and the
-        slice's own min and max. Up to twice as many keys as fit ``console.width`` are cut
-        to those that fit, with a note of how many are left out; more are pooled
+        slice's own min and max (and, for the weights of a run with sinks, the sink's share
+        of the rows: ``drawing.sink_note``). Up to twice as many keys as fit
+        ``console.width`` are cut to those that fit, with a note of how many are left out;
+        more are pooled
         (``drawing.pool``: blocks of cells, each drawn as the mean of its unmasked
         cells), rows and keys alike, with a note. No line is ever wrapped.
     Steps: without ``steps``, weights (and dropped_weights when present); with ``steps``,
@@ -106,9 +109,14 @@ def print_heatmaps(trace: Trace, console: Console, steps: list[str] | None = Non
         console.print(heading, overflow="fold")
         hidden = hidden_cells(trace, step)
         unit = limits(step, hidden)  # the scale of unit, and of a grid with no range of its own
+        parts = list(slices(trace, step))
         grids = [_grid(part, mask.matrix, color_range, unit, colour, console.width)
-                 for part, mask in zip(slices(trace, step),
-                                       matrix_slices(trace, hidden, step.axes), strict=True)]
+                 for part, mask in zip(parts, matrix_slices(trace, hidden, step.axes),
+                                       strict=True)]
+        for part, grid in zip(parts, grids, strict=True):  # with sinks, the sink's share
+            note = sink_note(trace, step, part.lead)
+            if note:
+                grid.lines.append(_styled(note, "dim", colour))
         _print_grids(console, grids)
 
 

@@ -32,10 +32,14 @@ def slices(trace: Trace, step: Step) -> Iterator[Slice]:
 
 
 def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iterator[Slice]:
-    """The 2-D tables of any array laid out on a trace's axes (a step, an answer)."""
+    """The 2-D tables of any array laid out on a trace's axes (a step, an answer). A step with
+    one number per query row (sink_weights: …, "query") is one column, labelled "value"."""
+    if axes[-1] == "query":
+        data, axes = data[..., None], (*axes, "value")
     lead_axes, (row_axis, col_axis) = axes[:-2], axes[-2:]
     n_rows, n_cols = data.shape[-2:]
-    rows, cols = trace.labels(row_axis, n_rows), trace.labels(col_axis, n_cols)
+    rows = trace.labels(row_axis, n_rows)
+    cols = ["value"] if col_axis == "value" else trace.labels(col_axis, n_cols)
     first = trace.focus if row_axis == "query" and trace.focus is not None else 0
     for index in np.ndindex(*data.shape[:-2]):
         lead = dict(zip(lead_axes, (int(i) for i in index), strict=True))

@@ -31,6 +31,7 @@ from attncli.render.drawing import (
     limits,
     pool,
     query_by_key,
+    sink_note,
 )
 from attncli.render.layout import Slice, matrix_slices, number, printable, slices
 from attncli.render.registry import IMAGES
@@ -276,6 +277,9 @@ def _draw_step(subfig, trace: Trace, step: Step, parts: list[Slice],
     if per_pixel > 1:
         title += (f"   ({' × '.join(map(str, parts[0].matrix.shape))} cells drawn in blocks "
                   f"of {per_pixel} × {per_pixel}, each their mean)")
+    note = sink_note(trace, step)  # with sinks: the rows sum to less than 1
+    if note:
+        title += f"\n{note}"
     subfig.suptitle(title, fontsize=10)
     if all_hidden.any():  # the swatch under the (last) colour bar
         bars[-1].ax.legend(handles=[Patch(label="masked", **MASKED_STYLE)], loc="upper left",

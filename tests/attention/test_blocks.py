@@ -46,6 +46,8 @@ CASES = {
     "hard": ({"x": X}, {"normalize": Normalize.hard}),
     "topk": ({"x": X, **W}, {"normalize": Normalize.top_k, "top_k": 2}),
     "temperature": ({"x": X, **W}, {"temperature": 0.5, "scale": 0.7}),
+    "sinks": ({"x": X, **W, "mask": MASK, "sinks": [0.5, -1.0]}, {"heads": 2,
+                                                                  "temperature": 0.7}),
 }
 
 

@@ -39,7 +39,9 @@ BACKENDS = [Backend.numpy, Backend.torch]
 #: Every variant, and top-k normalisation (an option, not a variant: scaled dot with --top-k K).
 CASES = [*VARIANTS, "topk"]
 #: Self-attention variants without a positional mask: permuting the tokens permutes the output.
-UNMASKED = [c for c in CASES if c not in ("causal", "local")]
+#: (RoPE and ALiBi are positional too: the families' presets, rope and alibi are left out.)
+UNMASKED = [c for c in CASES if c not in ("causal", "local") and not {"causal", "window", "rope",
+            "alibi"} & set(VARIANTS.get(c, VARIANTS["scaled"]).fields)]
 #: Variants that use W_q/W_k/W_v (heads = 1 can be written as a 3-D W of shape (1, d_in, d)).
 PROJECTED = [c for c in CASES if c != "simple"]
 
@@ -77,7 +79,8 @@ def problems(draw, case: str, *, cross: bool | None = None, masks: bool = False,
     output = variant == "multihead" if output is None else output
     lead = () if not batch else draw(st.sampled_from([(), (1,), (2,)]))
     H = heads or draw(st.integers(1, 3))
-    d_k = draw(st.integers(1, 6 // H))
+    rotated = VARIANTS[variant].fields.get("rope", False)  # RoPE turns pairs: d_k even
+    d_k = 2 * draw(st.integers(1, 3 // H)) if rotated else draw(st.integers(1, 6 // H))
     d_v = draw(st.integers(1, 6 // H)) if project else d_k
     seq_q = draw(st.integers(min_seq, 7))
     d_in = draw(st.integers(1, 6)) if project else H * d_k
@@ -110,6 +113,10 @@ def problems(draw, case: str, *, cross: bool | None = None, masks: bool = False,
             arrays["b_a"] = draw(values((d_att,)))
     if variant == "general":
         arrays["W_a"] = draw(values((d_k, d_k)))
+    if VARIANTS[variant].fields.get("qk_norm"):  # qwen3: RMSNorm weights per head (d_k,)
+        arrays |= {"q_norm": draw(values((d_k,))), "k_norm": draw(values((d_k,)))}
+    if variant in ("sinks", "gpt-oss"):  # per-head sink logits (gpt-oss)
+        arrays["sinks"] = draw(values((H,)))
 
     fields = {"heads": H}
     if case == "topk":
@@ -252,7 +259,8 @@ def changed_row(x: np.ndarray, j: int, row: np.ndarray) -> np.ndarray:
 @given(data=st.data())
 def test_weights_rows_are_distributions_one_hot_or_top_k(request, case, backend, data):
     """Soft: each row of ``weights`` is a probability distribution (non-negative, sums to 1);
-    hard: one-hot at the first arg-max; top-k: a softmax over exactly min(k, unmasked) keys,
+    with sinks, the softmax of the row and its head's sink logit, the sink's column dropped
+    (into sink_weights); hard: one-hot at the first arg-max; top-k: a softmax over exactly min(k, unmasked) keys,
     ties to the lower index. A row with no key to attend to is all zeros, with a warning.
     Source: Vaswani et al. 2017, eq. 1 (softmax); Xu et al. 2015 (hard); README Conventions."""
     arrays, fields = data.draw(problems(case, masks=True))
@@ -265,6 +273,14 @@ def test_weights_rows_are_distributions_one_hot_or_top_k(request, case, backend,
     empty = unmasked == 0
     assert (weights[empty] == 0).all()
     assert (empty_rows_warning(trace) is not None) == bool(empty.any())
+    if "sinks" in arrays:  # the sink one more column of the softmax, then dropped
+        sink = np.asarray(arrays["sinks"], dtype=np.float64) / config.temperature
+        sink = sink[:, None, None] if "head" in trace.step("weights").axes else sink[0]
+        full = softmax_reference(np.concatenate([s, np.broadcast_to(sink, (*s.shape[:-1], 1))],
+                                                axis=-1))
+        close(weights, full[..., :-1], what="weights")
+        close(trace["sink_weights"], full[..., -1], what="sink_weights")
+        return
     if config.normalize == "hard":
         expected = np.zeros_like(s)
         np.put_along_axis(expected, np.argmax(s, axis=-1)[..., None], 1.0, axis=-1)

@@ -301,8 +301,9 @@ def test_tensor_keys_get_the_suggestions_of_problem_files(key, message, checkpoi
     assert f"{problem}: {message}" in one_error_line(["compute", str(problem)])
 
 
-ALL_TENSOR_KEYS = ("x, memory, key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, W_o, b_o, "
-                   "W_a, U_a, v_a, b_a, mask, key_padding_mask, dropout_mask")
+ALL_TENSOR_KEYS = ("x, memory, key_memory, value_memory, W_q, W_k, W_v, b_q, b_k, b_v, q_norm, "
+                   "k_norm, W_o, b_o, W_a, U_a, v_a, b_a, alibi_slopes, bias, sinks, positions, "
+                   "key_positions, mask, key_padding_mask, dropout_mask")
 
 
 @pytest.mark.parametrize(("key", "reason"), [

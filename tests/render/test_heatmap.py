@@ -182,7 +182,8 @@ def test_drawable_names_the_query_key_steps_or_refuses():
         drawable(["queries", "context"], "--heatmap and --plot")
     assert str(error.value) == (
         "--heatmap and --plot draw the query × key steps (scores, scaled_scores, "
-        "masked_scores, weights, dropped_weights); --steps queries,context has none")
+        "capped_scores, bias, biased_scores, masked_scores, weights, dropped_weights); "
+        "--steps queries,context has none")
     with pytest.raises(InputError, match="^--heatmap draws the query × key steps"):
         print_heatmaps(_trace("hello-shiny-sun"), Console(file=io.StringIO()), ["context"])
 
