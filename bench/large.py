@@ -11,7 +11,9 @@ measured in this same run.
 
 Memory: n = 16384, d = 64, one head, float64, ``--steps context``; peak RSS of each command,
 target < 1 GiB for attncli on both backends (the references are shown for comparison). Peak
-RSS is the kernel's high-water mark for each command alone, through bench/peak_rss.py.
+RSS is the kernel's high-water mark for each command alone, through bench/peak_rss.py. The
+"attncli … +" rows add --alibi --softcap 30 --causal (issue 12: score modifications stay
+row-local, so memory stays n·d); they are compared with each other.
 
 Modern (issue 12): the speed case with 2 key/value heads for the 8 query heads, RoPE and a
 causal mask (--kv-heads 2 --rope --causal, the same words for attncli and both references:
@@ -166,6 +168,8 @@ def warm_and_check(commands: list[Command], reference: Command, timeout: float,
 #: The modern case's options, the same words for attncli and both reference scripts:
 #: grouped-query attention (8 query heads, 2 key/value heads), RoPE, causal.
 MODERN = ["--kv-heads", "2", "--rope", "--causal"]
+#: The memory case's score modifications (issue 12): they must keep memory n·d.
+MEMORY_MODERN = ["--alibi", "--softcap", "30", "--causal"]
 
 
 def speed(args, attncli: list[str], workdir: Path, backends: list[str],
@@ -242,6 +246,7 @@ def memory(args, attncli: list[str], workdir: Path, backends: list[str],
     print(f"\nmemory problem: n = {n}, d = {d}, one head, float64, --steps context "
           f"(the full scores would be {n * n * 8 / 2**20:.0f} MiB)")
     commands = []
+    modern = not args.modern_skipped
     for backend in ("numpy", "torch"):
         if backend not in backends:
             continue
@@ -250,6 +255,11 @@ def memory(args, attncli: list[str], workdir: Path, backends: list[str],
                                            "--backend", backend,
                                            "-o", str(workdir / f"mem_attncli_{backend}.npz")],
                                 workdir / f"mem_attncli_{backend}.npz", "context"))
+        if modern:  # issue 12: score modifications stay row-local, memory n·d
+            commands.append(Command(f"attncli {backend} +", attncli + [
+                "compute", str(problem), "--steps", "context", "--backend", backend,
+                *MEMORY_MODERN, "-o", str(workdir / f"mem_modern_{backend}.npz")],
+                workdir / f"mem_modern_{backend}.npz", "context"))
     for backend in backends:
         commands.append(Command(f"reference {backend}",
                                 [sys.executable, str(HERE / f"reference_{backend}.py"),
@@ -275,11 +285,15 @@ def memory(args, attncli: list[str], workdir: Path, backends: list[str],
         rows.append((command, kib / 1024, seconds))
     expected = reference.result().astype(np.float64)
     tolerance = RTOL["float64"] * float(np.abs(expected).max())
+    modern_numpy = next((c for c, _, _ in rows if c.name == "attncli numpy +"), None)
     for command, mib, seconds in rows:
         target = command.name.startswith("attncli")
         verdict = ("ok" if mib < MEMORY_TARGET_MIB else "over") if target else ""
         try:
-            diff = float(np.abs(command.result() - expected).max())
+            # the "+" rows (ALiBi, soft-capping) against each other: the references have neither
+            against = (modern_numpy.result().astype(np.float64)
+                       if command.name.endswith("+") and modern_numpy is not None else expected)
+            diff = float(np.abs(command.result() - against).max())
             agreement = f"{diff:.1e}" + ("" if diff <= tolerance else "  DISAGREE")
             if diff > tolerance:
                 failures.append(f"memory, {command.name}: max |diff| {diff:.2e}")
@@ -291,6 +305,9 @@ def memory(args, attncli: list[str], workdir: Path, backends: list[str],
               f"{agreement}")
     print("  peak RSS: ru_maxrss of each command alone (os.wait4 in bench/peak_rss.py, a bare "
           "Python wrapper: floor ≈ 9 MiB)")
+    if modern:
+        print(f"  attncli … +: with {' '.join(MEMORY_MODERN)} (issue 12), compared with "
+              "attncli numpy + (the references have neither)")
 
 
 def main() -> None:
@@ -323,15 +340,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="attncli-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
+        help_text = subprocess.run([attncli, "compute", "--help"], capture_output=True,
+                                   text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+        args.modern_skipped = "modern" in args.skip or not all(
+            flag in help_text for flag in ("--kv-heads", "--rope", "--alibi", "--softcap"))
         try:
             if "speed" not in args.skip:
                 speed(args, [attncli], workdir, backends, failures)
             if "memory" not in args.skip:
                 memory(args, [attncli], workdir, backends, failures)
             if "modern" not in args.skip:
-                help_text = subprocess.run([attncli, "compute", "--help"], capture_output=True,
-                                           text=True, env={**os.environ, "COLUMNS": "200"}).stdout
-                if all(flag in help_text for flag in ("--kv-heads", "--rope")):
+                if not args.modern_skipped:
                     speed(args, [attncli], workdir, backends, failures, modern=True)
                 else:
                     print("\nmodern problem: skipped, this attncli has no --kv-heads / --rope")
