@@ -104,6 +104,19 @@ def _mod_grouping(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Pla
     return change
 
 
+def _rotated(config: AttentionConfig, trace: Trace) -> bool:
+    return trace.run.rope is not None
+
+
+def _rotations(make: Callable) -> Callable[[AttentionConfig, Trace], Callable[[Plan], Plan]]:
+    """Both RoPE stages (rotated_queries, rotated_keys) replaced by ``make(stage)``, a twin."""
+    def change(plan: Plan) -> Plan:
+        for step in ("rotated_queries", "rotated_keys"):
+            plan = plan.replace(step, make(plan.stage(step)))
+        return plan
+    return lambda config, trace: change
+
+
 def _capped_after_mask(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
     def change(plan: Plan) -> Plan:
         cap, mask = plan.stage("capped_scores"), plan.stage("masked_scores")
@@ -236,6 +249,18 @@ MISTAKES: list[Mistake] = [
     Mistake("gqa_grouping_mod", "query head h was given KV head h mod G instead of "
             "⌊h / (H/G)⌋ (the key/value heads tiled, not each repeated H/G times)",
             _when(_grouped, _mod_grouping)),
+    Mistake("rope_other_layout", "RoPE was applied in the other layout: the pairs (2i, 2i + 1) "
+            "(interleaved, GPT-J) for the pairs (i, i + R/2) (half, Llama's rotate_half), or "
+            "the reverse", _when(lambda c, t: _rotated(c, t) and t.run.rope.rotary_dim > 2,
+                                 _rotations(lambda s: mistakes.twin(
+                                     mistakes.OtherLayout, s, interleaved=not s.interleaved)))),
+    Mistake("rope_queries_only", "RoPE was applied to the queries only: the keys were not "
+            "rotated", _when(_rotated, _twin("rotated_keys", mistakes.Unrotated))),
+    Mistake("rope_positions_from_one", "the positions were counted from 1, not 0 (every "
+            "token turned by one position more)",
+            _when(lambda c, t: _rotated(c, t) and not t.run.rope.given,
+                  _rotations(lambda s: mistakes.twin(mistakes.PositionsFromOne, s, start=1))),
+            ("rotated_queries", "rotated_keys")),
     Mistake("softcap_after_mask", "the scores were soft-capped after the mask (a masked "
             "key's −∞ became −C, so it kept a weight), not before it",
             _when(lambda c, t: _capped(c, t) and _masked(c, t), _capped_after_mask)),

@@ -90,6 +90,14 @@ class Sum:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """One term less another: 0.53 × 0.54 − 0.2 × 0.84."""
+
+    left: Term
+    right: Term
+
+
+@dataclass(frozen=True)
 class Fraction:
     top: Term
     bottom: Term
@@ -136,8 +144,8 @@ class Annotated:
     words: str
 
 
-Term = (Number | Vector | Symbol | Row | Product | Sum | Fraction | Root | Exp | Tanh | Group
-        | Concat | Annotated)
+Term = (Number | Vector | Symbol | Row | Product | Sum | Difference | Fraction | Root | Exp
+        | Tanh | Group | Concat | Annotated)
 #: Prose (a title, a note): words and the numbers among them.
 Words = tuple[str | Number, ...]
 
@@ -266,6 +274,8 @@ def _head(trace: Trace, rows: _Rows, i: int, j_only: int | None, label: str) -> 
                                      values=j_only is None))
     if "normed_queries" in trace:
         sections.append(_qk_norm(trace, rows, i, label))
+    if "rotated_queries" in trace and rows.head == 0:  # every head turns by the same angles
+        sections.append(_rope(trace, rows, i, label))
     s = rows("scores", i)
     scores = []
     for j in keys_range:
@@ -417,6 +427,75 @@ def _qk_norm(trace: Trace, rows: _Rows, i: int, label: str) -> Section:
                             " + q_norm (Gemma 3)"))
     notes.append(("the keys are normed likewise, with k_norm",))
     return Section(_titled("QK-norm", label), equations, tuple(notes))
+
+
+def _rope(trace: Trace, rows: _Rows, i: int, label: str) -> Section:
+    """RoPE's rotation of the first pair (i = 0) of one query row, with its numbers: the
+    position p, angle = p × f_0 (f_0 = θ^(−2·0/R) = 1, or as rope_scaling changes it), cos,
+    sin, and (x_a, x_b) → (x_a cos − x_b sin, x_a sin + x_b cos); a note for the other pairs.
+    Source: Su et al. 2021 (RoFormer), eq. 34; transformers' apply_rotary_pos_emb."""
+    run, token = trace.run, trace.query_tokens[i]
+    rope = run.rope
+    R = rope.rotary_dim
+    a, b = (0, 1) if rope.interleaved else (0, R // 2)
+    before = "normed_queries" if "normed_queries" in trace else "queries"
+    x = rows(before, i)
+    turned = rows("rotated_queries", i)
+    positions = rope.positions[min(rows.batch, rope.positions.shape[0] - 1)]
+    p, f0, gain = int(positions[i]), float(rope.freqs.inv_freq[0]), rope.freqs.attention_factor
+    angle = p * f0
+    cos, sin = np.cos(angle) * gain, np.sin(angle) * gain
+    kind = _kind("W_q" in run.projected or before != "queries")
+    xa, xb = Number(float(x[a]), kind), Number(float(x[b]), kind)
+    c, s = Number(float(cos)), Number(float(sin))
+
+    def trig(name: str, value: float) -> Equation:  # cos(angle) (× the attention factor)
+        if gain == 1.0:
+            return Equation(f"{name}(angle)", (Number(float(value)),))
+        return Equation(f"{name}(angle)", (Product((Number(float(value / gain)),
+                                                    Number(gain, Kind.option))),
+                                           Number(float(value))))
+
+    equations = (
+        Equation("position", (Number(p, Kind.option),)),
+        Equation("angle = position × " + ("f_0" if rope.scaling else f"θ^(−2·0/{R})"),
+                 (Product((Number(p, Kind.option), Number(f0, Kind.option))), Number(angle))),
+        trig("cos", cos), trig("sin", sin),
+        Equation(f"q′[{a}]", (Difference(Product((xa, c)), Product((xb, s))),
+                              Number(float(turned[a])))),
+        Equation(f"q′[{b}]", (Sum((Product((xa, s)), Product((xb, c)))),
+                              Number(float(turned[b])))))
+    layout = ("interleaved: pair i is dims (2i, 2i + 1)" if rope.interleaved
+              else f"half: pair i is dims (i, i + {R // 2})")
+    notes: list[Words] = [
+        _words(f"pair 0 of q({token}), dims ({a}, {b}) ({layout}), turned by angle = "
+               f"position × θ^(−2i/{R}), θ = ", Number(rope.theta, Kind.option),
+               ", i = 0: x_a′ = x_a cos − x_b sin, x_b′ = x_a sin + x_b cos"),
+        _others(p, rope.freqs.inv_freq, R)]
+    if rope.scaling is not None:
+        notes.append((f"θ^(−2i/{R}) as rope_scaling {rope.freqs.rope_type} changes it",))
+    if gain != 1.0:
+        notes.append(_words("cos and sin multiplied by the attention factor ",
+                            Number(gain, Kind.option)))
+    if R < len(x):
+        notes.append((f"dims {R} … {len(x) - 1} of the head are not turned (partial rotary)",))
+    notes.append(("every head's queries turn by the same angles; the keys are turned likewise, "
+                  "each at its own key position",))
+    return Section(_titled("RoPE", label), equations, tuple(notes))
+
+
+def _others(p: int, inv_freq, R: int) -> Words:
+    """The note on the pairs after the first: the same turn, each by its own angle p × f_i
+    (the first three written out)."""
+    if R == 2:
+        return ("this is the only pair (R = 2)",)
+    angles: list[str | Number] = []
+    for k in range(1, min(R // 2, 4)):
+        angles += [f"{', ' if angles else ''}pair {k}: ", Number(float(p * inv_freq[k]))]
+    last = ("the other pair i = 1 turns the same way, by its own" if R == 4 else
+            f"the other pairs i = 1 … {R // 2 - 1} turn the same way, each by its own")
+    return _words(f"{last} angle position × θ^(−2i/{R}) (",
+                  *angles, ", …)" if R // 2 > 4 else ")")
 
 
 def _projections(trace: Trace, rows: _Rows, i: int, keys_range, projected: set[str],

@@ -23,6 +23,7 @@ from attncli.attention.stages import (
     Merge,
     Project,
     RepeatKV,
+    Rotate,
     Softcap,
     Stage,
 )
@@ -254,13 +255,39 @@ class PowerOfTwoSlopes(Bias):
     closest power of two's slopes and the extra heads interleaved (Press et al. 2022)."""
 
 
+@dataclass(eq=False, repr=False)
+class OtherLayout(Rotate):
+    """RoPE in the other layout (half and interleaved swapped).
+
+    The pairs (2i, 2i + 1) (GPT-J's rotate_every_two) turned where the run turns (i, i + R/2)
+    (Llama's and GPT-NeoX's rotate_half), or the reverse: made with ``interleaved`` flipped."""
+
+
+@dataclass(eq=False, repr=False)
+class Unrotated(Rotate):
+    """Not rotated: RoPE on the queries only.
+
+    In the place of rotated_keys: the keys go on as they are."""
+
+    def __call__(self, xp, data, context: Context):
+        return data
+
+
+@dataclass(eq=False, repr=False)
+class PositionsFromOne(Rotate):
+    """Positions counted from 1, not 0.
+
+    Every position one more (made with ``start`` 1): position p turned by (p + 1)·f_i."""
+
+
 def twin(cls, stage: Stage, **fields) -> Stage:
     """A stage of class ``cls`` in ``stage``'s place: its step, its parameters (those ``cls``
-    has too) and its formula with the mistake said after it; whole matrices (a mistake is
-    tried on small problems). ``fields``: the twin's own (``inner``, ``decimals``)."""
+    has too), the Context array it writes, and its formula with the mistake said after it;
+    whole matrices (a mistake is tried on small problems). ``fields``: the twin's own
+    (``inner``, ``decimals``)."""
     own = {f.name: getattr(stage, f.name) for f in dataclasses.fields(cls)
            if f.name not in ("step", "formula", "row_local", "overflow", "blockwise", "writes")
            and f.name not in fields and hasattr(stage, f.name)}
     return cls(stage.step, f"{stage.formula} ({cls.__doc__.splitlines()[0].rstrip('.')})",
-               row_local=False, overflow=stage.overflow, **own, **fields)
+               row_local=False, overflow=stage.overflow, writes=stage.writes, **own, **fields)
 

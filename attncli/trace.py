@@ -109,7 +109,8 @@ class Run:
     come from), per_head_weights (some W came 3-D), batched (x was 3-D), d_out (W_o's
     output width, or None without W_o), biases (which of b_q … b_o were used), scale_given
     (the scale was set, by --scale or a file's config, not 1/√d_k or 1 by the score function),
-    sinks (the problem's per-head sink logits took a softmax column each, then dropped).
+    sinks (the problem's per-head sink logits took a softmax column each, then dropped), rope
+    (the resolved RoPE).
     """
 
     options: AttentionConfig
@@ -131,6 +132,9 @@ class Run:
     #: ``bias`` was added to the scores
     alibi_slopes: tuple[float, ...] | None = _hidden(default=None)
     bias_given: bool = _hidden(default=False)
+    #: the run's RoPE as resolved (positions, frequencies, layout, rotary dims:
+    #: :class:`attncli.attention.rope.Rope`), None without --rope
+    rope: Any = _hidden(default=None, compare=False)
 
     def __getattr__(self, name: str) -> Any:
         # only for names that are not Run's own fields: the options' (run.heads, run.score …)

@@ -109,7 +109,9 @@ ELSEWHERE = {"gqa_grouping_mod": "tests/attention/test_gqa.py",
                  "window_off_by_one_short", "sqrt_d_head_for_scalar")},
              **{name: "tests/test_check_alibi.py" for name in (
                  "alibi_sign", "alibi_power_of_two_slopes")},
-             "sinks_renormalised": "tests/test_check_sinks.py"}
+             "sinks_renormalised": "tests/test_check_sinks.py",
+             **{name: "tests/test_check_rope.py" for name in (
+                 "rope_other_layout", "rope_queries_only", "rope_positions_from_one")}}
 
 
 def test_every_mistake_has_a_case():

@@ -56,6 +56,8 @@ def conventions(run: Run, mask: Mask | None) -> dict[str, str]:
         conventions["qk_norm"] = (f"RMSNorm of the queries and keys after the projection, "
                                   f"before RoPE: x / √(mean(x²) + {run.qk_norm_eps:g}) · {gain}, "
                                   f"the mean over {over}")
+    if run.rope is not None:
+        conventions["rope"] = _rope(run)
     conventions["scale"] = f"scores multiplied by {run.scale:.6g}" + (
         f" = 1/√d_k, d_k = {run.d_k}" if not run.scale_given and run.score is Score.scaled_dot
         else "")
@@ -125,3 +127,36 @@ def conventions(run: Run, mask: Mask | None) -> dict[str, str]:
             "(torch.nn.Dropout); the torch backend draws torch's own mask after "
             "torch.manual_seed(seed), the numpy backend numpy.random.default_rng(seed)'s")
     return conventions
+
+
+def _rope(run: Run) -> str:
+    """RoPE's conventions: layout, θ, rotary dims, positions, scaling."""
+    rope = run.rope
+    R = rope.rotary_dim
+    dims = (f"the first {R} of the {run.d_k} dims of each head (partial rotary, GPT-NeoX, Phi)"
+            if R < run.d_k else f"all {R} dims of each head")
+    layout = ("interleaved: pair i is dims (2i, 2i + 1) (GPT-J's rotate_every_two, Meta's "
+              "original Llama)" if rope.interleaved else
+              f"half: pair i is dims (i, i + {R // 2}) (Llama's and GPT-NeoX's rotate_half)")
+
+    def where(key: str, axis: str, n: int, first: int) -> str:
+        if key in rope.given:
+            return f"{axis} at the problem's {key}"
+        return f"{axis} at positions {first} … {first + n - 1}"
+
+    seq_q, seq_k = rope.positions.shape[-1], rope.key_positions.shape[-1]
+    shifted = ("positions" not in rope.given
+               and run.causal_align is CausalAlign.bottom_right and seq_k != seq_q)
+    queries = where("positions", "queries", seq_q, int(rope.positions[0, 0]))
+    if shifted:
+        queries += " (bottom-right: the queries sit at the end of the keys)"
+    f = rope.freqs
+    scaling = ("no rope_scaling" if rope.scaling is None else
+               f"rope_scaling {f.rope_type}" + (f", factor {rope.scaling['factor']:g}"
+                                                 if "factor" in rope.scaling else "")
+               + ("" if f.attention_factor == 1.0 else
+                  f", cos and sin × {f.attention_factor:.6g} (attention factor)"))
+    return (f"RoPE on queries and keys after the projection{' and QK-norm' * bool(run.qk_norm)}: "
+            f"pair i of {dims} turned by position × θ^(−2i/{R}), θ = {rope.theta:g}, i = 0 … "
+            f"{R // 2 - 1}; layout {layout}; {queries}, "
+            f"{where('key_positions', 'keys', seq_k, int(rope.key_positions[0, 0]))}; {scaling}")

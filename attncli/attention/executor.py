@@ -150,7 +150,7 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
         scale_given=config.scale is not None,
         alibi_slopes=(None if prepared.alibi_slopes is None
                       else tuple(float(m) for m in prepared.alibi_slopes)),
-        bias_given=prepared.bias is not None, sinks="sinks" in params)
+        bias_given=prepared.bias is not None, sinks="sinks" in params, rope=prepared.rope)
     trace.mask = plan.mask
     trace.inputs = dict(inputs)
     trace.conventions = conventions(trace.run, plan.mask)

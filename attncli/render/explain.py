@@ -10,6 +10,7 @@ import numpy as np
 from attncli.explain import (
     Annotated,
     Concat,
+    Difference,
     Equation,
     Exp,
     Fraction,
@@ -53,7 +54,7 @@ class Notation:
     × product: 0.53 × (−0.2).
     """
 
-    times, plus, dot, matmul = " × ", " + ", "·", " "
+    times, plus, minus, dot, matmul = " × ", " + ", " − ", "·", " "
     brackets = ("[", ", ", "]")  # a vector's opening, separator and closing
 
     def __init__(self, precision: int):
@@ -122,6 +123,8 @@ class Notation:
                 return op.join(self.term(f, term.op is Op.times) for f in term.factors)
             case Sum():
                 return self.plus.join(self.term(t) for t in term.terms)
+            case Difference():
+                return f"{self.term(term.left)}{self.minus}{self.term(term.right)}"
             case Fraction():
                 return self.frac(self.term(term.top), self.term(term.bottom))
             case Root():
@@ -148,7 +151,7 @@ class Notation:
 
 
 class LatexNotation(Notation):
-    times, plus, dot = r" \times ", " + ", r" \cdot "
+    times, plus, minus, dot = r" \times ", " + ", " - ", r" \cdot "
     brackets = (r"\begin{bmatrix}", " & ", r"\end{bmatrix}")
 
     def _sign(self, text: str, wrap: bool) -> str:
