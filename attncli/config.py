@@ -205,7 +205,7 @@ class AttentionConfig:
         1e-6, "ε of --qk-norm: x / √(mean(x²) + ε) · w.",
         allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
     qk_norm_offset: float = option(
-        0.0, "--qk-norm weights are OFFSET + w: 1 for Gemma 3 (its (1 + w)).",
+        0.0, "--qk-norm weights are OFFSET + w: 1 for Gemma 3 (its (1 + w)).", metavar="OFFSET",
         allowed=math.isfinite, expected="a finite number")
     score: Score | None = option(None, f"Score function: {choices(Score)}.", metavar="NAME")
     scale: float | None = option(
@@ -213,7 +213,7 @@ class AttentionConfig:
         allowed=math.isfinite, expected="a finite number")
     softcap: float | None = option(
         None, "Soft-cap the scaled scores: C·tanh(scores / C), before any bias and the mask "
-        "(Gemma 2's attn_logit_softcapping).",
+        "(Gemma 2's attn_logit_softcapping).", metavar="C",
         allowed=lambda v: math.isfinite(v) and v > 0, expected="a positive number")
     alibi: bool = option(
         False, "ALiBi: add −m_h·|i − j| to head h's scores (Press et al. 2022; Bloom, MPT), "
@@ -238,17 +238,18 @@ class AttentionConfig:
         allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
     kv_heads: int | None = option(
         None, "Key/value heads G (grouped-query attention, 1: multi-query): query head h uses "
-        "KV head ⌊h / (H/G)⌋; H must be a multiple of G (None: from a 3-D W_k or W_v, else H).",
-        data=True, allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
+        "KV head ⌊h / (H/G)⌋; H must be a multiple of G (default: from a 3-D W_k or W_v, else "
+        "H).", metavar="G", data=True,
+        allowed=lambda v: 1 <= v < _COUNT_LIMIT, expected="a count from 1")
     rope: bool = option(False, "Rotary position embeddings (RoPE) on queries and keys.")
     rope_theta: float | None = option(
         None, "RoPE base θ: pair i turns by position × θ^(−2i/R) (default 10000).",
-        allowed=lambda v: math.isfinite(v) and v > 1, expected="a number above 1")
+        metavar="BASE", allowed=lambda v: math.isfinite(v) and v > 1, expected="a number above 1")
     rope_layout: RopeLayout | None = option(
         None, "RoPE pairs: half (dims i, i + R/2: Llama, GPT-NeoX; the default) or "
         "interleaved (dims 2i, 2i + 1: GPT-J).")
     rotary_dim: int | None = option(
-        None, "RoPE turns the first R dims of each head (default all; R even).",
+        None, "RoPE turns the first R dims of each head (default all; R even).", metavar="R",
         allowed=lambda v: 2 <= v < _COUNT_LIMIT and v % 2 == 0, expected="an even count from 2")
     dropout: float = option(
         0.0, "Dropout probability on the weights.",

@@ -168,9 +168,11 @@ def _sample_names(incomplete: str) -> list[str]:
 #: The options' order in --help, by parameter name. The config's options are generated
 #: (:func:`config_parameters`); one not named here comes last in its panel.
 _HELP_ORDER = ("sample", "x", "memory", "wq", "wk", "wv", "wo", "mask", "set_", "tensor",
-               "weight_layout", "variant", "score", "no_scale", "scale", "no_project", "heads",
-               "causal", "causal_align", "window", "normalize", "top_k", "temperature",
-               "dropout", "seed", "backend", "device", "dtype", "debug")
+               "weight_layout", "variant", "score", "no_scale", "scale", "softcap", "no_project",
+               "heads", "kv_heads", "qk_norm", "qk_norm_eps", "qk_norm_offset", "rope",
+               "rope_theta", "rope_layout", "rotary_dim", "alibi", "causal", "causal_align",
+               "window", "normalize", "top_k", "temperature", "dropout", "seed", "backend",
+               "device", "dtype", "debug")
 
 SHARED: list[inspect.Parameter] = sorted([
     _option("sample", Annotated[str | None, typer.Option(

@@ -442,7 +442,7 @@ def _qk_norm_params(problem: Problem, config: AttentionConfig, params, heads: in
     out = {}
     for key, count, d in (("q_norm", heads, widths["q"]), ("k_norm", kv_heads, widths["k"])):
         expected = (count * d,) if whole else (d,)
-        _require(problem, key, (None,), purpose)
+        _require(problem, key, (None,), purpose, "d_head" if not whole else "H·d_head")
         found = problem[key].shape
         if found != expected:
             what = (f"{count} heads × d_head {d}, the whole projection" if whole
@@ -456,15 +456,18 @@ def _qk_norm_params(problem: Problem, config: AttentionConfig, params, heads: in
     return out
 
 
-def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str) -> None:
+def _require(problem: Problem, key: str, shape: tuple[int | None, ...], purpose: str,
+             unknown: str = "d_att") -> None:
+    """``key`` is given, of ``shape`` (a None size: any, written ``unknown``).
+    Raises: InputError naming the key, the shape expected and the one found."""
     if key not in problem:
         sources = " and ".join(sorted(set(problem.origin.values()))) or "the input"
-        raise InputError(f"{purpose} needs '{key}' of shape {fmt_shape(shape, 'd_att')}, "
+        raise InputError(f"{purpose} needs '{key}' of shape {fmt_shape(shape, unknown)}, "
                          f"which {sources} does not give")
     found = problem[key].shape
     if len(found) != len(shape) or any(e is not None and e != f for e, f in zip(shape, found,
                                                                                  strict=False)):
-        raise InputError(f"{problem.where(key)}: expected {fmt_shape(shape, 'd_att')}, "
+        raise InputError(f"{problem.where(key)}: expected {fmt_shape(shape, unknown)}, "
                          f"got {fmt_shape(found)}")
 
 

@@ -83,10 +83,10 @@ def test_every_field_has_its_flag_in_help_order(command):
     assert shared == [
         "--sample", "--x", "--memory", "--wq", "--wk", "--wv", "--wo", "--mask", "--set",
         "--tensor", "--weight-layout", "--variant", "--score", "--no-scale", "--scale",
-        "--no-project", "--heads", "--causal", "--causal-align", "--window", "--normalize",
-        "--top-k", "--temperature", "--dropout", "--seed", "--backend", "--device", "--dtype",
-        "--debug", "--qk-norm", "--qk-norm-eps", "--qk-norm-offset", "--softcap", "--alibi",
-        "--kv-heads", "--rope", "--rope-theta", "--rope-layout", "--rotary-dim"]
+        "--softcap", "--no-project", "--heads", "--kv-heads", "--qk-norm", "--qk-norm-eps",
+        "--qk-norm-offset", "--rope", "--rope-theta", "--rope-layout", "--rotary-dim", "--alibi",
+        "--causal", "--causal-align", "--window", "--normalize", "--top-k", "--temperature",
+        "--dropout", "--seed", "--backend", "--device", "--dtype", "--debug"]
     assert {OPTIONS[name].flag for name in FILE_FIELDS} <= set(shared)
 
 

@@ -92,6 +92,7 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     seq_k = context.keys.shape[2]
     checked = _checked(plan, record, xp, context)
     fused = None if checked or given or first != 0 else _fused(plan, runtime)
+    empty = 0  # query rows the mask leaves no key (none in the fused path's causal mask)
     if fused is not None:
         from attncli.attention.stages import sdpa
 
@@ -113,12 +114,13 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
             context.first = first + start
             pieces.append(_rows(plan, xp, queries[:, :, start:start + step, :], context,
                                 record, start, seq_q, checked))
+            if plan.mask is not None:  # block by block: the mask is never n×n at once
+                empty += _empty_rows(plan.mask, xp, context, first + start,
+                                     min(step, seq_q - start))
             monitor.advance(n + 1, total)
         head_context = pieces[0] if total == 1 else xp.concat(pieces, axis=2)
         path = ("one query row" if focus is not None and first == focus else
                 "whole matrices" if total == 1 else f"query blocks of {step} rows")
-    empty = 0 if fused is not None or plan.mask is None else _empty_rows(plan.mask, xp, context,
-                                                                           first, seq_q)
     if empty:
         trace.warnings.append(f"{empty} query row(s) have no key to attend to: their "
                               "weights and context are zero")

@@ -29,7 +29,9 @@ Conventions carried across (and said in the script's comments):
     nn.MultiheadAttention with need_weights=True gives NaN for a query row with no key to
     attend to, where attncli and SDPA give zeros: such a run calls it with need_weights=False.
 Refused (InputError, one line): additive scores, hard and top-k attention, dropout (torch
-would draw another mask), and more than 10 000 numbers to embed.
+would draw another mask), sinks and a float bias; RoPE and QK-norm (SDPA takes the queries and
+keys as given), soft-capping (not an addition to the scores) and ALiBi, each with its reason
+(:data:`REASONS`); and more than 10 000 numbers to embed.
 Sources: https://pytorch.org/docs/stable/generated/torch.nn.MultiheadAttention.html,
 https://pytorch.org/docs/stable/generated/torch.nn.functional.scaled_dot_product_attention.html
 """
@@ -123,11 +125,35 @@ EXPRESSED = frozenset({"project", "score", "scale", "causal", "causal_align", "w
                        "weight_layout", "backend", "device", "dtype"})
 
 
+_BEFORE_SDPA = ("SDPA takes the queries and keys as given, and the script does not write "
+                "{} out before it")
+#: Why the script does not write an option, by option: SDPA and nn.MultiheadAttention compute
+#: softmax(q kᵀ · scale + attn_mask) v and nothing else. An option not named here is refused
+#: without a reason.
+REASONS = {
+    **dict.fromkeys(("rope", "rope_theta", "rope_layout", "rotary_dim"),
+                    _BEFORE_SDPA.format("RoPE's rotation")),
+    **dict.fromkeys(("qk_norm", "qk_norm_eps", "qk_norm_offset"),
+                    _BEFORE_SDPA.format("their RMSNorm")),
+    "softcap": ("C·tanh(scores / C) is a function of the scores, and SDPA's attn_mask can only "
+                "be added to them (flex_attention's score_mod could)"),
+    "alibi": ("ALiBi's −m_h·|i − j| would be a float attn_mask of (H, seq_q, seq_k), which the "
+              "script does not write"),
+}
+
+
 def _refuse(run: Run) -> None:
     other = {k: v for k, v in run.options.changed().items() if k not in EXPRESSED}
     if other:
-        raise InputError(f"--format torch does not write {shlex.join(as_flags(other))} into a "
-                         "script")
+        # one group per reason, in the options' order; those without a reason come first
+        groups: dict[str, dict] = {"": {}}
+        for name, value in other.items():
+            groups.setdefault(REASONS.get(name, ""), {})[name] = value
+        (flags, reason), *rest = [(shlex.join(as_flags(fields)), reason)
+                                  for reason, fields in groups.items() if fields]
+        raise InputError(f"--format torch does not write {flags} into a script"
+                         + (f": {reason}" if reason else "")
+                         + "".join(f"; {more}: {why}" for more, why in rest))
     what = None
     if run.score is Score.additive:
         what = "the additive score"

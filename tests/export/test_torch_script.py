@@ -489,3 +489,65 @@ def test_an_option_the_script_does_not_express_is_refused(monkeypatch):
     assert result.stdout == ""
     assert result.stderr == ("attncli: error: --format torch does not write --window 1 into a "
                              "script\n")
+
+
+# Issue 12's options: the script refuses each with its reason, in one line
+_AS_GIVEN = "SDPA takes the queries and keys as given, and the script does not write {} out " \
+    "before it"
+_ROPE = _AS_GIVEN.format("RoPE's rotation")
+_QK_NORM = _AS_GIVEN.format("their RMSNorm")
+_SOFTCAP = ("C·tanh(scores / C) is a function of the scores, and SDPA's attn_mask can only be "
+            "added to them (flex_attention's score_mod could)")
+_ALIBI = ("ALiBi's −m_h·|i − j| would be a float attn_mask of (H, seq_q, seq_k), which the "
+          "script does not write")
+OPTIONS_REFUSED = {  # multihead-einsum: 4 heads of d_head 2
+    "rope": (["--rope", "--rope-theta", "500000", "--rope-layout", "interleaved"],
+             f"--rope --rope-theta 500000.0 --rope-layout interleaved into a script: {_ROPE}"),
+    "rotary_dim": (["--rope", "--rotary-dim", "2"],
+                   f"--rope --rotary-dim 2 into a script: {_ROPE}"),
+    "qk_norm": (["--qk-norm", "per-head", "--qk-norm-eps", "1e-5", "--qk-norm-offset", "1"],
+                f"--qk-norm per-head --qk-norm-eps 1e-05 --qk-norm-offset 1.0 into a script: "
+                f"{_QK_NORM}"),
+    "softcap": (["--softcap", "30"], f"--softcap 30.0 into a script: {_SOFTCAP}"),
+    "alibi": (["--alibi", "--causal"], f"--alibi into a script: {_ALIBI}"),
+    # several: one reason a group, in the options' order (the config's field order)
+    "several": (["--rope", "--softcap", "50", "--alibi", "--qk-norm", "whole"],
+                f"--qk-norm whole into a script: {_QK_NORM}; --softcap 50.0: {_SOFTCAP}; "
+                f"--alibi: {_ALIBI}; --rope: {_ROPE}"),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTIONS_REFUSED))
+def test_todays_options_are_refused_with_their_reason(tmp_path, case):
+    options, message = OPTIONS_REFUSED[case]
+    norms = []
+    if "--qk-norm" in options:  # RMSNorm weights: (d_head,) per head, (H·d_head,) whole
+        width = 2 if "per-head" in options else 8
+        for key in ("q_norm", "k_norm"):
+            (tmp_path / f"{key}.json").write_text(json.dumps([1.0] * width))
+            norms += ["--set", f"{key}={tmp_path / f'{key}.json'}"]
+    result = invoke(["compute", "--sample", "multihead-einsum", *options, *norms, "--format",
+                     "torch"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"attncli: error: --format torch does not write {message}\n"
+
+
+@pytest.mark.parametrize(("key", "value", "what"), [
+    # gpt-oss's sinks: a softmax column per head, dropped after it; SDPA has no such column
+    ("sinks", [0.5, -1.0, 0.0, 2.0],
+     "attention sinks (the problem's sinks: a softmax column per head, then dropped), which "
+     "torch's SDPA and nn.MultiheadAttention do not take"),
+    ("bias", np.zeros((5, 5)).tolist(),
+     "a float bias of the scores (the problem's bias), which the script does not write as "
+     "SDPA's float attn_mask"),
+])
+def test_sinks_and_a_float_bias_are_refused_with_their_reason(tmp_path, key, value, what):
+    path = tmp_path / f"{key}.json"
+    path.write_text(json.dumps(value))
+    result = invoke(["compute", "--sample", "multihead-einsum", "--set", f"{key}={path}",
+                     "--format", "torch"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == ("attncli: error: --format torch covers dot-product softmax "
+                             f"attention; this run uses {what}\n")
