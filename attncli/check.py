@@ -87,7 +87,7 @@ def _after_softmax(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Pl
         mask, weights = plan.stage("masked_scores"), plan.stage("weights")
         return plan.replace("weights", mistakes.twin(mistakes.MaskedAfter, weights,
                                                      inner=weights, mask=mask)).replace(
-            "masked_scores", mistakes.twin(mistakes.Unmasked, mask))
+            "masked_scores", mistakes.twin(mistakes.Skipped, mask))
     return change
 
 
@@ -120,7 +120,7 @@ def _rotations(make: Callable) -> Callable[[AttentionConfig, Trace], Callable[[P
 def _capped_after_mask(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
     def change(plan: Plan) -> Plan:
         cap, mask = plan.stage("capped_scores"), plan.stage("masked_scores")
-        return plan.replace("capped_scores", mistakes.twin(mistakes.Uncapped, cap)).replace(
+        return plan.replace("capped_scores", mistakes.twin(mistakes.Skipped, cap)).replace(
             "masked_scores", mistakes.twin(mistakes.CappedAfterMask, mask, cap=cap.cap))
     return change
 
@@ -128,7 +128,7 @@ def _capped_after_mask(config: AttentionConfig, trace: Trace) -> Callable[[Plan]
 def _capped_before_scaling(config: AttentionConfig, trace: Trace) -> Callable[[Plan], Plan]:
     def change(plan: Plan) -> Plan:
         scale, cap = plan.stage("scaled_scores"), plan.stage("capped_scores")
-        return plan.replace("scaled_scores", mistakes.twin(mistakes.Unscaled, scale)).replace(
+        return plan.replace("scaled_scores", mistakes.twin(mistakes.Skipped, scale)).replace(
             "capped_scores", mistakes.twin(mistakes.ScaledAfterCap, cap, factor=scale.factor))
     return change
 
@@ -255,7 +255,7 @@ MISTAKES: list[Mistake] = [
                                  _rotations(lambda s: mistakes.twin(
                                      mistakes.OtherLayout, s, interleaved=not s.interleaved)))),
     Mistake("rope_queries_only", "RoPE was applied to the queries only: the keys were not "
-            "rotated", _when(_rotated, _twin("rotated_keys", mistakes.Unrotated))),
+            "rotated", _when(_rotated, _twin("rotated_keys", mistakes.Skipped))),
     Mistake("rope_positions_from_one", "the positions were counted from 1, not 0 (every "
             "token turned by one position more)",
             _when(lambda c, t: _rotated(c, t) and not t.run.rope.given,
@@ -288,7 +288,7 @@ MISTAKES: list[Mistake] = [
             "whose column is then dropped (rows sum to 1 − sink_weights)",
             _when(lambda c, t: t.run.sinks, _twin("weights", mistakes.SinkRenormalised))),
     Mistake("W_o_forgotten", "the output projection W_o was forgotten",
-            _when(lambda c, t: "output" in t, _twin("output", mistakes.Unprojected))),
+            _when(lambda c, t: "output" in t, _twin("output", mistakes.Skipped))),
     Mistake("dropout_not_rescaled", "dropped-out weights were not rescaled by 1/(1 − p)",
             _when(lambda c, t: c.dropout > 0, _twin("dropped_weights", mistakes.Unrescaled))),
     *(Mistake(f"weights_rounded_{k}", f"the weights were rounded to {k} decimal"

@@ -114,9 +114,11 @@ class ZeroFilled(MaskScores):
         return xp.where(self.allowed(xp, data, context), data, xp.zeros_like(data))
 
 
+
 @dataclass(eq=False, repr=False)
-class Unmasked(Stage):
-    """No mask before the softmax (it comes after: :class:`MaskedAfter`): the scores go on."""
+class Skipped(Stage):
+    """A step left out: its input goes on unchanged (no mask before the softmax, no soft-cap
+    or scale before the mask, W_o forgotten, the keys not rotated)."""
 
     def __call__(self, xp, data, context: Context):
         return data
@@ -126,7 +128,7 @@ class Unmasked(Stage):
 class MaskedAfter(Stage):
     """The weights zeroed where the mask forbids, after the softmax, rows not renormalised.
     ``inner``: the normalising stage, given the unmasked scores; ``mask``: the masking stage
-    whose mask zeroes the weights (:class:`Unmasked` takes its place)."""
+    whose mask zeroes the weights (:class:`Skipped` takes its place)."""
 
     inner: Stage = None  # type: ignore[assignment]
     mask: MaskScores = None  # type: ignore[assignment]
@@ -136,14 +138,6 @@ class MaskedAfter(Stage):
         weights = self.inner(xp, data, context)
         return xp.where(allowed, weights, xp.zeros_like(weights))
 
-
-@dataclass(eq=False, repr=False)
-class Uncapped(Stage):
-    """No soft-cap before the mask (it comes after: :class:`CappedAfterMask`): the scores go
-    on."""
-
-    def __call__(self, xp, data, context: Context):
-        return data
 
 
 @dataclass(eq=False, repr=False)
@@ -156,14 +150,6 @@ class CappedAfterMask(MaskScores):
     def __call__(self, xp, data, context: Context):
         return self.cap * xp.tanh(super().__call__(xp, data, context) / self.cap)
 
-
-@dataclass(eq=False, repr=False)
-class Unscaled(Stage):
-    """The scores not scaled before the soft-cap (they are after it: :class:`ScaledAfterCap`):
-    the scores go on."""
-
-    def __call__(self, xp, data, context: Context):
-        return data
 
 
 @dataclass(eq=False, repr=False)
@@ -227,13 +213,6 @@ class MeanHeads(Merge):
         return xp.mean(data, axis=1)
 
 
-@dataclass(eq=False, repr=False)
-class Unprojected(Stage):
-    """The output projection forgotten: output = context."""
-
-    def __call__(self, xp, data, context: Context):
-        return data
-
 
 @dataclass(eq=False, repr=False)
 class Unrescaled(Dropout):
@@ -262,15 +241,6 @@ class OtherLayout(Rotate):
     The pairs (2i, 2i + 1) (GPT-J's rotate_every_two) turned where the run turns (i, i + R/2)
     (Llama's and GPT-NeoX's rotate_half), or the reverse: made with ``interleaved`` flipped."""
 
-
-@dataclass(eq=False, repr=False)
-class Unrotated(Rotate):
-    """Not rotated: RoPE on the queries only.
-
-    In the place of rotated_keys: the keys go on as they are."""
-
-    def __call__(self, xp, data, context: Context):
-        return data
 
 
 @dataclass(eq=False, repr=False)
