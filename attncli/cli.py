@@ -16,7 +16,13 @@ import typer
 from attncli import __version__
 from attncli.errors import AttncliError, ExitStatus, InputError
 from attncli.io.writer import check_target, write_output
-from attncli.options import OUTPUT, ProblemOptions, output_path, problem_options
+from attncli.options import (
+    OUTPUT,
+    ProblemOptions,
+    device_options,
+    output_path,
+    problem_options,
+)
 from attncli.render.registry import (
     CHECK,
     COMPUTE,
@@ -158,43 +164,54 @@ def _root(
     """An attention calculator: every step of attention, with real numbers."""
 
 
+# compute's and model's output options, declared once
+_FormatOption = Annotated[Format | None, typer.Option(
+    "--format", "-f", metavar="FORMAT", help="Output format \\[default: from -o's "
+    "extension, else table]: table, json, csv, markdown; npz or npy, binary, for large "
+    "steps; torch, a PyTorch script.", rich_help_panel=OUTPUT, show_default=False)]
+_JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.",
+                                           rich_help_panel=OUTPUT)]
+_StepsOption = Annotated[str | None, typer.Option(
+    help=f"Steps to show, comma-separated: {', '.join(STEP_NAMES)}.", rich_help_panel=OUTPUT)]
+_QueryOption = Annotated[str | None, typer.Option(help="Only this query row (token or index).",
+                                                  rich_help_panel=OUTPUT)]
+_PrecisionOption = Annotated[int | None, typer.Option(
+    min=0, max=17, help="Decimals (tables, Markdown: 4; JSON, CSV: full unless given).",
+    rich_help_panel=OUTPUT)]
+_OutputOption = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write to this file.", parser=output_path, metavar="FILE",
+    rich_help_panel=OUTPUT)]
+_HeatmapOption = Annotated[bool, typer.Option(
+    "--heatmap", help="Draw the weights (and, with --steps, any query × key step) as "
+    "coloured grids in the terminal, one per head; a large one in blocks that fit.",
+    rich_help_panel=OUTPUT)]
+_PlotOption = Annotated[Path | None, typer.Option(
+    "--plot", help="Save the heatmaps as an image: PNG, SVG or PDF by the extension; "
+    "without -o, --format or --json the image is the only output (needs pip install "
+    "'attncli\\[plot]').", parser=output_path, metavar="FILE", rich_help_panel=OUTPUT,
+    show_default=False)]
+_ColorRangeOption = Annotated[ColorRange | None, typer.Option(
+    "--color-range", help="The colours of --heatmap and --plot: unit (default), the "
+    "step's fixed scale, 0 … 1 for weights; auto, each grid's min … max; log, each "
+    "grid's positive values on a log scale, for small weights.", rich_help_panel=OUTPUT,
+    show_default=False)]
+
+
 @_command
 @problem_options
 def compute(
     file: Annotated[str | None, typer.Argument(
         help="Problem file: JSON (or - for stdin), NPZ, or one CSV/NPY matrix taken as x.",
         show_default=False)] = None,
-    fmt: Annotated[Format | None, typer.Option(
-        "--format", "-f", metavar="FORMAT", help="Output format \\[default: from -o's "
-        "extension, else table]: table, json, csv, markdown; npz or npy, binary, for large "
-        "steps; torch, a PyTorch script.", rich_help_panel=OUTPUT, show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.",
-                                          rich_help_panel=OUTPUT)] = False,
-    steps: Annotated[str | None, typer.Option(
-        help=f"Steps to show, comma-separated: {', '.join(STEP_NAMES)}.",
-        rich_help_panel=OUTPUT)] = None,
-    query: Annotated[str | None, typer.Option(help="Only this query row (token or index).",
-                                              rich_help_panel=OUTPUT)] = None,
-    precision: Annotated[int | None, typer.Option(
-        min=0, max=17, help="Decimals (tables, Markdown: 4; JSON, CSV: full unless given).",
-        rich_help_panel=OUTPUT)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
-                                                parser=output_path, metavar="FILE",
-                                                rich_help_panel=OUTPUT)] = None,
-    heatmap: Annotated[bool, typer.Option(
-        "--heatmap", help="Draw the weights (and, with --steps, any query × key step) as "
-        "coloured grids in the terminal, one per head; a large one in blocks that fit.",
-        rich_help_panel=OUTPUT)] = False,
-    plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Save the heatmaps as an image: PNG, SVG or PDF by the extension; "
-        "without -o, --format or --json the image is the only output (needs pip install "
-        "'attncli\\[plot]').", parser=output_path, metavar="FILE", rich_help_panel=OUTPUT,
-        show_default=False)] = None,
-    color_range: Annotated[ColorRange | None, typer.Option(
-        "--color-range", help="The colours of --heatmap and --plot: unit (default), the "
-        "step's fixed scale, 0 … 1 for weights; auto, each grid's min … max; log, each "
-        "grid's positive values on a log scale, for small weights.", rich_help_panel=OUTPUT,
-        show_default=False)] = None,
+    fmt: _FormatOption = None,
+    as_json: _JsonOption = False,
+    steps: _StepsOption = None,
+    query: _QueryOption = None,
+    precision: _PrecisionOption = None,
+    output: _OutputOption = None,
+    heatmap: _HeatmapOption = False,
+    plot: _PlotOption = None,
+    color_range: _ColorRangeOption = None,
     opts: ProblemOptions | None = None,
 ) -> None:
     """Run an attention variant and show every step.
@@ -505,6 +522,141 @@ def explain(
         # the terminal's width: COLUMNS, else the terminal's own, else 80 (a pipe, a file)
         width = shutil.get_terminal_size((80, 24)).columns
         write_output(render_explain(sections, fmt, precision, width=width), output)
+
+
+@_command
+@device_options
+def model(
+    path: Annotated[str, typer.Argument(
+        help="A local Hugging Face model directory (config.json, *.safetensors, tokenizer "
+             "files) or a .gguf file.", show_default=False)],
+    text: Annotated[str | None, typer.Option(
+        help="The sentence, tokenized by the model's tokenizer.", rich_help_panel="Model",
+        show_default=False)] = None,
+    input_ids: Annotated[str | None, typer.Option(
+        help="The tokens as ids instead: 1,2,3.", rich_help_panel="Model",
+        show_default=False)] = None,
+    layer: Annotated[str | None, typer.Option(
+        help="The layer: a number (-1 the last), a range 0-5, or all.",
+        rich_help_panel="Model", show_default=False)] = None,
+    head: Annotated[int | None, typer.Option(
+        help="Keep only this head.", rich_help_panel="Model", show_default=False)] = None,
+    info: Annotated[bool, typer.Option(
+        "--info", help="List the model's attention: layers, heads, KV heads, positions, "
+        "sliding windows …; loads no weights.", rich_help_panel="Model")] = False,
+    save_problem: Annotated[Path | None, typer.Option(
+        "--save-problem", help="Write the layer's problem (x, weights, options) to this .npz: "
+        "attncli compute FILE.npz redoes it without transformers.", parser=output_path,
+        metavar="FILE.npz", rich_help_panel="Model", show_default=False)] = None,
+    device_map: Annotated[str | None, typer.Option(
+        help="transformers' device_map for the model (auto: accelerate places or offloads "
+             "the layers over the GPUs and CPU memory there are).", rich_help_panel="Model",
+        show_default=False)] = None,
+    fmt: _FormatOption = None,
+    as_json: _JsonOption = False,
+    steps: _StepsOption = None,
+    query: _QueryOption = None,
+    precision: _PrecisionOption = None,
+    output: _OutputOption = None,
+    heatmap: _HeatmapOption = False,
+    plot: _PlotOption = None,
+    color_range: _ColorRangeOption = None,
+    opts: ProblemOptions | None = None,
+) -> None:
+    """Every step of a real model's attention, for your own text, checked against the model.
+
+    transformers loads the model (never downloading: PATH is on this machine) and runs it up
+    to the layer; attncli recomputes that layer's attention with its own stages and says how
+    closely it agrees with the model's own (exit status 1 when it does not). context is the
+    input of the layer's output projection, output its result (before any norm or residual).
+    Needs pip install "attncli\\[model]" torch==2.13.0.
+
+    [bold]Examples[/]
+
+      attncli model ./all-MiniLM-L6-v2 --text "The cat sat on the mat" --layer 0 --query cat
+      attncli model SmolLM2-135M-Instruct.Q4_1.gguf --text "Hello there" --layer 0-2 --json
+      attncli model ./all-MiniLM-L6-v2 --info
+    """
+    with handled(opts.debug) as outcome:
+        from attncli.render.output import Request
+
+        if info:
+            _model_info(path, as_json or fmt == Format.json, output)
+            return
+        if layer is None:
+            raise InputError("give --layer N (a number, a range such as 0-5, or all), or "
+                             "--info")
+        asked = _Asked.settle(_steps(steps), fmt, as_json, output, heatmap, plot, color_range)
+        asked.check_files()
+        if any(mark in layer for mark in ",-") or layer.strip() == "all":
+            from attncli.render.layers import check_grouped
+
+            check_grouped(asked.renderer.name, plot)
+        if save_problem is not None:
+            check_target(save_problem)
+        from attncli.models import run_model
+
+        monitor = asked.monitor()
+        try:
+            runs = run_model(path, layer, text=text, input_ids=input_ids,
+                             steps=asked.run_steps, query=query, device_map=device_map,
+                             options={k: v for k, v in opts.config_fields().items()
+                                      if k in ("backend", "device", "dtype")},
+                             monitor=monitor, say=lambda line: _say("note", line))
+        finally:
+            monitor.close()
+        from attncli.render.layers import layer_traces, write_layers
+
+        traces = layer_traces(runs, head)
+        for run, trace in zip(runs, traces, strict=True):
+            _all_computed(trace, asked.required, run.problem, run.config)
+            for warning in trace.warnings:
+                _say("warning", f"layer {run.index}: {warning}")
+            if not run.agreement.ok:
+                _say("warning", f"layer {run.index}: {run.agreement.line()}")
+                outcome.status = ExitStatus.MISMATCH
+        if save_problem is not None:
+            from attncli.models.saving import save_problem as save
+
+            save(runs, save_problem)
+        request = Request(output, precision)
+        if len(traces) == 1:
+            asked.write(traces[0], request)
+        else:
+            write_layers(traces, asked.renderer.name, request, heatmap=asked.heatmap,
+                         steps=asked.steps, color_range=asked.color_range,
+                         tables=not asked.drawing_only)
+        raise typer.Exit(int(outcome.status))
+
+
+def _model_info(path: str, as_json: bool, output: Path | None) -> None:
+    """attncli model PATH --info: a table, or one JSON document."""
+    from attncli.models.info import describe
+    from attncli.models.loading import open_model
+
+    facts = describe(open_model(path))
+    if as_json:
+        import orjson
+
+        write_output(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode() + "\n", output)
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{facts['model']}: its attention", title_justify="left",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in facts.items():
+        if key == "model":
+            continue
+        if isinstance(value, dict):
+            value = "; ".join(f"{kind}: layers {where}" for kind, where in value.items())
+        table.add_row(key, Text("none" if value is None or value is False else
+                                "yes" if value is True else str(value)))
+    from attncli.render.output import Request
+
+    Request(output).console(lambda console: console.print(table))
 
 
 @_command

@@ -211,8 +211,29 @@ SHARED: list[inspect.Parameter] = sorted([
 ], key=lambda p: _HELP_ORDER.index(p.name) if p.name in _HELP_ORDER else len(_HELP_ORDER))
 
 
+#: The options of a command that computes but takes no problem (attncli model): backend,
+#: device, dtype and --debug.
+DEVICE: list[inspect.Parameter] = [p for p in SHARED if p.name in ("backend", "device", "dtype",
+                                                                   "debug")]
+
+
 def problem_options(command):
     """Add the shared options to ``command``'s signature; it receives them as ``opts``."""
+    return _adding(SHARED)(command)
+
+
+def device_options(command):
+    """Add :data:`DEVICE` to ``command``'s signature; it receives them as ``opts`` (a
+    :class:`ProblemOptions` whose other options keep their defaults)."""
+    return _adding(DEVICE)(command)
+
+
+def _adding(shared: list[inspect.Parameter]):
+    """A decorator adding ``shared`` to a command's signature, handed over as ``opts``."""
+    return functools.partial(_add, shared)
+
+
+def _add(shared: list[inspect.Parameter], command):
     signature = inspect.signature(command)
     # resolved here: the wrapper's module is not the command's
     hints = typing.get_type_hints(command, include_extras=True)
@@ -221,11 +242,11 @@ def problem_options(command):
 
     @functools.wraps(command)
     def wrapper(**kwargs):
-        opts = ProblemOptions(**{p.name: kwargs.pop(p.name) for p in SHARED})
+        opts = ProblemOptions(**{p.name: kwargs.pop(p.name) for p in shared})
         return command(opts=opts, **kwargs)
 
     del wrapper.__wrapped__  # Typer must read the new signature, not the command's
-    wrapper.__signature__ = signature.replace(parameters=[*own, *SHARED])
-    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *SHARED)}
+    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
     return wrapper
 

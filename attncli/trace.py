@@ -173,6 +173,11 @@ class Trace:
     mask: Mask | None = None
     #: the problem's arrays as given (x, W_q, …, mask), for exporters that redo the run
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the one head kept by at_head (--head of attncli model), None for all
+    head: int | None = None
+    #: where the run came from when it is a model's layer (attncli model): the model, the
+    #: layer and the agreement with the model's own attention; JSON's "model"
+    model: dict[str, Any] | None = None
 
     @property
     def backend(self) -> str:
@@ -228,6 +233,28 @@ class Trace:
                       s.axes) if "query" in s.axes else s for s in self.steps]
         return dataclasses.replace(self, steps=steps, focus=index)
 
+    def at_head(self, head: int) -> Trace:
+        """A copy narrowed to query head ``head``: steps with a head axis keep it with length 1,
+        those of G < H key/value heads the KV head that query head reads (⌊h / (H/G)⌋).
+
+        Raises: InputError for a head outside 0 … H − 1.
+        """
+        heads = self.run.heads if self.run is not None and self.run.heads else 1
+        if not 0 <= head < heads:
+            raise InputError(f"--head {head}: out of range: this layer has {heads} heads, "
+                             f"0 … {heads - 1}")
+
+        def kept(step: Step) -> Step:
+            if "head" not in step.axes:
+                return step
+            axis = step.axes.index("head")
+            count = step.data.shape[axis]
+            index = head if count == heads else head // (heads // count)
+            return Step(step.name, step.formula, np.take(step.data, [index], axis=axis),
+                        step.axes)
+
+        return dataclasses.replace(self, steps=[kept(s) for s in self.steps], head=head)
+
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""
         if axis == "query" and self.focus is not None and size == 1:
@@ -264,6 +291,11 @@ class Trace:
                 "axes": list(axes),
                 "data": data,
             }
+        extra: dict[str, Any] = {}
+        if self.head is not None:
+            extra["head"] = self.head
+        if self.model is not None:
+            extra["model"] = self.model
         return {
             "steps": steps,
             "tokens": self.query_tokens,
@@ -275,4 +307,5 @@ class Trace:
             "backend": self.backend,
             "device": self.device,
             "dtype": self.dtype,
+            **extra,
         }

@@ -128,4 +128,31 @@ def read_npz(path: str) -> dict[str, Any]:
         if not isinstance(value, np.ndarray):
             raise InputError(f"{path}: {key}: not an NPY array (a damaged or foreign member "
                              "of the archive)")
+    return _texts(arrays, path)
+
+
+#: Members that are one string (a 0-d str array): the JSON objects "config", "rope_scaling"
+#: and "expected" (as attncli model --save-problem writes them), and the texts "about" and
+#: "weight_layout".
+_JSON_MEMBERS = ("config", "rope_scaling", "expected")
+
+
+def _texts(arrays: dict[str, Any], path: str) -> dict[str, Any]:
+    """The archive's members with its 0-d strings as Python values: JSON objects parsed.
+
+    Raises: InputError for a JSON member that is not valid JSON."""
+    import json
+
+    for key, value in arrays.items():
+        if value.ndim != 0 or value.dtype.kind != "U":
+            continue
+        text = str(value)
+        if key in _JSON_MEMBERS:
+            try:
+                arrays[key] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: {key}: not a JSON object: {exc.msg} (character "
+                                 f"{exc.pos})") from None
+        else:
+            arrays[key] = text
     return arrays

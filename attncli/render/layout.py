@@ -43,7 +43,9 @@ def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iter
     first = trace.focus if row_axis == "query" and trace.focus is not None else 0
     for index in np.ndindex(*data.shape[:-2]):
         lead = dict(zip(lead_axes, (int(i) for i in index), strict=True))
-        where = ", ".join(f"{axis} {i}" for axis, i in lead.items())
+        # after --head, the one head kept is named by its number in the whole run
+        where = ", ".join(f"{axis} {trace.head if axis == 'head' and trace.head is not None else i}"
+                          for axis, i in lead.items())
         yield Slice(where, lead, row_axis, col_axis, rows, cols,
                     list(range(first, first + n_rows)), data[index])
 

@@ -1,0 +1,162 @@
+"""A real model's attention, layer by layer: ``attncli model``.
+
+transformers loads the model (a local directory or a .gguf file) and runs it up to the last
+asked layer; hooks capture each asked layer's attention input and the model's own results
+(:mod:`~attncli.models.capture`); each layer becomes a Problem and an AttentionConfig
+(:mod:`~attncli.models.layer`, with the family's data from :mod:`~attncli.models.families`);
+attncli's own stages compute every step, and :mod:`~attncli.models.agreement` compares them
+with the model's. transformers and torch are imported only here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from attncli.errors import InputError
+
+
+@dataclass
+class LayerRun:
+    """One layer: its input (``problem``, ``config``), attncli's ``trace`` of it and the
+    ``agreement`` with the model."""
+
+    index: int
+    problem: Any
+    config: Any
+    trace: Any
+    agreement: Any
+    about: dict  # the model: name, family, path, input_ids
+
+    def described(self) -> dict:
+        """JSON's "model": the model, the layer, the tokens' ids and the agreement."""
+        return {**self.about, "layer": self.index, "agreement": self.agreement.to_dict()}
+
+
+def parse_layers(text: str, count: int) -> list[int]:
+    """--layer: a number (``3``, ``-1`` for the last), a range (``0-5``, both ends
+    included), a list of them (``0,4-6``) or ``all``.
+
+    Raises: InputError for anything else, or a layer outside 0 … count − 1 (saying how many).
+    """
+    text = text.strip()
+    if text == "all":
+        return list(range(count))
+    chosen: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise InputError(f"--layer {text!r}: expected a layer number, a range such as 0-5, "
+                             "or all")
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
+        if first < 0 and match[2] is None:
+            first = last = first + count
+        for index in (first, last):
+            if not 0 <= index < count:
+                raise InputError(f"--layer {text}: layer {match[1] if index == first else index}"
+                                 f" is out of range: the model has {count} layers, 0 … "
+                                 f"{count - 1}")
+        if last < first:
+            raise InputError(f"--layer {part}: the range ends before it starts")
+        chosen.extend(i for i in range(first, last + 1) if i not in chosen)
+    return chosen
+
+
+def token_ids(model, text: str | None, input_ids: str | None) -> tuple[list[int], list[str]]:
+    """The token ids of ``text`` (the model's tokenizer, its special tokens included) or of
+    --input-ids "1,2,3", and their readable, unique labels.
+
+    Raises: InputError for neither or both, empty text, ids that are not integers or outside
+    the vocabulary, text longer than the model's positions, no tokenizer for --text.
+    """
+    from attncli.models.tokens import labels
+
+    if (text is None) == (input_ids is None):
+        raise InputError("give the tokens: --text TEXT or --input-ids 1,2,3 (one of them)")
+    vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+    if text is not None:
+        if not text.strip():
+            raise InputError("--text is empty: give a sentence")
+        if model.tokenizer is None:
+            raise InputError(f"{model.source.shown}: no tokenizer files: give --input-ids")
+        ids = list(model.tokenizer(text)["input_ids"])
+    else:
+        try:
+            ids = [int(i) for i in input_ids.replace(" ", ",").split(",") if i.strip()]
+        except ValueError:
+            raise InputError(f"--input-ids {input_ids!r}: expected integers such as "
+                             "101,7592,102") from None
+        if not ids:
+            raise InputError("--input-ids is empty: give at least one token id")
+        bad = [i for i in ids if not 0 <= i < vocab] if vocab else []
+        if bad:
+            raise InputError(f"--input-ids: {', '.join(map(str, bad[:5]))} outside the "
+                             f"vocabulary, 0 … {vocab - 1}")
+    most = _positions(model.config)
+    if most is not None and len(ids) > most:
+        raise InputError(f"the text is {len(ids)} tokens, longer than the model's "
+                         f"{most} positions (max_position_embeddings)")
+    if model.tokenizer is not None:
+        tokens = model.tokenizer.convert_ids_to_tokens(ids)
+    else:
+        tokens = [str(i) for i in ids]
+    return ids, labels([str(t) for t in tokens])
+
+
+def _positions(config) -> int | None:
+    """The most tokens the model has positions for; None when it has no limit (ALiBi)."""
+    for name in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def run_model(path: str, layers: str, *, text: str | None = None, input_ids: str | None = None,
+              steps: list[str] | None = None, query: str | None = None,
+              device_map: str | None = None, options: dict | None = None,
+              monitor=None, say: Callable[[str], None] | None = None) -> list[LayerRun]:
+    """Every asked layer of the model at ``path``, recomputed by attncli and compared.
+
+    Args:
+        layers: --layer (:func:`parse_layers`). steps, query, monitor: as for
+            :func:`attncli.attention.pipeline.attend`. options: AttentionConfig fields
+            that set how attncli computes (backend, device, dtype). say: progress lines.
+    Raises: InputError (and ConfigError) as :func:`~attncli.models.loading.open_model`,
+        :func:`~attncli.models.loading.load`, :func:`parse_layers` and :func:`token_ids`
+        say, before anything long runs where possible.
+    """
+    from attncli.attention.pipeline import attend
+    from attncli.models.agreement import agreement
+    from attncli.models.capture import run_layers
+    from attncli.models.layer import layer_problem
+    from attncli.models.loading import load, open_model
+
+    model = open_model(path)
+    chosen = parse_layers(layers, model.layers)
+    load(model, max(chosen), device_map=device_map, say=say)
+    ids, tokens = token_ids(model, text, input_ids)
+    row = None
+    if query is not None:
+        from attncli.trace import Trace
+
+        row = Trace(query_tokens=tokens).query_index(query)
+    if say is not None:
+        say(f"running {len(ids)} tokens through layers 0 … {max(chosen)}")
+    captured = run_layers(model.module, model.family, ids, chosen, row,
+                          keep_weights=steps is None or "weights" in steps)
+    runs = []
+    about = {"name": model.name, "family": model.family.name, "path": model.source.shown,
+             "input_ids": ids}
+    for index in chosen:
+        problem, config, _ = layer_problem(model.config, model.family, index, captured[index],
+                                           tokens)
+        config = config.replace(**(options or {}))
+        trace = attend(problem, config, steps=steps, monitor=monitor, query=query)
+        runs.append(LayerRun(index, problem, config, trace,
+                             agreement(trace, captured[index], row), about))
+        captured[index] = None  # the model's copy of this layer is no longer needed
+    return runs

@@ -1,0 +1,199 @@
+"""Open a local model: a Hugging Face model directory or a .gguf file, read by transformers.
+
+attncli never downloads: the path must be on this machine. transformers, torch (and, for GGUF
+files, gguf) are imported here, when ``attncli model`` runs, never by the rest of attncli.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attncli.errors import InputError
+from attncli.models.families import Family, family_of
+
+INSTALL = 'pip install "attncli[model]" torch==2.13.0'
+
+
+@dataclass
+class Source:
+    """Where a model's files are: ``directory`` (config.json, tokenizer files, weights) and,
+    for a GGUF model, ``gguf`` (the file's name inside it). ``shown``: the path as given."""
+
+    directory: Path
+    gguf: str | None
+    shown: str
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """from_pretrained's arguments that point at these files, offline."""
+        more = {"gguf_file": self.gguf} if self.gguf else {}
+        return {"pretrained_model_name_or_path": str(self.directory),
+                "local_files_only": True, **more}
+
+
+@dataclass
+class Model:
+    """An opened model: its config and family; after :func:`load`, its base model (the
+    layers up to the last one asked for) and its tokenizer (None when it has none)."""
+
+    source: Source
+    config: Any
+    family: Family
+    module: Any = None
+    tokenizer: Any = None
+
+    @property
+    def layers(self) -> int:
+        """The model's number of layers (as its config says, before any truncation)."""
+        return self._layers
+
+    def __post_init__(self) -> None:
+        self._layers = int(self.config.num_hidden_layers)
+
+    @property
+    def name(self) -> str:
+        """The model's name: the GGUF file's, or its directory's (the folder above a folder
+        named just "model", as a package keeps its files)."""
+        folder = self.source.directory.resolve()
+        if folder.name.lower() in ("model", "models") and folder.parent.name:
+            folder = folder.parent
+        return self.source.gguf or folder.name or self.source.shown
+
+
+def locate(path: str) -> Source:
+    """The model's files at ``path``: a directory with config.json (or with one .gguf file),
+    or a .gguf file.
+
+    Raises: InputError for a path that does not exist (attncli never downloads: it says how to
+    download the model first), a file that is not .gguf, a directory without config.json.
+    """
+    target = Path(path).expanduser()
+    if not target.exists():
+        hint = (f"; attncli never downloads a model: download it first (huggingface-cli "
+                f"download {path} --local-dir DIR) and pass DIR") if "/" in path and \
+            not path.startswith(("/", ".", "~")) else ""
+        raise InputError(f"{path}: no such model directory or .gguf file{hint}")
+    if target.is_file():
+        if target.suffix.lower() != ".gguf":
+            raise InputError(f"{path}: not a model: give a Hugging Face model directory "
+                             "(config.json, *.safetensors, tokenizer files) or a .gguf file")
+        return Source(target.parent, target.name, path)
+    if (target / "config.json").is_file():
+        return Source(target, None, path)
+    ggufs = sorted(p.name for p in target.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return Source(target, ggufs[0], path)
+    more = f" (it holds {len(ggufs)} .gguf files: give one)" if ggufs else ""
+    raise InputError(f"{path}: not a model directory: no config.json{more}")
+
+
+def libraries():
+    """transformers and torch, imported now, quietly: no progress bars unless stderr is a
+    terminal, no warnings of theirs (attncli says what matters), and never the network.
+
+    Raises: InputError with the install command when they are missing.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise InputError(f"attncli model needs transformers and torch ({exc.name} is missing): "
+                         f"{INSTALL}") from None
+    transformers.logging.set_verbosity_error()
+    import sys
+
+    if not sys.stderr.isatty():
+        transformers.logging.disable_progress_bar()
+    return transformers, torch
+
+
+def open_model(path: str) -> Model:
+    """The model's config and family, without its weights (``--info`` needs no more).
+
+    Raises: InputError (:func:`locate`; a config transformers cannot read; an architecture
+    attncli does not read, listing those it does).
+    """
+    source = locate(path)
+    transformers, _ = libraries()
+    try:
+        with _quiet():
+            config = transformers.AutoConfig.from_pretrained(**source.where)
+    except Exception as exc:  # a foreign file: transformers' reason, on one line
+        raise InputError(f"{path}: cannot read the model's config: {_reason(exc)}") from None
+    config = getattr(config, "text_config", None) or config  # a multimodal wrapper's text model
+    return Model(source, config, family_of(getattr(config, "model_type", None), path))
+
+
+def load(model: Model, last_layer: int, device_map: str | None = None,
+         say: Callable[[str], None] | None = None) -> Model:
+    """Load ``model``'s layers 0 … ``last_layer`` (the later ones are never loaded or run),
+    in the checkpoint's dtype, with eager attention (whose weights are the model's own), and
+    its tokenizer. ``device_map`` ("auto") lets accelerate place or offload the layers.
+
+    Raises: InputError when transformers cannot load the weights (a GGUF it cannot
+    dequantize, a damaged file), with its reason.
+    """
+    transformers, _ = libraries()
+    config = _truncated(model.config, last_layer + 1)
+    if say is not None:
+        kind = "GGUF file, dequantized by transformers" if model.source.gguf else "safetensors"
+        say(f"loading {model.name} ({model.family.name}, {kind}), layers 0 … {last_layer} of "
+            f"{model.layers}")
+    more = {"device_map": device_map} if device_map else {}
+    try:
+        with _quiet():
+            module = transformers.AutoModel.from_pretrained(
+                **model.source.where, config=config, dtype="auto",
+                attn_implementation="eager", **more)
+    except Exception as exc:
+        raise InputError(f"{model.source.shown}: cannot load the model's weights: "
+                         f"{_reason(exc)}") from None
+    module.eval()
+    model.module = module
+    model.tokenizer = _tokenizer(transformers, model.source)
+    return model
+
+
+def _truncated(config: Any, layers: int) -> Any:
+    """A copy of ``config`` with only its first ``layers`` layers (per-layer lists cut too)."""
+    import copy
+
+    config = copy.deepcopy(config)
+    config.num_hidden_layers = layers
+    for name in ("layer_types",):
+        value = getattr(config, name, None)
+        if isinstance(value, list):
+            setattr(config, name, value[:layers])
+    return config
+
+
+def _tokenizer(transformers, source: Source):
+    """The model's tokenizer, or None when its directory has none (a model saved without one:
+    --input-ids then gives the tokens)."""
+    try:
+        with _quiet():
+            return transformers.AutoTokenizer.from_pretrained(**source.where)
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Inside: what transformers prints to stdout (some loaders do) goes nowhere; stdout is
+    attncli's results only."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as one line: its type and its message's first line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
