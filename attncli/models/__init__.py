@@ -10,6 +10,7 @@ with the model's. transformers and torch are imported only here.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,21 @@ def token_ids(model, text: str | None, input_ids: str | None) -> tuple[list[int]
     return ids, labels([str(t) for t in tokens])
 
 
+def query_row(tokens: list[str], query: str) -> int:
+    """--query's row: a label (``␣cat``), the word without its space mark (``cat``, when one
+    token has it), or an index.
+
+    Raises: InputError naming the tokens when none matches.
+    """
+    from attncli.models.tokens import SPACE
+    from attncli.trace import Trace
+
+    bare = [i for i, token in enumerate(tokens) if token.lstrip(SPACE) == query]
+    if query not in tokens and len(bare) == 1:
+        return bare[0]
+    return Trace(query_tokens=tokens).query_index(query)
+
+
 def _positions(config) -> int | None:
     """The most tokens the model has positions for; None when it has no limit (ALiBi)."""
     for name in ("max_position_embeddings", "n_positions", "seq_length"):
@@ -133,17 +149,14 @@ def run_model(path: str, layers: str, *, text: str | None = None, input_ids: str
     from attncli.models.agreement import agreement
     from attncli.models.capture import run_layers
     from attncli.models.layer import layer_problem
-    from attncli.models.loading import load, open_model
+    from attncli.models.loading import load, load_tokenizer, open_model
 
     model = open_model(path)
     chosen = parse_layers(layers, model.layers)
+    ids, tokens = token_ids(load_tokenizer(model), text, input_ids)
+    row = None if query is None else query_row(tokens, query)
+    query = None if row is None else str(row)
     load(model, max(chosen), device_map=device_map, say=say)
-    ids, tokens = token_ids(model, text, input_ids)
-    row = None
-    if query is not None:
-        from attncli.trace import Trace
-
-        row = Trace(query_tokens=tokens).query_index(query)
     if say is not None:
         say(f"running {len(ids)} tokens through layers 0 … {max(chosen)}")
     captured = run_layers(model.module, model.family, ids, chosen, row,
@@ -155,8 +168,15 @@ def run_model(path: str, layers: str, *, text: str | None = None, input_ids: str
         problem, config, _ = layer_problem(model.config, model.family, index, captured[index],
                                            tokens)
         config = config.replace(**(options or {}))
-        trace = attend(problem, config, steps=steps, monitor=monitor, query=query)
-        runs.append(LayerRun(index, problem, config, trace,
-                             agreement(trace, captured[index], row), about))
+        # context and output (n·d numbers each) are always compared with the model's, and
+        # shown only when asked for
+        extra = [] if steps is None else [s for s in ("context", "output") if s not in steps]
+        trace = attend(problem, config, steps=None if steps is None else [*steps, *extra],
+                       monitor=monitor, query=query)
+        agreed = agreement(trace, captured[index], row)
+        if extra:
+            trace = dataclasses.replace(trace, steps=[s for s in trace.steps
+                                                      if s.name not in extra])
+        runs.append(LayerRun(index, problem, config, trace, agreed, about))
         captured[index] = None  # the model's copy of this layer is no longer needed
     return runs

@@ -135,8 +135,8 @@ def open_model(path: str) -> Model:
 def load(model: Model, last_layer: int, device_map: str | None = None,
          say: Callable[[str], None] | None = None) -> Model:
     """Load ``model``'s layers 0 … ``last_layer`` (the later ones are never loaded or run),
-    in the checkpoint's dtype, with eager attention (whose weights are the model's own), and
-    its tokenizer. ``device_map`` ("auto") lets accelerate place or offload the layers.
+    in the checkpoint's dtype, with eager attention (whose weights are the model's own).
+    ``device_map`` ("auto") lets accelerate place or offload the layers.
 
     Raises: InputError when transformers cannot load the weights (a GGUF it cannot
     dequantize, a damaged file), with its reason.
@@ -158,6 +158,13 @@ def load(model: Model, last_layer: int, device_map: str | None = None,
                          f"{_reason(exc)}") from None
     module.eval()
     model.module = module
+    return model
+
+
+def load_tokenizer(model: Model) -> Model:
+    """Give ``model`` its tokenizer (None when its files have none), before its weights:
+    a text or a --query that does not fit is said in a second, not after the load."""
+    transformers, _ = libraries()
     model.tokenizer = _tokenizer(transformers, model.source)
     return model
 
