@@ -97,3 +97,17 @@ def test_readme_error_example_is_what_attncli_prints(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["compute", "p.json"])
     assert result.exit_code == 2
     assert " ".join(result.stderr.split()) == example.strip()
+
+
+def test_readme_model_output_is_what_attncli_prints(monkeypatch):
+    """The MiniLM excerpt of "A real model's attention" is the first model command's output:
+    its table (the weights of head 3 for "cat") and the agreement line's words."""
+    (excerpt,) = _blocks("model-output")
+    command = next(c for c in _commands() if c.startswith("attncli model $MINILM --text"))
+    result = CliRunner().invoke(app, shlex.split(_expanded(command))[1:],
+                                env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    for line in excerpt.splitlines():
+        if line.startswith(("┃", "│")):
+            assert line in result.stdout
+    assert "agrees with the model's own attention" in result.stdout
