@@ -63,7 +63,9 @@ def execute(plan: Plan, runtime: Runtime, inputs: dict[str, np.ndarray],
     trace = Trace(query_tokens=prepared.query_tokens, key_tokens=prepared.key_tokens,
                   warnings=prepared.warnings)
     record = Recorder(trace, runtime, prepared.batched, H, steps, monitor, given)
-    focus = None if query is None else trace.query_index(str(query))
+    # an int is an index (from Python; a label may itself be a number), text a token or index
+    focus = (None if query is None else query_int(trace, query) if isinstance(query, int)
+             else trace.query_index(str(query)))
     # one row alone, unless a stage needs every row
     first, last = (focus, focus + 1) if focus is not None and plan.row_local else (0, None)
     context = Context(runtime=runtime,
@@ -172,6 +174,14 @@ def _run(stage, xp, data, context: Context, record: Recorder, rows: tuple[int, i
     if rows is None:
         return record(stage.step, stage.formula, out)
     return record.rows(stage.step, stage.formula, out, *rows)
+
+
+def query_int(trace: Trace, query: int) -> int:
+    """The row of the index ``query`` (−1 the last). Raises: InputError out of range."""
+    n = len(trace.query_tokens)
+    if -n <= query < n:
+        return query % n
+    raise InputError(f"query {query}: out of range: the queries are 0 … {n - 1}")
 
 
 def _rows(plan: Plan, xp, queries, context: Context, record: Recorder, start: int, seq_q: int,

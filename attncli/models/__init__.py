@@ -155,7 +155,7 @@ def run_model(path: str, layers: str, *, text: str | None = None, input_ids: str
     chosen = parse_layers(layers, model.layers)
     ids, tokens = token_ids(load_tokenizer(model), text, input_ids)
     row = None if query is None else query_row(tokens, query)
-    query = None if row is None else str(row)
+    query = row  # the index: a label may be a number (ids without a tokenizer)
     load(model, max(chosen), device_map=device_map, say=say)
     if say is not None:
         say(f"running {len(ids)} tokens through layers 0 … {max(chosen)}")
