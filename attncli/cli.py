@@ -581,17 +581,13 @@ def model(
         from attncli.render.output import Request
 
         if info:
-            _model_info(path, as_json or fmt == Format.json, output)
+            _model_info(path, fmt, as_json, output)
             return
         if layer is None:
             raise InputError("give --layer N (a number, a range such as 0-5, or all), or "
                              "--info")
         asked = _Asked.settle(_steps(steps), fmt, as_json, output, heatmap, plot, color_range)
         asked.check_files()
-        if any(mark in layer for mark in ",-") or layer.strip() == "all":
-            from attncli.render.layers import check_grouped
-
-            check_grouped(asked.renderer.name, plot)
         if save_problem is not None:
             check_target(save_problem)
         from attncli.models import run_model
@@ -602,7 +598,8 @@ def model(
                              steps=asked.run_steps, query=query, device_map=device_map,
                              options={k: v for k, v in opts.config_fields().items()
                                       if k in ("backend", "device", "dtype")},
-                             monitor=monitor, say=lambda line: _say("note", line))
+                             monitor=monitor, say=lambda line: _say("note", line),
+                             check=_model_checks(asked, head, save_problem))
         finally:
             monitor.close()
         from attncli.render.layers import layer_traces, write_layers
@@ -619,23 +616,54 @@ def model(
             from attncli.models.saving import save_problem as save
 
             save(runs, save_problem)
-        request = Request(output, precision)
         if len(traces) == 1:
-            asked.write(traces[0], request)
+            asked.write(traces[0], Request(output, precision, runs[0].problem, runs[0].config))
         else:
-            write_layers(traces, asked.renderer.name, request, heatmap=asked.heatmap,
+            write_layers(traces, asked.renderer.name, Request(output, precision),
+                         heatmap=asked.heatmap,
                          steps=asked.steps, color_range=asked.color_range,
                          tables=not asked.drawing_only)
         raise typer.Exit(int(outcome.status))
 
 
-def _model_info(path: str, as_json: bool, output: Path | None) -> None:
-    """attncli model PATH --info: a table, or one JSON document."""
+def _model_checks(asked: _Asked, head: int | None, save_problem: Path | None):
+    """What model's flags need of the chosen layers, checked before the weights load: one
+    layer for a one-layer format, --plot or --save-problem; a head each layer has."""
+
+    def check(model, layers: list[int]) -> None:
+        if len(layers) > 1:
+            from attncli.render.layers import check_grouped
+
+            check_grouped(asked.renderer.name, asked.plot)
+        if save_problem is not None:
+            from attncli.models.saving import check_saving
+
+            check_saving(save_problem, layers)
+        if head is not None:
+            from attncli.models import check_head
+
+            check_head(model, layers, head)
+
+    return check
+
+
+def _model_info(path: str, fmt: Format | None, as_json: bool, output: Path | None) -> None:
+    """attncli model PATH --info: a table, or one JSON document (--json, --format json, or
+    -o FILE.json).
+
+    Raises: InputError for another format.
+    """
     from attncli.models.info import describe
     from attncli.models.loading import open_model
 
+    if as_json and fmt not in (None, Format.json):
+        raise InputError(f"--json contradicts --format {fmt.value}: give one")
+    chosen = "json" if as_json else fmt.value if fmt is not None else for_output(output).name
+    if chosen not in ("json", "table"):
+        raise InputError(f"--info writes a table or JSON (--json), not --format {chosen}"
+                         f"{' (from -o ' + str(output) + ')' if fmt is None else ''}")
     facts = describe(open_model(path))
-    if as_json:
+    if chosen == "json":
         import orjson
 
         write_output(orjson.dumps(facts, option=orjson.OPT_INDENT_2).decode() + "\n", output)
@@ -652,7 +680,7 @@ def _model_info(path: str, as_json: bool, output: Path | None) -> None:
             continue
         if isinstance(value, dict):
             value = "; ".join(f"{kind}: layers {where}" for kind, where in value.items())
-        table.add_row(key, Text("none" if value is None or value is False else
+        table.add_row(key, Text("none" if value is None else "no" if value is False else
                                 "yes" if value is True else str(value)))
     from attncli.render.output import Request
 

@@ -175,6 +175,9 @@ class Trace:
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     #: the one head kept by at_head (--head of attncli model), None for all
     head: int | None = None
+    #: after at_head, each step's one head as the whole run numbers it: ``head``, or for the
+    #: keys and values of G < H heads the KV head that query head reads (tables, CSV)
+    kept_heads: dict[str, int] = field(default_factory=dict)
     #: where the run came from when it is a model's layer (attncli model): the model, the
     #: layer and the agreement with the model's own attention; JSON's "model"
     model: dict[str, Any] | None = None
@@ -244,16 +247,19 @@ class Trace:
             raise InputError(f"--head {head}: out of range: this layer has {heads} heads, "
                              f"0 … {heads - 1}")
 
+        numbers: dict[str, int] = {}
+
         def kept(step: Step) -> Step:
             if "head" not in step.axes:
                 return step
             axis = step.axes.index("head")
             count = step.data.shape[axis]
-            index = head if count == heads else head // (heads // count)
+            index = numbers[step.name] = head if count == heads else head // (heads // count)
             return Step(step.name, step.formula, np.take(step.data, [index], axis=axis),
                         step.axes)
 
-        return dataclasses.replace(self, steps=[kept(s) for s in self.steps], head=head)
+        return dataclasses.replace(self, steps=[kept(s) for s in self.steps], head=head,
+                                   kept_heads=numbers)
 
     def labels(self, axis: str, size: int) -> list[str]:
         """Row or column labels for an axis: tokens for query/key axes, indices otherwise."""

@@ -100,11 +100,11 @@ def token_ids(model, text: str | None, input_ids: str | None) -> tuple[list[int]
     if most is not None and len(ids) > most:
         raise InputError(f"the text is {len(ids)} tokens, longer than the model's "
                          f"{most} positions (max_position_embeddings)")
-    if model.tokenizer is not None:
-        tokens = model.tokenizer.convert_ids_to_tokens(ids)
-    else:
-        tokens = [str(i) for i in ids]
-    return ids, labels([str(t) for t in tokens])
+    # an id the tokenizer has no token for (a vocabulary padded beyond the tokenizer's, or no
+    # tokenizer at all) is labelled by the id itself
+    tokens = (model.tokenizer.convert_ids_to_tokens(ids) if model.tokenizer is not None
+              else [None] * len(ids))
+    return ids, labels([str(i) if t is None else str(t) for i, t in zip(ids, tokens, strict=True)])
 
 
 def query_row(tokens: list[str], query: str) -> int:
@@ -122,6 +122,20 @@ def query_row(tokens: list[str], query: str) -> int:
     return Trace(query_tokens=tokens).query_index(query)
 
 
+def check_head(model, layers: list[int], head: int) -> None:
+    """--head: a query head that each of ``layers`` has.
+
+    Raises: InputError for a head outside 0 … H − 1 (saying H).
+    """
+    from attncli.models.layer import facts
+
+    for index in layers:
+        heads = facts(model.config, model.family, index).heads
+        if not 0 <= head < heads:
+            raise InputError(f"--head {head}: out of range: layer {index} has {heads} heads, "
+                             f"0 … {heads - 1}")
+
+
 def _positions(config) -> int | None:
     """The most tokens the model has positions for; None when it has no limit (ALiBi)."""
     for name in ("max_position_embeddings", "n_positions", "seq_length"):
@@ -134,27 +148,35 @@ def _positions(config) -> int | None:
 def run_model(path: str, layers: str, *, text: str | None = None, input_ids: str | None = None,
               steps: list[str] | None = None, query: str | None = None,
               device_map: str | None = None, options: dict | None = None,
-              monitor=None, say: Callable[[str], None] | None = None) -> list[LayerRun]:
+              monitor=None, say: Callable[[str], None] | None = None,
+              check: Callable[[Any, list[int]], None] | None = None) -> list[LayerRun]:
     """Every asked layer of the model at ``path``, recomputed by attncli and compared.
 
     Args:
         layers: --layer (:func:`parse_layers`). steps, query, monitor: as for
             :func:`attncli.attention.pipeline.attend`. options: AttentionConfig fields
             that set how attncli computes (backend, device, dtype). say: progress lines.
+        check: called with the opened model (its config, no weights yet) and the chosen
+            layers, before the weights load: the caller's checks of what it will do with
+            them (one layer for a one-layer format, a head the model has).
     Raises: InputError (and ConfigError) as :func:`~attncli.models.loading.open_model`,
-        :func:`~attncli.models.loading.load`, :func:`parse_layers` and :func:`token_ids`
-        say, before anything long runs where possible.
+        :func:`~attncli.models.loading.load`, :func:`parse_layers`, :func:`token_ids` and
+        ``check`` say, before anything long runs where possible.
     """
     from attncli.attention.pipeline import attend
     from attncli.models.agreement import agreement
     from attncli.models.capture import run_layers
-    from attncli.models.layer import layer_problem
+    from attncli.models.layer import facts, layer_problem
     from attncli.models.loading import load, load_tokenizer, open_model
 
     model = open_model(path)
     chosen = parse_layers(layers, model.layers)
+    for index in chosen:  # what attncli cannot compute is said before the load
+        facts(model.config, model.family, index)
     ids, tokens = token_ids(load_tokenizer(model), text, input_ids)
     row = None if query is None else query_row(tokens, query)
+    if check is not None:
+        check(model, chosen)
     query = row  # the index: a label may be a number (ids without a tokenizer)
     load(model, max(chosen), device_map=device_map, say=say)
     if say is not None:

@@ -31,8 +31,10 @@ def describe(model) -> dict[str, Any]:
     first = layers[0]
     kinds: dict[str, list[int]] = {}
     for layer in layers:
-        kind = "full" if layer.window is None else \
-            f"sliding window {layer.window + 1} (--window {layer.window})"
+        kind = ("full" if layer.window is None else
+                f"sliding window of {layer.window + 1} keys (--window {layer.window})"
+                if layer.causal else f"sliding window |i − j| ≤ {layer.window} (--window "
+                f"{layer.window})")
         kinds.setdefault(kind, []).append(layer.index)
     if first.positions == "rope":
         thetas = sorted({layer.rope_theta for layer in layers})

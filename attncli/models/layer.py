@@ -7,7 +7,8 @@ captured (:mod:`attncli.models.capture`) and unpacks packed projections.
 Sources: transformers/models/*/modeling_*.py (attention classes), transformers/
 modeling_rope_utils.py (rope_parameters), transformers/masking_utils.py
 (sliding_window_overlay: key j is seen by query i when i − j < sliding_window, which is
-attncli's ``--window sliding_window − 1``).
+attncli's ``--window sliding_window − 1``; sliding_window_bidirectional_overlay, for a config
+with ``is_causal: false``: |i − j| ≤ sliding_window, ``--window sliding_window``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class LayerFacts:
 
     heads H, kv_heads G, d_head; window: attncli's --window (|i − j| ≤ window), None for full
     attention; rope_theta, rope_scaling (a rope_parameters object of a scaling, None for
-    none), rotary_dim (None: all of d_head); softcap: attn_logit_softcapping; causal.
+    none), rotary_dim (None: all of d_head); softcap: attn_logit_softcapping where the
+    family's attention applies it (:attr:`Family.softcap`); causal.
     """
 
     index: int
@@ -49,26 +51,49 @@ class LayerFacts:
 def facts(config: Any, family: Family, index: int) -> LayerFacts:
     """Layer ``index``'s attention as its config describes it.
 
-    Raises: InputError for a RoPE scaling attncli does not compute (dynamic NTK, longrope).
+    Raises: InputError for a RoPE scaling attncli does not compute (dynamic NTK, longrope),
+    or ALiBi without the causal mask.
     """
     heads = int(config.num_attention_heads)
     kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
     d_head = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
     types = getattr(config, "layer_types", None)
     layer_type = types[index] if isinstance(types, list | tuple) and index < len(types) else None
-    sliding = getattr(config, "sliding_window", None)
-    if layer_type is not None:
-        window = sliding - 1 if layer_type == "sliding_attention" and sliding else None
-    else:
-        window = sliding - 1 if isinstance(sliding, int) and sliding > 0 else None
-    causal = family.name != "BERT" and not getattr(config, "use_bidirectional_attention", False)
-    softcap = getattr(config, "attn_logit_softcapping", None)
+    causal, window = _mask(config, family, layer_type)
+    if family.positions == "alibi" and not causal:
+        raise InputError(f"{family.name} without its causal mask (is_causal: false): its ALiBi "
+                         "adds m·j to every row, which is attncli's −m·|i − j| only on causal "
+                         "rows")
+    softcap = getattr(config, "attn_logit_softcapping", None) if family.softcap else None
     more: dict[str, Any] = {}
     if family.positions == "rope":
         more = _rope(config, family, layer_type, d_head)
     return LayerFacts(index, heads, kv_heads, d_head, causal, window, family.positions,
                       softcap=float(softcap) if softcap else None, layer_type=layer_type,
                       **more)
+
+
+def _mask(config: Any, family: Family, layer_type: str | None) -> tuple[bool, int | None]:
+    """Whether the layer is causal, and its --window (None: all keys).
+
+    Causal: the family's :attr:`Family.causal` (a value, or a config attribute such as BERT's
+    is_decoder), unless the config says ``use_bidirectional_attention`` (Gemma 3, its own mask:
+    the causal sliding window OR'd with |i − j| < sliding_window) or ``is_causal: false``
+    (masking_utils' create_causal_mask and create_sliding_window_causal_mask then build
+    bidirectional masks for any family: |i − j| ≤ sliding_window, the bound included).
+    Window: only where the family applies ``sliding_window`` (:attr:`Family.sliding`), on
+    the layers ``layer_types`` marks sliding_attention (all layers without layer_types).
+    """
+    causal = family.causal if isinstance(family.causal, bool) else \
+        bool(getattr(config, family.causal, False))
+    generic_bidirectional = getattr(config, "is_causal", True) is False
+    causal = causal and not generic_bidirectional and \
+        not getattr(config, "use_bidirectional_attention", False)
+    sliding = getattr(config, "sliding_window", None) if family.sliding else None
+    slides = layer_type in (None, "sliding_attention")
+    if not (slides and isinstance(sliding, int) and sliding > 0):
+        return causal, None
+    return causal, sliding if generic_bidirectional else sliding - 1
 
 
 def _rope(config: Any, family: Family, layer_type: str | None, d_head: int) -> dict[str, Any]:

@@ -7,8 +7,11 @@ files, gguf) are imported here, when ``attncli model`` runs, never by the rest o
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,8 @@ from attncli.errors import InputError
 from attncli.models.families import Family, family_of
 
 INSTALL = 'pip install "attncli[model]" torch==2.13.0'
+#: A Hugging Face Hub model's name, owner/name (meta-llama/Llama-3-8B), given where a path is.
+HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass
@@ -75,9 +80,8 @@ def locate(path: str) -> Source:
     """
     target = Path(path).expanduser()
     if not target.exists():
-        hint = (f"; attncli never downloads a model: download it first (huggingface-cli "
-                f"download {path} --local-dir DIR) and pass DIR") if "/" in path and \
-            not path.startswith(("/", ".", "~")) else ""
+        hint = (f"; attncli never downloads a model: download it first (hf download {path} "
+                "--local-dir DIR) and pass DIR") if HUB_NAME.fullmatch(path) else ""
         raise InputError(f"{path}: no such model directory or .gguf file{hint}")
     if target.is_file():
         if target.suffix.lower() != ".gguf":
@@ -108,8 +112,6 @@ def libraries():
         raise InputError(f"attncli model needs transformers and torch ({exc.name} is missing): "
                          f"{INSTALL}") from None
     transformers.logging.set_verbosity_error()
-    import sys
-
     if not sys.stderr.isatty():
         transformers.logging.disable_progress_bar()
     return transformers, torch
@@ -118,16 +120,20 @@ def libraries():
 def open_model(path: str) -> Model:
     """The model's config and family, without its weights (``--info`` needs no more).
 
-    Raises: InputError (:func:`locate`; a config transformers cannot read; an architecture
-    attncli does not read, listing those it does).
+    Raises: InputError (:func:`locate`; a config or a .gguf file transformers cannot read,
+    or a .gguf file without the gguf package; an architecture attncli does not read, listing
+    those it does).
     """
     source = locate(path)
     transformers, _ = libraries()
+    if source.gguf is not None and importlib.util.find_spec("gguf") is None:
+        raise InputError(f"{path}: reading a .gguf file needs the gguf package: {INSTALL}")
     try:
-        with _quiet():
+        with _quiet(gguf=source.gguf is not None):
             config = transformers.AutoConfig.from_pretrained(**source.where)
     except Exception as exc:  # a foreign file: transformers' reason, on one line
-        raise InputError(f"{path}: cannot read the model's config: {_reason(exc)}") from None
+        what = "not a GGUF file, or a damaged one" if source.gguf else "unreadable config.json"
+        raise InputError(f"{path}: cannot load the model: {what} ({_reason(exc)})") from None
     config = getattr(config, "text_config", None) or config  # a multimodal wrapper's text model
     return Model(source, config, family_of(getattr(config, "model_type", None), path))
 
@@ -139,7 +145,7 @@ def load(model: Model, last_layer: int, device_map: str | None = None,
     ``device_map`` ("auto") lets accelerate place or offload the layers.
 
     Raises: InputError when transformers cannot load the weights (a GGUF it cannot
-    dequantize, a damaged file), with its reason.
+    dequantize, a damaged file), with its reason; for --device-map without accelerate.
     """
     transformers, _ = libraries()
     config = _truncated(model.config, last_layer + 1)
@@ -147,9 +153,11 @@ def load(model: Model, last_layer: int, device_map: str | None = None,
         kind = "GGUF file, dequantized by transformers" if model.source.gguf else "safetensors"
         say(f"loading {model.name} ({model.family.name}, {kind}), layers 0 … {last_layer} of "
             f"{model.layers}")
+    if device_map and importlib.util.find_spec("accelerate") is None:
+        raise InputError(f"--device-map {device_map} needs accelerate: {INSTALL}")
     more = {"device_map": device_map} if device_map else {}
     try:
-        with _quiet():
+        with _quiet(gguf=model.source.gguf is not None):
             module = transformers.AutoModel.from_pretrained(
                 **model.source.where, config=config, dtype="auto",
                 attn_implementation="eager", **more)
@@ -182,25 +190,80 @@ def _truncated(config: Any, layers: int) -> Any:
     return config
 
 
+#: The files of a saved tokenizer (one is enough). Without any, transformers 5 still builds the
+#: family's tokenizer class with an empty vocabulary, whose tokens are all None.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json",
+                   "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "merges.txt")
+
+
 def _tokenizer(transformers, source: Source):
     """The model's tokenizer, or None when its directory has none (a model saved without one:
     --input-ids then gives the tokens)."""
+    if source.gguf is None and not any((source.directory / name).is_file()
+                                       for name in TOKENIZER_FILES):
+        return None
     try:
-        with _quiet():
+        with _quiet(gguf=source.gguf is not None):
             return transformers.AutoTokenizer.from_pretrained(**source.where)
     except Exception:
         return None
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet(gguf: bool = False):
     """Inside: what transformers prints to stdout (some loaders do) goes nowhere; stdout is
-    attncli's results only."""
-    with contextlib.redirect_stdout(io.StringIO()):
+    attncli's results only. With ``gguf``: a GGUF file's header is parsed once for the config,
+    the tokenizer and the weights (:func:`_read_once`), the map of its tensors' names built
+    once, not for each module of the model (transformers' get_gguf_hf_weights_map, seconds
+    for a small model); and unless stderr is a terminal, no
+    dequantization progress bar: transformers draws it with tqdm itself, not through its
+    logging (whose bars :func:`libraries` turns off), and in a log it is a line per update."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        if gguf:
+            import functools
+            from unittest import mock
+
+            import gguf as library
+
+            stack.enter_context(mock.patch.object(library, "GGUFReader",
+                                                  _read_once(library.GGUFReader)))
+            if hasattr(library, "get_tensor_name_map"):  # built anew for each of 395 modules
+                stack.enter_context(mock.patch.object(library, "get_tensor_name_map",
+                                                      functools.cache(library.get_tensor_name_map)))
+            reader = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+            if not sys.stderr.isatty() and hasattr(reader, "tqdm"):
+                stack.enter_context(mock.patch.object(
+                    reader, "tqdm", functools.partial(reader.tqdm, disable=True)))
         yield
+
+
+#: The last GGUF file parsed: (path, mtime, size) → its gguf.GGUFReader (read-only).
+_READERS: dict[tuple[str, int, int], Any] = {}
+
+
+def _read_once(reader: type) -> Callable[..., Any]:
+    """gguf.GGUFReader, parsing a file's header (its fields: the tokenizer's 49 152 tokens and
+    merges, for SmolLM2, take seconds) once: transformers parses it anew for the config, the
+    tokenizer and the weights, importing GGUFReader each time."""
+
+    def read(path, mode: str = "r"):
+        if mode != "r":
+            return reader(path, mode)
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _READERS:
+            _READERS.clear()
+            _READERS[key] = reader(path, mode)
+        return _READERS[key]
+
+    return read
 
 
 def _reason(exc: Exception) -> str:
     """An exception as one line: its type and its message's first line."""
     lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    kind = type(exc).__name__
+    if kind.islower() and type(exc).__module__ != "builtins":  # struct.error, not "error"
+        kind = f"{type(exc).__module__}.{kind}"
+    return f"{kind}: {lines[0] if lines else ''}".rstrip(": ")

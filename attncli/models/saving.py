@@ -13,6 +13,18 @@ from attncli.errors import InputError
 _DEVICE_FIELDS = ("backend", "device", "dtype")
 
 
+def check_saving(path: Path, layers: list[int]) -> None:
+    """Before the run: --save-problem writes one layer, to a .npz.
+
+    Raises: InputError for several layers or a name that is not .npz.
+    """
+    if len(layers) != 1:
+        raise InputError(f"--save-problem writes one layer's problem, not {len(layers)}: give "
+                         "one --layer")
+    if path.suffix.lower() != ".npz":
+        raise InputError(f"--save-problem {path}: the problem is an NPZ archive; name it .npz")
+
+
 def save_problem(runs, path: Path) -> None:
     """Write the one layer of ``runs`` to ``path`` (.npz): its arrays (x, W_q … W_o, biases,
     q_norm, k_norm, sinks), ``tokens``, ``weight_layout``, and as JSON strings ``config`` (the
@@ -23,10 +35,7 @@ def save_problem(runs, path: Path) -> None:
     """
     from attncli.io.writer import write_binary
 
-    if len(runs) != 1:
-        raise InputError("--save-problem writes one layer's problem: give one --layer")
-    if path.suffix.lower() != ".npz":
-        raise InputError(f"--save-problem {path}: the problem is an NPZ archive; name it .npz")
+    check_saving(path, [run.index for run in runs])
     run = runs[0]
     problem, config = run.problem, run.config
     fields = {k: v for k, v in config.changed().items() if k not in _DEVICE_FIELDS}

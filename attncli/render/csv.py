@@ -23,7 +23,7 @@ def render_csv(trace: Trace, precision: int | None) -> str:
     writer.writerow(HEADER)
     for step in trace:
         for part in slices(trace, step):
-            batch, head = part.lead.get("batch", ""), part.lead.get("head", "")
+            batch, head = part.lead.get("batch", ""), "" if part.head is None else part.head
             for r, (row, row_label) in enumerate(zip(part.row_numbers, part.rows, strict=True)):
                 for c, col_label in enumerate(part.cols):
                     text = number(part.matrix[r, c], precision).replace("−∞", "-inf")

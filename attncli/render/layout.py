@@ -24,16 +24,20 @@ class Slice:
     cols: list[str]
     row_numbers: list[int]  # the rows' indices in the whole run (they differ after --query)
     matrix: np.ndarray  # (len(rows), len(cols))
+    head: int | None = None  # the head as the whole run numbers it (it differs after --head)
 
 
 def slices(trace: Trace, step: Step) -> Iterator[Slice]:
     """The 2-D tables of a step: its last two axes, one table per batch/head index."""
-    return matrix_slices(trace, step.data, step.axes)
+    return matrix_slices(trace, step.data, step.axes, trace.kept_heads.get(step.name))
 
 
-def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iterator[Slice]:
+def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...],
+                  kept: int | None = None) -> Iterator[Slice]:
     """The 2-D tables of any array laid out on a trace's axes (a step, an answer). A step with
-    one number per query row (sink_weights: …, "query") is one column, labelled "value"."""
+    one number per query row (sink_weights: …, "query") is one column, labelled "value".
+    ``kept``: the number of the one head left by --head (the KV head, for keys and values of
+    fewer heads); the trace's --head when None."""
     if axes[-1] == "query":
         data, axes = data[..., None], (*axes, "value")
     lead_axes, (row_axis, col_axis) = axes[:-2], axes[-2:]
@@ -41,13 +45,14 @@ def matrix_slices(trace: Trace, data: np.ndarray, axes: tuple[str, ...]) -> Iter
     rows = trace.labels(row_axis, n_rows)
     cols = ["value"] if col_axis == "value" else trace.labels(col_axis, n_cols)
     first = trace.focus if row_axis == "query" and trace.focus is not None else 0
+    kept = trace.head if kept is None else kept
     for index in np.ndindex(*data.shape[:-2]):
         lead = dict(zip(lead_axes, (int(i) for i in index), strict=True))
         # after --head, the one head kept is named by its number in the whole run
-        where = ", ".join(f"{axis} {trace.head if axis == 'head' and trace.head is not None else i}"
-                          for axis, i in lead.items())
+        head = kept if kept is not None and "head" in lead else lead.get("head")
+        where = ", ".join(f"{axis} {head if axis == 'head' else i}" for axis, i in lead.items())
         yield Slice(where, lead, row_axis, col_axis, rows, cols,
-                    list(range(first, first + n_rows)), data[index])
+                    list(range(first, first + n_rows)), data[index], head)
 
 
 def number(value: float, precision: int | None) -> str:
