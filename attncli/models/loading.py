@@ -164,6 +164,8 @@ def load(model: Model, last_layer: int, device_map: str | None = None,
     except Exception as exc:
         raise InputError(f"{model.source.shown}: cannot load the model's weights: "
                          f"{_reason(exc)}") from None
+    finally:  # the file is read: its parsed header (~160 MiB for SmolLM2) is not needed now
+        _READERS.clear()
     module.eval()
     model.module = module
     return model
