@@ -612,10 +612,6 @@ def model(
             if not run.agreement.ok:
                 _say("warning", f"layer {run.index}: {run.agreement.line()}")
                 outcome.status = ExitStatus.MISMATCH
-        if save_problem is not None:
-            from attncli.models.saving import save_problem as save
-
-            save(runs, save_problem)
         if len(traces) == 1:
             asked.write(traces[0], Request(output, precision, runs[0].problem, runs[0].config))
         else:
@@ -623,6 +619,10 @@ def model(
                          heatmap=asked.heatmap,
                          steps=asked.steps, color_range=asked.color_range,
                          tables=not asked.drawing_only)
+        if save_problem is not None:  # after the output: a format that refuses writes neither
+            from attncli.models.saving import save_problem as save
+
+            save(runs, save_problem)
         raise typer.Exit(int(outcome.status))
 
 

@@ -35,14 +35,19 @@ class Agreement:
 
     @property
     def ok(self) -> bool:
-        return all(self.deltas[s] <= self.bound(s) for s in self.deltas)
+        """Every compared step within tolerance, and the context and output compared (always
+        captured: a hook that never ran is no agreement)."""
+        return all(s in self.deltas for s in ("context", "output")) and \
+            all(self.deltas[s] <= self.bound(s) for s in self.deltas)
 
     def line(self) -> str:
         """"agrees with the model's own attention: weights max |Δ| 2.1e-07, …" or, beyond
         tolerance, what disagrees and by how much."""
         parts = ", ".join(f"{s} max |Δ| {d:.1e}" for s, d in self.deltas.items())
-        if not self.deltas:
-            return "nothing to compare with the model's own attention"
+        unseen = [s for s in ("context", "output") if s not in self.deltas]
+        if unseen:
+            return (f"DISAGREES: nothing to compare with the model's own {' and '.join(unseen)}"
+                    " (its output projection never ran?); please report it")
         if self.ok:
             return f"agrees with the model's own attention ({self.dtype}): {parts}"
         bad = ", ".join(f"{s} (max |Δ| {self.deltas[s]:.1e} > {self.bound(s):.1e})"

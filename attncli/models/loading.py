@@ -158,17 +158,36 @@ def load(model: Model, last_layer: int, device_map: str | None = None,
     more = {"device_map": device_map} if device_map else {}
     try:
         with _quiet(gguf=model.source.gguf is not None):
-            module = transformers.AutoModel.from_pretrained(
+            module, loaded = transformers.AutoModel.from_pretrained(
                 **model.source.where, config=config, dtype="auto",
-                attn_implementation="eager", **more)
+                attn_implementation="eager", output_loading_info=True, **more)
     except Exception as exc:
         raise InputError(f"{model.source.shown}: cannot load the model's weights: "
                          f"{_reason(exc)}") from None
     finally:  # the file is read: its parsed header (~160 MiB for SmolLM2) is not needed now
         _READERS.clear()
+    missing = _missing(loaded.get("missing_keys") or (), model.family, last_layer)
+    if missing:  # transformers would run them as random numbers, and attncli would agree
+        raise InputError(f"{model.source.shown}: the checkpoint has no {', '.join(missing[:3])}"
+                         f"{f' (and {len(missing) - 3} more)' if len(missing) > 3 else ''}: "
+                         "transformers would fill them with random numbers, not the model's")
     module.eval()
     model.module = module
     return model
+
+
+def _missing(keys, family: Family, last_layer: int) -> list[str]:
+    """The missing weights that the forward pass up to ``last_layer`` uses: those of the
+    layers 0 … last_layer and the embeddings (any name with "embed", GPT-2's wte and wpe);
+    weights after the layers (a final norm, BERT's pooler) never run."""
+    layer = re.compile(rf"(?:.*\.)?{re.escape(family.layers)}\.(\d+)\.")
+    used = []
+    for key in sorted(keys):
+        match = layer.match(key)
+        if (int(match[1]) <= last_layer if match else
+                "embed" in key or re.search(r"(?:^|\.)(?:wte|wpe)\.", key)):
+            used.append(key)
+    return used
 
 
 def load_tokenizer(model: Model) -> Model:
@@ -233,8 +252,11 @@ def _quiet(gguf: bool = False):
             if hasattr(library, "get_tensor_name_map"):  # built anew for each of 395 modules
                 stack.enter_context(mock.patch.object(library, "get_tensor_name_map",
                                                       functools.cache(library.get_tensor_name_map)))
-            reader = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
-            if not sys.stderr.isatty() and hasattr(reader, "tqdm"):
+            try:  # where transformers 5 keeps its GGUF loader; elsewhere, its bar stays
+                reader = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+            except ImportError:
+                reader = None
+            if reader is not None and not sys.stderr.isatty() and hasattr(reader, "tqdm"):
                 stack.enter_context(mock.patch.object(
                     reader, "tqdm", functools.partial(reader.tqdm, disable=True)))
         yield

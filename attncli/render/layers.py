@@ -26,9 +26,11 @@ def layer_traces(runs, head: int | None) -> list[Trace]:
         if head is not None:
             trace = trace.at_head(head)
             heads, kv = trace.run.heads or 1, trace.run.kv_heads or trace.run.heads or 1
-            conventions["head"] = (f"head {head} of {heads} (--head); " + (
-                f"its keys and values are KV head {head // (heads // kv)} of {kv}"
-                if kv != heads else "the other heads are left out"))
+            conventions["head"] = (f"head {head} of {heads} (--head); the other heads are "
+                                   "left out" + (
+                f"; its keys and values are KV head {head // (heads // kv)} of {kv}"
+                if kv != heads else "") + "; context and output are the whole layer's, all "
+                "heads")
         traces.append(dataclasses.replace(trace, conventions=conventions,
                                           model=run.described()))
     return traces

@@ -539,3 +539,86 @@ def test_device_map_auto(models):
             np.testing.assert_allclose(step(ours, name),
                                        step(json.loads(plain.stdout)["layers"][layer], name),
                                        rtol=0, atol=1e-6)
+
+
+def _without(source: Path, folder: Path, *keys: str) -> Path:
+    """A copy of the model at ``source`` whose safetensors lack ``keys``."""
+    from safetensors.numpy import load_file, save_file
+
+    folder.mkdir()
+    for file in source.iterdir():
+        (folder / file.name).write_bytes(file.read_bytes())
+    tensors = load_file(folder / "model.safetensors")
+    for key in keys:
+        del tensors[key]
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_a_checkpoint_without_a_weight_the_layer_uses(models, tmp_path):
+    """Layer 0's W_q left out of the checkpoint: transformers would draw it at random (its
+    warning silenced) and attncli, reading the loaded module, would agree with those random
+    numbers: one line, exit 2, nothing on stdout. Layer 1's missing W_q is not loaded for
+    --layer 0; a missing final norm (after the layers, never run) is no error either."""
+    path = _without(models["llama"], tmp_path / "no-q0", "layers.0.self_attn.q_proj.weight")
+    result = invoke("model", path, "--input-ids", "2,5,3", "--layer", "0-1")
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if "note" not in line]
+    assert errors == [f"attncli: error: {path}: the checkpoint has no layers.0.self_attn."
+                      "q_proj.weight: transformers would fill them with random numbers, not "
+                      "the model's"]
+    later = _without(models["llama"], tmp_path / "no-q1-norm", "layers.1.self_attn.q_proj.weight",
+                     "norm.weight")
+    result = invoke("model", later, "--input-ids", "2,5,3", "--layer", "0", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["model"]["agreement"]["agrees"] is True
+    result = invoke("model", later, "--input-ids", "2,5,3", "--layer", "1", "--json")
+    assert result.exit_code == 2 and "layers.1.self_attn.q_proj.weight" in result.stderr
+
+
+def test_nothing_compared_is_no_agreement():
+    """An agreement with no step compared (the model's output projection never ran, say) is
+    not an agreement: it fails, and says so."""
+    from attncli.models.agreement import Agreement
+
+    empty = Agreement("float32", 1e-4)
+    assert not empty.ok
+    assert empty.to_dict()["agrees"] is False
+    assert "nothing to compare" in empty.line()
+    weights_only = Agreement("float32", 1e-4, {"weights": 0.0}, {"weights": 1.0})
+    assert not weights_only.ok
+    both = Agreement("float32", 1e-4, {"context": 1e-7, "output": 1e-7},
+                     {"context": 1.0, "output": 1.0})
+    assert both.ok
+
+
+def test_gguf_speedups_leave_a_moved_loader_alone(monkeypatch):
+    """The GGUF loading shortcuts (attncli.models.loading._quiet) patch transformers' GGUF
+    loader where transformers 5 keeps it; a transformers that moved it loads as before, with
+    its progress bar (no error)."""
+    pytest.importorskip("gguf")
+    _transformers()
+    from attncli.models import loading
+
+    monkeypatch.setitem(sys.modules, "transformers.modeling_gguf_pytorch_utils", None)
+    with loading._quiet(gguf=True):
+        import gguf
+
+        assert gguf.GGUFReader is not None
+
+
+def test_a_refused_format_writes_no_saved_problem(models, tmp_path, monkeypatch):
+    """--format torch refuses a run of more numbers than it writes into a script (the tiny
+    BERT's 4,600 are allowed: the limit lowered to 10) only once the layer is computed; the
+    --save-problem file is then not written either: exit 2 leaves no output behind."""
+    from attncli.export import torch_script
+
+    monkeypatch.setattr(torch_script, "MAX_NUMBERS", 10)
+    saved, script = tmp_path / "layer.npz", tmp_path / "layer.py"
+    result = invoke("model", models["bert"], "--text", TEXT, "--layer", "0", "-f", "torch",
+                    "-o", script, "--save-problem", saved)
+    assert result.exit_code == 2, result.stderr
+    assert "--format torch writes the numbers into the script: at most 10," in result.stderr
+    assert not script.exists()
+    assert not saved.exists()

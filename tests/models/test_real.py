@@ -363,8 +363,9 @@ def test_smollm2_one_head_one_row_and_its_saved_problem(smollm2, tmp_path, monke
            "output": theirs["output"][1]}
     assert_close(document, row, "SmolLM2 layer 3 --query cat --head 4")
     np.testing.assert_array_equal(step(document, "rotated_keys"), step(full, "rotated_keys")[1:2])
-    assert document["conventions"]["head"] == ("head 4 of 9 (--head); its keys and values are "
-                                               "KV head 1 of 3")
+    assert document["conventions"]["head"] == (
+        "head 4 of 9 (--head); the other heads are left out; its keys and values are KV head 1 "
+        "of 3; context and output are the whole layer's, all heads")
 
     monkeypatch.setitem(sys.modules, "transformers", None)
     result = invoke("compute", saved, "--json")
