@@ -581,8 +581,16 @@ def model(
         from attncli.render.output import Request
 
         if info:
-            _model_info(path, fmt, as_json, output)
+            given = [flag for flag, value in (
+                ("--text", text), ("--input-ids", input_ids), ("--layer", layer),
+                ("--head", head), ("--save-problem", save_problem), ("--steps", steps),
+                ("--query", query), ("--heatmap", heatmap or None), ("--plot", plot),
+                ("--device-map", device_map)) if value is not None]
+            _model_info(path, fmt, as_json, output, given)
             return
+        if save_problem is not None and output is not None and \
+                Path(save_problem).resolve() == Path(output).resolve():
+            raise InputError(f"--save-problem and -o are the same file, {output}: give two")
         if layer is None:
             raise InputError("give --layer N (a number, a range such as 0-5, or all), or "
                              "--info")
@@ -647,7 +655,8 @@ def _model_checks(asked: _Asked, head: int | None, save_problem: Path | None):
     return check
 
 
-def _model_info(path: str, fmt: Format | None, as_json: bool, output: Path | None) -> None:
+def _model_info(path: str, fmt: Format | None, as_json: bool, output: Path | None,
+                given: list[str]) -> None:
     """attncli model PATH --info: a table, or one JSON document (--json, --format json, or
     -o FILE.json).
 
@@ -662,6 +671,9 @@ def _model_info(path: str, fmt: Format | None, as_json: bool, output: Path | Non
     if chosen not in ("json", "table"):
         raise InputError(f"--info writes a table or JSON (--json), not --format {chosen}"
                          f"{' (from -o ' + str(output) + ')' if fmt is None else ''}")
+    if given:  # the options of a run: silently ignored, a file asked for would be missing
+        raise InputError(f"--info lists the model's attention from its config alone: it does "
+                         f"not go with {', '.join(given)}")
     facts = describe(open_model(path))
     if chosen == "json":
         import orjson

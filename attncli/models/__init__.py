@@ -43,7 +43,7 @@ def parse_layers(text: str, count: int) -> list[int]:
     Raises: InputError for anything else, or a layer outside 0 … count − 1 (saying how many).
     """
     text = text.strip()
-    if text == "all":
+    if text.lower() == "all":
         return list(range(count))
     chosen: list[int] = []
     for part in text.split(","):
@@ -104,21 +104,33 @@ def token_ids(model, text: str | None, input_ids: str | None) -> tuple[list[int]
     # tokenizer at all) is labelled by the id itself
     tokens = (model.tokenizer.convert_ids_to_tokens(ids) if model.tokenizer is not None
               else [None] * len(ids))
-    return ids, labels([str(i) if t is None else str(t) for i, t in zip(ids, tokens, strict=True)])
+    return ids, labels([str(i) if t is None else str(t) for i, t in zip(ids, tokens, strict=True)],
+                       bytes_level=_byte_level(model.tokenizer))
+
+
+def _byte_level(tokenizer) -> bool:
+    """Whether ``tokenizer`` is a byte-level BPE (GPT-2's scheme: its tokens spell bytes)."""
+    decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+    return type(decoder).__name__ == "ByteLevel" or "ByteLevel" in repr(decoder)
 
 
 def query_row(tokens: list[str], query: str) -> int:
-    """--query's row: a label (``␣cat``), the word without its space mark (``cat``, when one
-    token has it), or an index.
+    """--query's row: a label (``␣cat``), the word with a typed space (`` cat``), without its
+    space mark (``cat``) or in another case (``Cat`` for an uncased model's ``cat``) when one
+    token matches so, or an index.
 
     Raises: InputError naming the tokens when none matches.
     """
     from attncli.models.tokens import SPACE
     from attncli.trace import Trace
 
-    bare = [i for i, token in enumerate(tokens) if token.lstrip(SPACE) == query]
-    if query not in tokens and len(bare) == 1:
-        return bare[0]
+    if query not in tokens:
+        typed = query.replace(" ", SPACE)  # a space typed as itself
+        for same in (lambda t: t == typed, lambda t: t.lstrip(SPACE) == query.strip(),
+                     lambda t: t.lstrip(SPACE).casefold() == query.strip().casefold()):
+            found = [i for i, token in enumerate(tokens) if same(token)]
+            if len(found) == 1:
+                return found[0]
     return Trace(query_tokens=tokens).query_index(query)
 
 

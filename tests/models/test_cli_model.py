@@ -622,3 +622,30 @@ def test_a_refused_format_writes_no_saved_problem(models, tmp_path, monkeypatch)
     assert "--format torch writes the numbers into the script: at most 10," in result.stderr
     assert not script.exists()
     assert not saved.exists()
+
+
+@pytest.mark.parametrize("more", [("--layer", "1"), ("--save-problem", "{tmp}/z.npz"),
+                                  ("--heatmap",)])
+def test_info_refuses_the_options_of_a_run(models, tmp_path, more):
+    """--info with --save-problem used to print the table, exit 0 and write no file."""
+    more = [m.replace("{tmp}", str(tmp_path)) for m in more]
+    result = invoke("model", models["bert"], "--info", *more)
+    assert_error(result, "--info lists the model's attention from its config alone: it does "
+                         f"not go with {more[0]}")
+    assert not list(tmp_path.iterdir())
+
+
+def test_save_problem_and_output_the_same_file(models, tmp_path):
+    """-o F.npz with --save-problem F.npz used to leave the CSV output in F.npz."""
+    target = tmp_path / "w.npz"
+    result = invoke("model", models["bert"], "--text", TEXT, "--layer", "1", "--save-problem",
+                    target, "-o", target)
+    assert_error(result, f"--save-problem and -o are the same file, {target}: give two")
+    assert not target.exists()
+
+
+def test_layer_all_in_capitals(models):
+    result = invoke("model", models["llama"], "--input-ids", "2,5,3", "--layer", "ALL",
+                    "--json")
+    assert result.exit_code == 0, result.stderr
+    assert list(json.loads(result.stdout)["layers"]) == [str(i) for i in range(LAYERS)]
