@@ -147,6 +147,16 @@ def _not_computed(name: str, problem, config) -> str:
         "masked_scores": "nothing is masked (no --causal, --window, mask or key_padding_mask)",
         "dropped_weights": "there is no dropout (--dropout P)",
         "head_context": "there is one head, whose context is the context (--heads H for more)",
+        "normed_queries": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
+        "normed_keys": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
+        "rotated_queries": "there is no RoPE (--rope; a model with absolute positions or "
+                           "ALiBi has none)",
+        "rotated_keys": "there is no RoPE (--rope; a model with absolute positions or ALiBi "
+                        "has none)",
+        "capped_scores": "there is no soft-capping (--softcap; in a model, Gemma 2)",
+        "bias": "there is no bias (--alibi, or a key bias)",
+        "biased_scores": "there is no bias (--alibi, or a key bias)",
+        "sink_weights": "there are no sinks (the key sinks; in a model, gpt-oss)",
     }.get(name, "this configuration does not compute it")
 
 

@@ -649,3 +649,17 @@ def test_layer_all_in_capitals(models):
                     "--json")
     assert result.exit_code == 0, result.stderr
     assert list(json.loads(result.stdout)["layers"]) == [str(i) for i in range(LAYERS)]
+
+
+@pytest.mark.parametrize(("step", "reason"), [
+    ("rotated_queries", "there is no RoPE (--rope; a model with absolute positions or ALiBi has "
+                        "none)"),
+    ("normed_keys", "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)"),
+    ("sink_weights", "there are no sinks (the key sinks; in a model, gpt-oss)")])
+def test_a_step_this_family_has_not_says_why(models, step, reason):
+    """BERT has absolute positions, no QK-norm and no sinks: the step is named with the reason
+    (it used to say only "this configuration does not compute it")."""
+    result = invoke("model", models["bert"], "--text", TEXT, "--layer", "0", "--steps", step)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (f"attncli: error: --steps {step}: not computed "
+                                              f"in this run: {reason}")
