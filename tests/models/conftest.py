@@ -197,3 +197,34 @@ def tiny_model(transformers, tmp_path_factory, _saved):
         return _saved[name]
 
     return get
+
+
+def own_numbers(model, out: str, ids, layers) -> dict:
+    """A model's own numbers, independently of attncli: layer → weights (H, n, n) from
+    ``output_attentions=True``, context (n, H·d_head) and output (n, d_model), the input and
+    result of its output projection (``out``: its module path, ``{i}`` for the layer, read with
+    a forward hook), float64, from one eager forward pass over ``ids``."""
+    import numpy as np
+    import torch
+
+    numbers: dict[int, dict[str, np.ndarray]] = {i: {} for i in layers}
+
+    def on_out(index: int):
+        def hook(module, args, output):
+            numbers[index]["context"] = args[0][0].to(torch.float64).numpy().copy()
+            numbers[index]["output"] = output[0].to(torch.float64).numpy().copy()
+        return hook
+
+    handles = [model.get_submodule(out.format(i=i)).register_forward_hook(on_out(i))
+               for i in layers]
+    tensor = torch.tensor([list(ids)])
+    try:
+        with torch.no_grad():
+            result = model(input_ids=tensor, attention_mask=torch.ones_like(tensor),
+                           output_attentions=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for i in layers:
+        numbers[i]["weights"] = result.attentions[i][0].to(torch.float64).numpy().copy()
+    return numbers

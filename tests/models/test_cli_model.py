@@ -24,6 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attncli.cli import app
+from tests.models.conftest import own_numbers
 from tests.transformers import conftest as parity
 
 runner = CliRunner()
@@ -90,29 +91,10 @@ def reference(path: Path, ids: list[int]) -> dict[int, dict[str, np.ndarray]]:
     """The BERT's own numbers, independently of attncli: layer → weights (H, n, n) from
     ``output_attentions=True``, context (n, d_model) and output (n, d_model), the input and
     result of its output projection (a forward hook), float64."""
-    import torch
 
     transformers = _transformers()
     model = transformers.AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-    numbers: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(LAYERS)}
-
-    def hook(index):
-        def record(module, args, output):
-            numbers[index]["context"] = args[0][0].to(torch.float64).numpy()
-            numbers[index]["output"] = output[0].to(torch.float64).numpy()
-        return record
-
-    handles = [model.encoder.layer[i].attention.output.dense.register_forward_hook(hook(i))
-               for i in range(LAYERS)]
-    try:
-        with torch.no_grad():
-            result = model(input_ids=torch.tensor([ids]), output_attentions=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    for i in range(LAYERS):
-        numbers[i]["weights"] = result.attentions[i][0].to(torch.float64).numpy()
-    return numbers
+    return own_numbers(model, "encoder.layer.{i}.attention.output.dense", ids, range(LAYERS))
 
 
 def step(document: dict, name: str) -> np.ndarray:

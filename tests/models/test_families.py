@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attncli.cli import app
-from tests.models.conftest import INPUT_IDS, LAYERS, TINY, Tiny
+from tests.models.conftest import INPUT_IDS, LAYERS, TINY, Tiny, own_numbers
 
 runner = CliRunner()
 IDS = ",".join(map(str, INPUT_IDS))
@@ -44,27 +44,8 @@ def model_numbers(transformers, tiny: Tiny, path: Path) -> dict[int, dict[str, n
         return _REFERENCE[tiny.name]
     model = transformers.AutoModel.from_pretrained(path, attn_implementation="eager",
                                                    dtype=torch.float32).eval()
-    numbers: dict[int, dict[str, np.ndarray]] = {i: {} for i in range(LAYERS)}
-
-    def on_out(index: int):
-        def hook(module, args, output):
-            numbers[index]["context"] = args[0][0].to(torch.float64).numpy().copy()
-            numbers[index]["output"] = output[0].to(torch.float64).numpy().copy()
-        return hook
-
-    handles = [model.get_submodule(tiny.out.format(i=i)).register_forward_hook(on_out(i))
-               for i in range(LAYERS)]
-    ids = torch.tensor([INPUT_IDS])
-    try:
-        with torch.no_grad():
-            result = model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                           output_attentions=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    assert len(result.attentions) == LAYERS
-    for i, weights in enumerate(result.attentions):
-        numbers[i]["weights"] = weights[0].to(torch.float64).numpy().copy()
+    assert model.config.num_hidden_layers == LAYERS
+    numbers = own_numbers(model, tiny.out, INPUT_IDS, range(LAYERS))
     _REFERENCE[tiny.name] = numbers
     return numbers
 

@@ -37,6 +37,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attncli.cli import app
+from tests.models.conftest import own_numbers
 from tests.transformers import conftest as parity
 
 runner = CliRunner()
@@ -72,27 +73,7 @@ def model_numbers(transformers, where: dict, ids: list[int], layers: list[int],
     model = transformers.AutoModel.from_pretrained(**where, attn_implementation="eager")
     model = model.eval()
     assert model.dtype == torch.float32
-    numbers: dict[int, dict[str, np.ndarray]] = {i: {} for i in layers}
-
-    def on_out(index: int):
-        def hook(module, args, output):
-            numbers[index]["context"] = args[0][0].to(torch.float64).numpy().copy()
-            numbers[index]["output"] = output[0].to(torch.float64).numpy().copy()
-        return hook
-
-    handles = [model.get_submodule(out.format(i=i)).register_forward_hook(on_out(i))
-               for i in layers]
-    tensor = torch.tensor([ids])
-    try:
-        with torch.no_grad():
-            result = model(input_ids=tensor, attention_mask=torch.ones_like(tensor),
-                           output_attentions=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    for i in layers:
-        numbers[i]["weights"] = result.attentions[i][0].to(torch.float64).numpy().copy()
-    return numbers
+    return own_numbers(model, out, ids, layers)
 
 
 def step(document: dict, name: str) -> np.ndarray:
