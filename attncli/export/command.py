@@ -22,6 +22,8 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
         config: the run's options as given; None takes the problem's own ``config``.
         trace: the run (its --query row).
     """
+    if trace.model is not None:  # a model's layer (attncli model): the model command
+        return [shlex.join(_model_command(trace))]
     config = build(problem.config, None) if config is None else config
     words = ["attncli", "compute"]
     origins = {k: problem.origin.get(k, "<input>") for k in problem.arrays}
@@ -40,6 +42,17 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
     mapped = any(origin.lower().endswith(".safetensors") for origin in problem.origin.values())
     return [shlex.join([*words, "--format", "torch"]),
             *(["(tensors mapped with --tensor)"] if mapped else [])]
+
+
+def _model_command(trace: Trace) -> list[str]:
+    """``attncli model PATH --input-ids … --layer N [--query Q] --format torch``: the layer's
+    tokens as their ids (a --text would be tokenized to them), from JSON's "model" facts."""
+    model = trace.model
+    words = ["attncli", "model", model["path"], "--input-ids",
+             ",".join(str(i) for i in model["input_ids"]), "--layer", str(model["layer"])]
+    if trace.focus is not None:
+        words += ["--query", str(trace.focus)]
+    return [*words, "--format", "torch"]
 
 
 #: The options a script's run depends on, in the order its command line gives them (backend,

@@ -428,6 +428,12 @@ def test_the_torch_script_of_a_layer_runs(models, tmp_path):
     assert result.exit_code == 0, result.stderr
     run = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True)
     weights = np.asarray(json.loads(run.stdout)["weights"])
+    # its docstring names the command that makes it again: the model's, with the tokens' ids
+    ids = ",".join(str(i) for i in json.loads(invoke(
+        "model", models["bert"], "--text", TEXT, "--layer", "0", "--json").stdout)["model"][
+        "input_ids"])
+    assert (f"Equivalent to: attncli model {models['bert']} --input-ids {ids} --layer 0 "
+            "--format torch") in script.read_text()
     np.testing.assert_allclose(weights, reference(models["bert"], IDS)[0]["weights"],
                                rtol=0, atol=1e-5)
 
