@@ -10,8 +10,8 @@ from attncli.errors import AttncliError
 from attncli.trace import Step, Trace
 
 __version__ = "0.1.0"
-__all__ = ["AttentionConfig", "AttncliError", "Step", "Trace", "attend", "load_problem",
-           "__version__"]
+__all__ = ["AttentionConfig", "AttncliError", "Step", "Trace", "attend", "grade",
+           "load_problem", "__version__"]
 
 
 def __getattr__(name: str):
@@ -20,6 +20,10 @@ def __getattr__(name: str):
         from attncli.attention.pipeline import attend
 
         return attend
+    if name == "grade":
+        from attncli.teach.classroom import grade
+
+        return grade
     if name == "load_problem":
         from attncli.io import load_problem
 

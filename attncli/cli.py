@@ -34,7 +34,7 @@ from attncli.render.registry import (
     find,
     for_output,
 )
-from attncli.trace import STEP_NAMES
+from attncli.trace import STEP_NAMES, not_computed
 
 app = typer.Typer(
     name="attncli",
@@ -135,29 +135,6 @@ def _steps(steps: str | None) -> list[str] | None:
         raise InputError(f"--steps: unknown step {', '.join(unknown) or '(none)'}; "
                          f"choose from {', '.join(STEP_NAMES)}")
     return names
-
-
-def _not_computed(name: str, problem, config) -> str:
-    """Why a run has no step ``name`` (queries … weights and context it always has)."""
-    if name == "output":
-        return ("--no-project leaves W_o out" if "W_o" in problem and not config.project
-                else "there is no W_o (output = context W_o + b_o)")
-    return {
-        "scaled_scores": "the scores are multiplied by 1 (an unscaled score, or --scale 1)",
-        "masked_scores": "nothing is masked (no --causal, --window, mask or key_padding_mask)",
-        "dropped_weights": "there is no dropout (--dropout P)",
-        "head_context": "there is one head, whose context is the context (--heads H for more)",
-        "normed_queries": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
-        "normed_keys": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
-        "rotated_queries": "there is no RoPE (--rope; a model with absolute positions or "
-                           "ALiBi has none)",
-        "rotated_keys": "there is no RoPE (--rope; a model with absolute positions or ALiBi "
-                        "has none)",
-        "capped_scores": "there is no soft-capping (--softcap; in a model, Gemma 2)",
-        "bias": "there is no bias (--alibi, or a key bias)",
-        "biased_scores": "there is no bias (--alibi, or a key bias)",
-        "sink_weights": "there are no sinks (the key sinks; in a model, gpt-oss)",
-    }.get(name, "this configuration does not compute it")
 
 
 def _version(value: bool) -> None:
@@ -354,7 +331,7 @@ def _all_computed(trace, names: list[str], problem, config) -> None:
     for name in names:
         if name not in trace:
             raise InputError(f"--steps {name}: not computed in this run: "
-                             f"{_not_computed(name, problem, config)}")
+                             f"{not_computed(name, problem, config)}")
 
 
 def _stdout_console():
@@ -787,6 +764,9 @@ def _as_flags(fields: dict) -> str:
     from attncli.config import as_flags
 
     return shlex.join(as_flags(fields)) or "(none)"
+
+
+from attncli import cli_teach  # noqa: E402, F401  (registers exercise and grade on app)
 
 
 def main() -> None:

@@ -236,6 +236,14 @@ class Trace:
                       s.axes) if "query" in s.axes else s for s in self.steps]
         return dataclasses.replace(self, steps=steps, focus=index)
 
+    def written(self, name: str) -> np.ndarray:
+        """A step's numbers as :meth:`to_dict` writes them: after :meth:`at_query`, without
+        the query axis (an answer for one row has that shape)."""
+        step = self.step(name)
+        if self.focus is None or "query" not in step.axes:
+            return step.data
+        return np.take(step.data, 0, axis=step.axes.index("query"))
+
     def at_head(self, head: int) -> Trace:
         """A copy narrowed to query head ``head``: steps with a head axis keep it with length 1,
         those of G < H key/value heads the KV head that query head reads (⌊h / (H/G)⌋).
@@ -315,3 +323,27 @@ class Trace:
             "dtype": self.dtype,
             **extra,
         }
+
+
+def not_computed(name: str, problem, config) -> str:
+    """Why a run of ``problem`` (a Problem) with ``config`` (an AttentionConfig) has no step
+    ``name`` (queries … weights and context it always has), in words."""
+    if name == "output":
+        return ("--no-project leaves W_o out" if "W_o" in problem and not config.project
+                else "there is no W_o (output = context W_o + b_o)")
+    return {
+        "scaled_scores": "the scores are multiplied by 1 (an unscaled score, or --scale 1)",
+        "masked_scores": "nothing is masked (no --causal, --window, mask or key_padding_mask)",
+        "dropped_weights": "there is no dropout (--dropout P)",
+        "head_context": "there is one head, whose context is the context (--heads H for more)",
+        "normed_queries": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
+        "normed_keys": "there is no QK-norm (--qk-norm; in a model, Qwen3, Gemma 3, OLMo2)",
+        "rotated_queries": "there is no RoPE (--rope; a model with absolute positions or "
+                           "ALiBi has none)",
+        "rotated_keys": "there is no RoPE (--rope; a model with absolute positions or ALiBi "
+                        "has none)",
+        "capped_scores": "there is no soft-capping (--softcap; in a model, Gemma 2)",
+        "bias": "there is no bias (--alibi, or a key bias)",
+        "biased_scores": "there is no bias (--alibi, or a key bias)",
+        "sink_weights": "there are no sinks (the key sinks; in a model, gpt-oss)",
+    }.get(name, "this configuration does not compute it")

@@ -21,13 +21,18 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def _commands() -> list[str]:
+#: The teacher's commands (exercise, grade) write folders and depend on each other: they run
+#: in order, in a folder of their own (:func:`test_readme_teacher_commands_run_in_order`).
+TEACHER = ("attncli exercise ", "attncli grade ")
+
+
+def _commands(teacher: bool = False) -> list[str]:
     commands = []
     for block in _blocks("console"):
         for line in block.splitlines():
             for part in line.split("&&"):
                 part = part.split("|")[0].strip()
-                if part.startswith("attncli "):
+                if part.startswith("attncli ") and part.startswith(TEACHER) == teacher:
                     commands.append(part)
     return commands
 
@@ -79,7 +84,7 @@ def test_readme_command_runs(command, monkeypatch):
 
 
 def test_readme_python_example_runs():
-    (code,) = _blocks("python")
+    (code,) = [b for b in _blocks("python") if "otter" not in b]
     namespace: dict = {}
     exec(code, namespace)  # noqa: S102 - the README's own example
     # seed 004, unscaled: Input 1's weights are softmax([2, 4, 4])
@@ -111,3 +116,93 @@ def test_readme_model_output_is_what_attncli_prints(monkeypatch):
         if line.startswith(("┃", "│")):
             assert line in result.stdout
     assert "agrees with the model's own attention" in result.stdout
+
+
+def _teacher_folder(tmp_path: Path, monkeypatch) -> list[str]:
+    """A folder holding the repository's samples, where the README's teacher commands run in
+    order; returns their outputs."""
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "samples").symlink_to(root / "samples")
+    monkeypatch.chdir(tmp_path)
+    outputs = []
+    for command in _commands(teacher=True):
+        result = CliRunner().invoke(app, shlex.split(command)[1:], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(result.stdout)
+    return outputs
+
+
+def test_readme_teacher_commands_run_in_order(tmp_path, monkeypatch):
+    """exercise, then grade (its gradebook is the README's, line for line), then grade with a
+    CSV and feedback pages."""
+    outputs = _teacher_folder(tmp_path, monkeypatch)
+    assert len(outputs) == 3
+    (shown,) = _blocks("gradebook-output")
+    assert [line.rstrip() for line in outputs[1].strip().splitlines()] == \
+        [line.rstrip() for line in shown.strip().splitlines()]
+    assert (tmp_path / "grades.csv").read_text().startswith("id,name,points,max,")
+    roster = Path(__file__).resolve().parent.parent / "samples" / "class" / "roster.csv"
+    ids = [row.split(",")[0] for row in roster.read_text().splitlines()[1:] if row.strip()]
+    assert sorted(p.name for p in (tmp_path / "feedback").iterdir()) == sorted(
+        f"{sid}.md" for sid in ids)
+
+
+def test_readme_otter_test_file_grades_right_and_wrong_answers(tmp_path, monkeypatch):
+    """The README's otter-grader test file, run as otter 7 runs one (each test_case called with
+    the notebook's variables by name; a test passes when it raises nothing), against the
+    exercise `attncli exercise --seed 7 -o exercise` writes: right answers pass both tests;
+    unscaled weights fail test_weights, with the diagnosis in the message, and the context
+    computed right from them passes test_context (carried forward: charged once)."""
+    import sys
+    import types
+
+    (code,) = [b for b in _blocks("python") if "from otter" in b]
+    assert "attncli exercise --seed 7 -o exercise" in README
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(app, ["exercise", "--seed", "7", "-o", "exercise"]).exit_code == 0
+
+    class test_case:  # otter.test_files.test_case's calling convention (otter-grader 7.0)
+        def __init__(self, name=None, points=None, hidden=False, success_message=None,
+                     failure_message=None):
+            self.points = points
+
+        def __call__(self, test_func):
+            self.test_func = test_func
+            return self
+
+        def call_func(self, env):
+            import inspect
+
+            names = inspect.signature(self.test_func).parameters
+            self.test_func(**{n: env if n == "env" else env.get(n) for n in names})
+
+    otter = types.ModuleType("otter")
+    otter.test_files = types.ModuleType("otter.test_files")
+    otter.test_files.test_case = test_case
+    monkeypatch.setitem(sys.modules, "otter", otter)
+    monkeypatch.setitem(sys.modules, "otter.test_files", otter.test_files)
+    tests: dict = {}
+    exec(code, tests)  # noqa: S102 - the README's own example
+    cases = [v for v in tests.values() if isinstance(v, test_case)]
+    assert tests["points"] == 4 and [c.points for c in cases] == [2, 2]
+
+    problem = json.loads((tmp_path / "exercise" / "problem.json").read_text())
+    x, wq, wk, wv = (np.array(problem[k], dtype=float) for k in ("x", "W_q", "W_k", "W_v"))
+    scores = (x @ wq) @ (x @ wk).T  # d_k = 4: the scaled scores are these halved
+
+    def softmax(s):
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    right = softmax(scores / 2)
+    notebook = {"weights": right.round(4), "context": (right @ (x @ wv)).round(4)}
+    for case in cases:
+        case.call_func(notebook)  # raises nothing: both pass
+    unscaled = softmax(scores)
+    notebook = {"weights": unscaled.round(4), "context": (unscaled @ (x @ wv)).round(4)}
+    with pytest.raises(AssertionError, match="the scores were not divided by √d_k"):
+        cases[0].call_func(notebook)
+    cases[1].call_func(notebook)
+    notebook["context"] = notebook["context"] + 0.5  # and a wrong context of its own
+    with pytest.raises(AssertionError, match="first wrong step: weights"):
+        cases[1].call_func(notebook)

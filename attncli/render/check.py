@@ -91,6 +91,35 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
     console.print(summary_line(report, markup=True))
 
 
+def report_markdown(trace: Trace, report: Report, precision: int = 4) -> str:
+    """A report in Markdown: per answered step its verdict, note and score, and a table whose
+    cells are the answer, its mark and (unless ✓) the exact value; the legend; the summary."""
+    query = None if report.query is None else trace.query_index(report.query)
+    lines = [f"*{LEGEND}*", ""]
+    for verdict in report.verdicts:
+        c = verdict.counts
+        lines += [f"### {verdict.step}: {verdict.verdict}", "",
+                  f"{verdict.note} — score {c.entries - c.wrong}/{c.entries}", ""]
+        if verdict.given.shape != verdict.expected.shape:
+            continue
+        view, axes, arrays = _laid_out(trace, verdict, query)
+        for given, expected, status, written in zip(
+                *(matrix_slices(view, array, axes) for array in arrays), strict=True):
+            if given.where:
+                lines += [f"*{given.where}*", ""]
+            lines.append("| " + " | ".join([f"{given.row_axis} \\\\ {given.col_axis}",
+                                            *given.cols]) + " |")
+            lines.append("|---|" + "---:|" * len(given.cols))
+            for label, *rows in zip(given.rows, given.matrix, expected.matrix, status.matrix,
+                                    written.matrix, strict=True):
+                cells = [_cell(g, e, int(st), int(k), max(precision, 1))
+                         for g, e, st, k in zip(*rows, strict=True)]
+                lines.append("| " + " | ".join([label, *cells]) + " |")
+            lines.append("")
+    lines += [f"**{summary_line(report)}**", ""]
+    return "\n".join(lines)
+
+
 def summary_line(report: Report, markup: bool = False) -> str:
     """The verdict of a whole answers file in one line."""
     if report.error:

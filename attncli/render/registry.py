@@ -12,6 +12,7 @@ A renderer's arguments depend on its command:
     compute  renderer(trace, request)            writes through request (attncli.render.output)
     check    renderer(trace, reports, rule, request)
     explain  renderer(sections, fmt, precision, width=…)   returns the text
+    grade    renderer(gradebook, request)
 
 A new format is a function in its own module and one row here.
 """
@@ -26,7 +27,7 @@ from pathlib import PurePath
 
 from attncli.errors import InputError
 
-COMPUTE, CHECK, EXPLAIN = "compute", "check", "explain"
+COMPUTE, CHECK, EXPLAIN, GRADE = "compute", "check", "explain", "grade"
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ RENDERERS = (
     Renderer(CHECK, "table", "attncli.render.check:write_table"),
     Renderer(CHECK, "json", "attncli.render.check:write_json"),
     Renderer(CHECK, "csv", "attncli.render.check:write_csv"),
+    Renderer(GRADE, "table", "attncli.render.gradebook:write_table"),
+    Renderer(GRADE, "csv", "attncli.render.gradebook:write_csv"),
+    Renderer(GRADE, "json", "attncli.render.gradebook:write_json"),
     Renderer(EXPLAIN, "text", "attncli.render.explain:render_explain"),
     Renderer(EXPLAIN, "markdown", "attncli.render.explain:render_explain"),
     Renderer(EXPLAIN, "latex", "attncli.render.explain:render_explain"),
@@ -125,6 +129,7 @@ def _choices(command: str, name: str) -> type[enum.StrEnum]:
 Format = _choices(COMPUTE, "Format")
 CheckFormat = _choices(CHECK, "CheckFormat")
 ExplainFormat = _choices(EXPLAIN, "ExplainFormat")
+GradeFormat = _choices(GRADE, "GradeFormat")
 
 
 def for_output(path) -> Renderer:

@@ -1,0 +1,95 @@
+"""A student's feedback page (Markdown): their points per step, every entry marked, the
+diagnosis, and the arithmetic of their first wrong entry written out (explain)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from attncli.grading import WRONG
+
+if TYPE_CHECKING:
+    from attncli.teach.classroom import Grade
+
+
+def _points(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def first_wrong_entry(grade: Grade) -> tuple[str, str, str | None] | None:
+    """The first wrong entry of the first wrong step, as (step, query token, key token or
+    None): the query row (and key) whose arithmetic explains it. None when no entry is wrong
+    (or the wrong step is of another shape)."""
+    report, key = grade.report, grade.key
+    step = next((v for v in report.verdicts if not v.ok), None) if report else None
+    if step is None or step.given.shape != step.expected.shape:
+        return None
+    trace = key.trace
+    index = tuple(int(i) for i in np.argwhere(step.status == WRONG)[0])
+    where = dict(zip(step.axes, index, strict=True))
+    row = (trace.query_index(report.query) if report.query is not None
+           else where.get("query", 0))
+    column = where.get("key")
+    keys = trace.key_tokens or trace.query_tokens
+    return (step.step, trace.query_tokens[row],
+            None if column is None else keys[column])
+
+
+def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
+    """The page: a points table, check's marked tables (:func:`attncli.render.check.
+    report_markdown`), the diagnosis, and explain's arithmetic of the first wrong entry."""
+    from attncli.explain import explain
+    from attncli.render.check import report_markdown
+    from attncli.render.explain import render_explain
+    from attncli.render.registry import ExplainFormat
+
+    who = grade.id + (f" ({grade.name})" if grade.name else "")
+    lines = [f"# {title or 'Feedback'} — {who}", ""]
+    if grade.report is None:
+        return "\n".join([*lines, f"Not graded: {grade.note}.", ""])
+    lines += [f"**{_points(grade.points)} of {_points(grade.max)} points.**", "",
+              "| step | points | of |", "|---|---:|---:|"]
+    for step, earned in grade.steps.items():
+        shown = "not answered" if earned is None else _points(earned)
+        lines.append(f"| {step} | {shown} | {_points(grade.worth[step])} |")
+    lines.append("")
+    if grade.note:
+        lines += [f"Note: {grade.note}.", ""]
+    if grade.report.verdicts:
+        lines += ["## Your answers, marked", "",
+                  report_markdown(grade.key.trace, grade.report, precision)]
+    if grade.report.diagnosis is not None:
+        lines += ["## What went wrong", "", grade.diagnosis[0].upper() + grade.diagnosis[1:]
+                  + ".", ""]
+    entry = first_wrong_entry(grade)
+    if entry is not None:
+        step, query, key = entry
+        what = f"the score of “{query}” with “{key}”" if key is not None and step in (
+            "scores", "scaled_scores", "masked_scores", "capped_scores") else \
+            f"the row of “{query}”"
+        lines += [f"## Your first wrong entry ({step}), worked out", "",
+                  f"The arithmetic of {what}, with the exact numbers:", "",
+                  render_explain(explain(grade.key.trace, query,
+                                         key if "score" in step else None),
+                                 ExplainFormat.markdown, precision)]
+    return "\n".join(lines)
+
+
+def write_pages(book, folder: Path, title: str | None = None) -> None:
+    """One page per roster student, ``folder/<id>.md`` (:func:`page`); the folder is made.
+
+    Raises: InputError when the folder cannot be made or a page cannot be written.
+    """
+    from attncli.errors import InputError
+    from attncli.io.writer import write_output
+
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--feedback {folder}: cannot make the folder: "
+                         f"{exc.strerror or exc}") from None
+    for grade in book.grades:
+        if grade.worth:  # a roster student (a file named after nobody has no page)
+            write_output(page(grade, title), folder / f"{grade.id}.md")
