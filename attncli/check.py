@@ -410,13 +410,14 @@ class Checker:
             refs = [narrowed(run, name, row)[0] for run, name in found if name is not None]
             if not refs:
                 continue
-            match = np.zeros(v.given.shape, bool)
+            blank = np.isnan(v.given)  # an empty entry neither shows a mistake nor rules it out
+            match = blank.copy()
             for ref in refs:
                 if ref.shape == v.given.shape:
                     match |= follows(v.given, ref, v.decimals, self.tolerance, v.unseen)
             if not match.all():
                 return []
-            if not v.ok:
+            if np.any((v.status == WRONG) & ~blank):
                 explained.append(v.step)
         return explained
 
@@ -442,8 +443,9 @@ def _charge_once(trace: Trace, report: Report, explained: list[str]) -> None:
         if v.step not in explained or not earlier or v.given.shape != v.expected.shape:
             continue
         tainted = tainted_by(earlier, v.axes, v.given.shape)
-        if np.all(tainted | (v.status != WRONG)):
-            v.status = np.where(v.status == WRONG, CARRIED, v.status)
+        blank = np.isnan(v.given)  # an empty entry stays wrong
+        if np.all(tainted | (v.status != WRONG) | blank):
+            v.status = np.where((v.status == WRONG) & ~blank, CARRIED, v.status)
             v.carried_from = earlier[0].step
             own = [w.step for w in report.verdicts if w.step in upstream(trace, v.step)]
             describe(v, {}, own[-1] if own else None)

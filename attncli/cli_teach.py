@@ -143,7 +143,7 @@ def exercise(
         if roster is not None:
             contents["roster.csv"] = "id,name\n" + "".join(
                 f"{s.id},{_csv_cell(s.name)}\n" for s in students)
-        contents["exercise.json"] = manifest(plan, made, command)
+        contents["exercise.json"] = manifest(plan, made, command, roster is not None)
         write_tree(output, contents)
         where = f"{len(made)} exercises in {output}/<id>/" if roster is not None else \
             f"the exercise in {output}/"

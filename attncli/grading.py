@@ -232,9 +232,14 @@ def _layout(trace: Trace, step: str, row: int | None, shape: tuple[int, ...]):
 
 
 def usable(trace: Trace, answers: Answers, row: int | None) -> dict[str, np.ndarray]:
-    """The answered steps of the trace's shape: those that can stand in for its steps."""
-    return {s: a for s, a in answers.steps.items()
-            if s in trace and a.shape == narrowed(trace, s, row)[0].shape}
+    """The answered steps of the trace's shape: those that can stand in for its steps; an
+    empty entry (NaN) by the exact value, since nothing follows from a blank."""
+    found = {}
+    for s, a in answers.steps.items():
+        expected = narrowed(trace, s, row)[0] if s in trace else None
+        if expected is not None and a.shape == expected.shape:
+            found[s] = np.where(np.isnan(a), expected, a)
+    return found
 
 
 def follows(given: np.ndarray, reference: np.ndarray, decimals: np.ndarray,

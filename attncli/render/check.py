@@ -64,7 +64,7 @@ def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int
 
 
 def _cell(given: float, expected: float, status: int, written: int, decimals: int) -> str:
-    shown = number(given, written)  # as the answer wrote it
+    shown = "(blank)" if np.isnan(given) else number(given, written)  # as written
     if status == RIGHT:
         return f"{shown} {MARKS[RIGHT]}"
     return f"{shown} {MARKS[status]} {number(expected, decimals)}"

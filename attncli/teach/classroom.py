@@ -239,10 +239,13 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
     """
     manifest = exercises / MANIFEST
     listed: list[Student] = []
+    alone: list[Student] = []  # the one student an exercise made with --student is for
     if manifest.is_file():
         try:
             document = json.loads(manifest.read_text(encoding="utf-8"))
             listed = [Student(s["id"], s.get("name", "")) for s in document.get("students", [])]
+            one = document.get("student")
+            alone = [Student(one["id"], one.get("name", ""))] if one else []
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{manifest}: not attncli exercise's manifest ({exc})") from None
     elif not (exercises / "key.json").is_file():
@@ -250,6 +253,8 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
                          "key.json); give the folder attncli exercise -o wrote")
     if roster is not None:
         return read_roster(roster), bool(listed)
+    if alone:
+        return alone, False
     if not listed:
         raise InputError(f"--exercises {exercises}: no roster: this exercise was made without "
                          "--roster; give --roster FILE to grade a class on the one exercise")

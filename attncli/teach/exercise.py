@@ -179,8 +179,11 @@ def files(exercise: Exercise, assignment: Assignment) -> dict[str, str]:
     }
 
 
-def manifest(assignment: Assignment, exercises: list[Exercise], command: str) -> str:
-    """exercise.json: the command, the asked steps and row, and each student's variant."""
+def manifest(assignment: Assignment, exercises: list[Exercise], command: str,
+             roster: bool = True) -> str:
+    """exercise.json: the command, the asked steps and row, and each student's variant: a
+    roster's in ``students`` (their exercises in DIR/<id>/), one student's in ``student``
+    (their exercise in DIR itself), else the one exercise's ``seed``."""
     from attncli import __version__
 
     first = exercises[0]
@@ -191,10 +194,12 @@ def manifest(assignment: Assignment, exercises: list[Exercise], command: str) ->
         "steps": first.steps,
         "query": assignment.query,
         "students": [{"id": e.student.id, "name": e.student.name, "seed": e.seed}
-                     for e in exercises if e.student is not None],
+                     for e in exercises] if roster else [],
     }
-    if first.student is None:
+    if not roster:
         document["seed"] = first.seed
+        if first.student is not None:
+            document["student"] = {"id": first.student.id, "name": first.student.name}
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 

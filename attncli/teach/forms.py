@@ -1,53 +1,62 @@
 """The answer forms students write, read as :class:`attncli.answers.Answers`
 (:func:`read_submission`): the JSON template, one CSV per step, Markdown tables, rows of
-numbers in a text file, or a folder of these.
-
-The rules, per form:
+numbers in a text file, or a folder of these. The rules, per form:
 
 - **JSON** (``.json``): answers-template.json filled in (``{"query": "cat", "weights": [[…]],
   …}``), or compute's ``--format json`` document. A step whose entries are all ``null`` is
-  not answered (the template as handed out); in masked_scores a ``null`` among numbers is −∞
-  (as compute writes it), elsewhere it is an empty entry. Numbers may also be strings
-  (``"0.50"``, ``"3/2"``); bare fractions (``3/2``) and Unicode minus signs outside strings
-  are read too.
+  not answered (the template as handed out). In masked_scores a ``null`` among numbers is −∞
+  (as compute writes it); elsewhere it is an empty entry. Numbers may be strings
+  (``"0.50"``, ``"3/2"``); fractions (``3/2``) and Unicode minus signs (``−0.5``) are read
+  outside strings too, though JSON has neither. Keys match step names as in text.
 - **CSV** (``.csv``): one file per step, named after it (``weights.csv``, also
-  ``alice-weights.csv``), or any name when one step is asked. Separated by commas,
-  semicolons, tabs or (no other separator on the first line) spaces; a header row and a
-  first column of token labels that are not numbers are dropped.
-- **Markdown** (``.md``, ``.markdown``): tables (``| 0.5 | 0.25 |``; the row above the
-  ``|---|`` rule is a header unless it holds numbers other than the column numbers 0, 1, …
-  or 1, 2, …), and rows of numbers inside fenced code blocks. A table belongs to the step
-  named last before it: in a heading (``## weights``, ``### Step 2: weights``, anywhere in
-  its text), in bold at the start of a line (``**weights**``, ``1. **weights** (3 × 3):``),
-  or at the start of a line followed by ``:``, ``=``, ``(`` or nothing (``weights:``,
-  ``weights =``). A line naming two steps names the first. A heading naming no step ends the
-  step of a heading of the same or a higher level (not one such as ``### head 1``): tables
-  under it are not answers. A step's tables are stacked (one per head).
+  ``s01-weights.csv``), or any name when one step is asked. Separated by commas, semicolons
+  or tabs (by spaces when the first line has none of these); a header row and a first column
+  of token labels are dropped; an empty cell is an empty entry; a trailing delimiter is
+  ignored.
+- **Markdown** (``.md``, ``.markdown``): tables (``| 0.5 | 0.25 |``), and rows of numbers
+  in fenced code blocks (read as in a text file: the worksheet handed back with its JSON
+  template filled in is read too). A table belongs to the step named last before it: in a
+  heading (``## weights``, ``### Step 2: attention weights``: the first step anywhere in its
+  text), in bold at the start of a line (``**weights**``, ``1. **weights** (3 × 3):``), or
+  first on a line and followed by ``:``, ``=``, ``(`` or nothing (``weights:``, ``Step 2:
+  weights``). A line that names two steps names the first. A heading or bold text that
+  starts with an input's name (``### W_q (8 × 8): query weights``) names no step. A heading
+  that names no step ends the step named at its level or deeper (``## Notes`` after
+  ``## weights``; not ``### head 1``): tables under it are no answers. The row above the
+  ``|---|`` rule is a header unless it is all numbers other than the column numbers (0, 1, …
+  or 1, 2, …); an empty cell is an empty entry. A step's tables (and rows) are stacked: one
+  table per head.
 - **Text** (``.txt``): rows of numbers separated by spaces, tabs, commas, semicolons or
-  ``|``; brackets and quotes are ignored. A line naming a step, as in Markdown (``weights``,
-  ``weights:``, ``# weights``), starts it, and numbers after ``weights:`` or ``weights =`` on
-  that line are its first row. Lines without numbers are comments.
-- **A folder**: every answer file in it and in its subfolders (one level; not hidden files,
-  nor the exercise's own problem.json and worksheet), merged; a step given by two files is
-  an error naming both.
+  ``|``; brackets, parentheses and quotes are ignored, and ``[[1, 2], [3, 4]]`` on one line
+  is two rows. A line naming a step as in Markdown (``weights``, ``weights:``, ``# weights``,
+  ``Q2: weights``) starts it; numbers after ``weights:`` or ``weights =`` on that line are
+  its first row. Lines without a number are comments.
+- Rows under no step name: those before the first heading are the step the file's name
+  names (``weights.txt``); else, when the file names no step and one is asked, they are that
+  step; those under a heading that names no step are no answers; any others are an error.
+- **A folder**: every answer file in it and in its subfolders one level down (not hidden
+  files, nor the exercise's problem.json, worksheet and exercise.json), merged; a step given
+  by two files is an error naming both.
 
-In every text form: rows of numbers in one step must be equally long (an empty CSV or table
-cell is an empty entry); ``null`` is read as in JSON; a line or heading ``query: cat`` says
-which query row is answered; the names of steps match case-insensitively, with a space or
-``-`` for ``_`` (``masked scores``).
+In every text form: a first column of labels (words, or anything under an empty corner
+cell) is dropped; a step's rows must be equally long; ``null`` is read as in JSON; a line
+``query: cat`` says which query row is answered; step names match case-insensitively, with
+a space or ``-`` for ``_`` (``Masked scores``); a step the exercise does not ask is an error.
 
-Numbers: integers, decimals, a leading ``+``, exponents (``1e-3``), Unicode minus (``−``) and
-fractions ``a/b`` (exact: recorded with :data:`FRACTION_DECIMALS` decimals, so that they must
-be the exact value, give or take float noise; the other entries of the step are recorded
-with the most decimals any of them is written with, as :meth:`Answers.from_mapping` does).
-−∞ (``-inf``, ``-Infinity``, ``−∞``, ``-∞``, ``-\\infty``) only in masked_scores. An empty
-entry is NaN: check grades it wrong. A step with every entry empty is not answered.
+Numbers: integers, decimals, a leading ``+``, exponents (``1e-3``: 3 decimals), Unicode minus
+(``−``, also ``–``) and fractions ``a/b``. A fraction is exact: it is recorded with
+:data:`FRACTION_DECIMALS` decimals, so it must be the exact value give or take float noise;
+every other entry of the step is recorded with the most decimals any of them is written with,
+as :meth:`Answers.from_mapping` does. −∞ (``-inf``, ``-Infinity``, ``−∞``, ``-∞``,
+``-\\infty``) only in masked_scores. An empty entry is NaN, which check grades wrong; a step
+with no number at all is not answered.
 
-Shapes: the rows read form an array (1-D for one row); where it is not the exercise's shape
-but has its size, it is laid out as that shape when it is written as the shape's numbers in
-a row or a column, as per-head tables stacked (H·n rows) or side by side (H·d columns), or
-with axes of length 1 added or left out; any other arrangement of the same size is kept as
-written (check grades it as the wrong shape it is). Another size is an error.
+Shapes: a step's rows form an array (1-D for one row). Where it is not the exercise's shape
+but has its size, it is laid out as that shape when written as a row or a column of all the
+numbers, as per-head tables stacked (H·n rows of d) or side by side (n rows of H·d, as x W_q
+is before it is split into heads), or with axes of length 1 added or left out. Any other
+arrangement of the same size (a transposed matrix) is kept as written: check grades it as the
+wrong shape it is. Another size is an error.
 """
 
 from __future__ import annotations
@@ -266,7 +275,8 @@ def read_submission(path: Path, shapes: Mapping[str, tuple[int, ...]],
     Returns: Answers of the answered steps in pipeline order, NaN for an empty entry, −∞ in
         masked_scores; ``file`` is ``str(path)``.
     Raises: InputError, one line naming the file (and the step, line or column) for an
-        unknown suffix, a cell that is no number, −∞ outside masked_scores, a step not asked,
+        unknown suffix, a cell that is no number, −∞ outside masked_scores, a name that is
+        no step (a step the exercise does not ask is extra working, left out),
         a step given by two files of a folder, a query row other than the exercise's, a size
         other than the exercise's, or no step answered.
     """
@@ -281,9 +291,13 @@ def read_submission(path: Path, shapes: Mapping[str, tuple[int, ...]],
         if given != query:
             raise InputError(f"{source}: query {given!r}: the exercise asks the row of "
                              f"{query!r}")
+    extra = [s for s in read.steps if s not in shapes]  # extra working: left out
+    read.steps = {s: v for s, v in read.steps.items() if s in shapes}
     if not read.steps:
+        why = (f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not asked" if extra
+               else "an unanswered entry is null or empty")
         raise InputError(f"{path}: no answers: no step of {', '.join(shapes)} has a number "
-                         "(an unanswered entry is null or empty)")
+                         f"({why})")
     steps, decimals = {}, {}
     for step in (s for s in STEP_NAMES if s in read.steps):
         grid, file = read.steps[step]

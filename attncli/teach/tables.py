@@ -154,6 +154,39 @@ def _named(line: str) -> _Named | None:
     return _Named(step_name(found), rest=rest[1:] if rest[:1] in (":", "=") else "")
 
 
+_LABEL = re.compile(r"[A-Za-z][A-Za-z_ -]*[A-Za-z]")
+
+
+def misspelled(line: str, named: _Named | None) -> tuple[str, str] | None:
+    """A heading, or a line that is one word (then ``:``, ``=`` or nothing), that names no
+    step but nearly one (``## wieghts``, ``contxt:``): (the word, the step it is close to),
+    so that its rows are not silently left out or taken for the step above."""
+    import difflib
+
+    if named is not None and (named.step is not None or named.query is not None):
+        return None
+    if named is not None:  # a heading
+        word = _LABEL.match(named.heading.strip(_MARKS))
+    else:
+        text = line[_PREFIX.match(line).end():].strip(_MARKS)
+        word = _LABEL.match(text)
+        if word is None or text[word.end():].strip(_MARKS)[:1] not in ("", ":", "="):
+            return None
+    if word is None:
+        return None
+    close = difflib.get_close_matches(word[0].lower().replace(" ", "_"), STEP_NAMES, n=1,
+                                      cutoff=0.75)
+    return (word[0], close[0]) if close else None
+
+
+def _spelled(reader, number: int, line: str, named: _Named | None) -> None:
+    """Raises: InputError at a line that nearly names a step (:func:`misspelled`)."""
+    typo = misspelled(line, named)
+    if typo is not None:
+        raise InputError(f"{reader.file}: line {number}: {typo[0]!r} is no step: is it "
+                         f"{typo[1]}? (the steps are {', '.join(reader.shapes)})")
+
+
 # --- blocks of rows, as read from any text form --------------------------------------------
 
 
@@ -173,28 +206,32 @@ class _Block:
 def _grid(block: _Block, file: str, step: str) -> tuple[list[int], list[list[Entry]]]:
     """A block's rows of entries, its header row and label column dropped.
 
-    A first row is a header when it holds no number (a Markdown header: unless it holds
-    numbers other than the column numbers); the first column is labels when each row (after
-    the header) starts with a cell that is no number. In a CSV file, trailing cells empty
-    in every row (a trailing delimiter) are dropped. Rows with every cell empty are skipped.
+    A first row is a header when it holds no number (in a Markdown table, the row above the
+    rule, unless it is all numbers other than the column numbers 0, 1, … or 1, 2, …). The
+    first column is labels when each row after the header starts with a word, or when the
+    header starts with an empty corner above them (pandas' to_csv, the worksheet's tables).
+    In a CSV file, trailing cells empty in every row (a trailing delimiter) are dropped.
+    Rows with every cell empty are skipped.
     Raises: InputError naming the line (and column) of a cell that is no number.
     """
     rows = [(line, cells) for line, cells in block.rows if any(c.strip() for c in cells)]
     if not rows:
         return [], []
     kinds = [[_kind(cell) for cell in cells] for _, cells in rows]
-    body = kinds[1:] if len(rows) > 1 else kinds
-    labelled = all(row[0] == "text" for row in body) and all(
-        any(c.isalpha() for c in cells[0]) for _, cells in rows[1 if len(rows) > 1 else 0:])
-    first = rows[0][1][1 if labelled else 0:]
-    first_kinds = kinds[0][1 if labelled else 0:]
-    if block.ruled:
-        header = len(rows) > 1 and ("number" not in first_kinds or "text" in first_kinds
-                                    or "empty" in first_kinds or _column_numbers(first))
-    else:  # labels, or the numbers of the columns after an empty corner (pandas' to_csv)
-        header = len(rows) > 1 and ("number" not in first_kinds and "text" in first_kinds
-                                    or labelled and kinds[0][0] == "empty"
-                                    and ("number" not in first_kinds or _column_numbers(first)))
+    first, first_kinds = rows[0][1], kinds[0]
+    corner = len(rows) > 1 and len(first) > 1 and first_kinds[0] == "empty" and (
+        all(k == "text" for k in first_kinds[1:]) or _column_numbers(first[1:]))
+    words = all(_word(cells[0]) and kind[0] == "text"
+                for (_, cells), kind in zip(rows[1:] or rows, kinds[1:] or kinds, strict=True))
+    labelled = corner or words
+    names, name_kinds = first[1 if labelled else 0:], first_kinds[1 if labelled else 0:]
+    if corner:
+        header = True
+    elif block.ruled:
+        header = len(rows) > 1 and (any(k != "number" for k in name_kinds)
+                                    or _column_numbers(names))
+    else:
+        header = len(rows) > 1 and "text" in name_kinds and "number" not in name_kinds
     lines, grid = [], []
     for (line, cells), row_kinds in zip(rows[1 if header else 0:], kinds[1 if header else 0:],
                                         strict=True):
@@ -214,6 +251,11 @@ def _grid(block: _Block, file: str, step: str) -> tuple[list[int], list[list[Ent
         if len(row) < width:
             raise _ragged(file, step, line, [len(row), width])
     return lines, [row[:width] for row in grid]
+
+
+def _word(cell: str) -> bool:
+    """A label: letters, and not a number too large (1e999)."""
+    return any(c.isalpha() for c in cell) and not _DECIMAL.fullmatch(cell.strip().translate(MINUS))
 
 
 def _ragged(file: str, step: str, line: int, widths: list[int]) -> InputError:
@@ -305,12 +347,12 @@ class _Reader:
         self.open = None
 
     def steps(self) -> dict[str, list[_Block]]:
-        """The blocks of each step. A block before any step name: the step the file's name
-        names (weights.txt), else the one asked step when the file names none; under a
-        heading that names no step: not an answer.
+        """The blocks of each step. A block under no step name: before the first heading,
+        the step the file's name names (weights.txt); else, when the file names no step
+        and one is asked, that step; under a heading that names no step, no answer.
 
-        Raises: InputError for rows before any step name when the file names steps or
-        several are asked.
+        Raises: InputError for any other block under no step name, or a step the file's
+        name names that is not asked.
         """
         found: dict[str, list[_Block]] = {}
         for block in self.blocks:
@@ -331,6 +373,7 @@ class _Reader:
 
 
 def read_text(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
+    """A text file: rows of numbers after the lines naming their steps."""
     file = str(path)
     reader = _Reader(path, shapes)
     for number, line in enumerate(open_text(file).splitlines(), start=1):
@@ -343,6 +386,7 @@ def _text_line(reader: _Reader, number: int, line: str) -> None:
         reader.end_rows()
         return
     named = _named(line)
+    _spelled(reader, number, line, named)
     if named is not None and (named.step is not None or named.query is not None
                               or named.level is not None):
         reader.name(number, named)
@@ -355,6 +399,8 @@ _FENCE = re.compile(r"\s{0,3}(`{3,}|~{3,})")
 
 
 def read_markdown(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
+    """A Markdown file: tables (and fenced rows) after the headings or lines naming their
+    steps."""
     file = str(path)
     reader = _Reader(path, shapes)
     lines = open_text(file).splitlines()
@@ -385,6 +431,7 @@ def read_markdown(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
             continue
         table = None
         named = _named(line)
+        _spelled(reader, number, line, named)
         if named is not None:
             reader.name(number, named)
     return _assembled(reader, file)
@@ -473,12 +520,13 @@ def _assembled_blocks(blocks: dict[str, list[_Block]], file: str,
 
 
 def answered(grid: np.ndarray) -> bool:
+    """A step with a number in it (not all empty or null: the template as handed out)."""
     return any(e.kind not in ("empty", "null") for e in grid.flat)
 
 
 def asked(step: str, shapes: Mapping[str, tuple[int, ...]], file: str, where: str) -> None:
-    """Raises: InputError for a step name the exercise does not ask."""
-    if step not in shapes:
-        what = "not asked" if step in STEP_NAMES else "not a step"
-        raise InputError(f"{file}: {where}{step}: {what}; the exercise asks "
+    """Raises: InputError for a name that is no step. A step the exercise does not ask is
+    read (extra working) and left out by :func:`attncli.teach.forms.read_submission`."""
+    if step not in shapes and step not in STEP_NAMES:
+        raise InputError(f"{file}: {where}{step}: not a step; the exercise asks "
                          f"{', '.join(shapes)}")
