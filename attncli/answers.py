@@ -31,6 +31,7 @@ class Answers:
     decimals: dict[str, np.ndarray]
     query: str | None
     file: str
+    notes: tuple[str, ...] = ()  # how a hand-written form was read where it was unclear
 
     @classmethod
     def from_mapping(cls, raw: Any, file: str, query: str | None = None) -> Answers:

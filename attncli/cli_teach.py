@@ -16,7 +16,7 @@ from attncli.cli import _command, _steps, handled
 from attncli.config import OPTIONS
 from attncli.errors import InputError
 from attncli.options import OUTPUT, SHARED, _adding, output_path
-from attncli.render.registry import GRADE, GradeFormat, find
+from attncli.render.registry import GRADE, GradeFormat, find, renderers
 
 #: compute's options that choose the attention (not the input, not where it runs): an
 #: exercise takes them as compute does. Its --seed is the exercise's own (and the dropout's).
@@ -104,7 +104,7 @@ def exercise(
     with handled(opts.debug):
         from attncli.teach.exercise import Assignment, files, make_exercise, manifest, write_tree
         from attncli.teach.numbers import Spec
-        from attncli.teach.roster import Student, read_roster
+        from attncli.teach.roster import Student, id_fault, read_roster
 
         class_given = student is not None or roster is not None
         if seed is not None and class_given:
@@ -119,16 +119,21 @@ def exercise(
         if seed is None and not class_given:
             raise InputError("give --seed S for one exercise, or --assignment NAME with "
                              "--student ID or --roster FILE")
+        if student is not None and (fault := id_fault(student)) is not None:
+            raise InputError(f"--student: {fault}")
         asked = _steps(steps)
         variant = opts.variant.value if opts.variant is not None else None
         taken = {p.name for p in _EXERCISE_OPTIONS}
         fields = {k: v for k, v in opts.config_fields().items()
                   if v is not None and OPTIONS[k].param in taken}
+        if variant in ("multihead", "gqa") and not fields.get("heads"):
+            raise InputError(f"--variant {variant} needs --heads H (and --d-model H·d_head, "
+                             "e.g. --heads 2 --d-model 8)")
         spec = Spec(tokens, d_model, heads=fields.get("heads") or 1,
                     kv_heads=fields.get("kv_heads"), numbers=numbers.value,
                     memory_tokens=memory_tokens or (tokens if variant == "cross" else None),
                     output=asked is not None and "output" in asked,
-                    allow_uniform=allow_uniform)
+                    allow_uniform=allow_uniform, sinks=variant in ("sinks", "gpt-oss"))
         plan = Assignment(spec, variant, fields, opts.no_scale,
                           None if asked is None else tuple(asked), query, assignment,
                           worksheet_format is WorksheetFormat.latex)
@@ -143,10 +148,11 @@ def exercise(
         if roster is not None:
             contents["roster.csv"] = "id,name\n" + "".join(
                 f"{s.id},{_csv_cell(s.name)}\n" for s in students)
-        contents["exercise.json"] = manifest(plan, made, command, roster is not None)
+        contents["exercise.json"] = manifest(plan, made, command, roster is not None,
+                                             list(contents))
         write_tree(output, contents)
-        where = f"{len(made)} exercises in {output}/<id>/" if roster is not None else \
-            f"the exercise in {output}/"
+        where = (f"{len(made)} exercise{'s' * (len(made) != 1)} in {output}/<id>/"
+                 if roster is not None else f"the exercise in {output}/")
         typer.echo(f"wrote {where}: hand out problem.json, the worksheet and "
                    "answers-template.json; keep key.json and solution.md", err=True)
 
@@ -181,9 +187,9 @@ def grade(
     tolerance: Annotated[str, typer.Option(
         help="As attncli check: decimals (as written), decimals:N, sigfigs:N, rel:R, abs:A."
     )] = "decimals",
-    fmt: Annotated[GradeFormat, typer.Option(
-        "--format", "-f", help="table; csv (a gradebook to import) or json.",
-        rich_help_panel=OUTPUT)] = GradeFormat.table,
+    fmt: Annotated[GradeFormat | None, typer.Option(
+        "--format", "-f", help="table; csv (a gradebook to import) or json \\[default: from "
+        "-o's extension, else table].", rich_help_panel=OUTPUT, show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the gradebook to this file.", parser=output_path,
         metavar="FILE", rich_help_panel=OUTPUT, show_default=False)] = None,
@@ -226,4 +232,6 @@ def grade(
         book = grade_class(exercises, submissions, roster, weights, rule)
         if feedback is not None:
             write_pages(book, feedback, title=exercises.name)
-        find(GRADE, fmt).load()(book, Request(output))
+        by_extension = next((r.name for r in renderers(GRADE) if output is not None
+                             and output.suffix.lower() in r.extensions), "table")
+        find(GRADE, fmt or by_extension).load()(book, Request(output))

@@ -99,7 +99,10 @@ def plan(prepared: Prepared, config: AttentionConfig) -> Plan:
         inputs = (*inputs, *_qk_norm(config))
     if prepared.rope is not None:  # after any norm: RoPE turns the normed queries and keys
         inputs = (*inputs, *rotations(prepared.rope))
-    rows: list[st.Stage] = [_score(prepared)]
+    # the scores read the last of the projected, normed and rotated queries and keys
+    made = ("rotated" if prepared.rope is not None else
+            "normed" if config.qk_norm is not None else None)
+    rows: list[st.Stage] = [_score(prepared, made)]
     last = "scores"
     scale = prepared.scale
     if scale != 1.0:
@@ -215,14 +218,17 @@ def _bias(prepared: Prepared, config: AttentionConfig, last: str) -> list[st.Sta
             st.AddBias("biased_scores", f"biased_scores = {last} + bias")]
 
 
-def _score(prepared: Prepared) -> st.Stage:
+def _score(prepared: Prepared, made: str | None = None) -> st.Stage:
+    """The score stage; its formula names the queries and keys it reads (``made``: "normed"
+    or "rotated" when a QK-norm or RoPE stage made them)."""
+    q, k = ("queries", "keys") if made is None else (f"{made}_queries", f"{made}_keys")
     if prepared.score is Score.general:
-        return st.GeneralScore("scores", "scores = queries W_a keysᵀ", overflow="scores")
+        return st.GeneralScore("scores", f"scores = {q} W_a {k}ᵀ", overflow="scores")
     if prepared.score is Score.additive:
         bias = " + b_a" if "b_a" in prepared.params else ""
-        return st.AdditiveScore("scores", f"scores = tanh(queries W_a + keys U_a{bias}) v_a",
+        return st.AdditiveScore("scores", f"scores = tanh({q} W_a + {k} U_a{bias}) v_a",
                                 overflow="scores")
-    return st.DotScore("scores", "scores = queries keysᵀ", overflow="scores")
+    return st.DotScore("scores", f"scores = {q} {k}ᵀ", overflow="scores")
 
 
 def _normalize(config: AttentionConfig, last: str) -> st.Stage:

@@ -52,8 +52,9 @@ def read_json_value(path: str, decimals: bool = False) -> Any:
                          f"{exc.msg}{_stdin_hint(path, text)}") from None
     except RecursionError:
         raise InputError(f"{_name(path)}: JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise InputError(f"{_name(path)}: unreadable JSON number: {exc}") from None
+    except (ValueError, ArithmeticError) as exc:  # an integer of more than 4300 digits, an
+        raise InputError(f"{_name(path)}: unreadable JSON number: "  # exponent past Decimal's
+                         f"{exc or type(exc).__name__}") from None
 
 
 def _stdin_hint(path: str, text: str) -> str:

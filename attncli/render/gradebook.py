@@ -11,14 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from attncli.render.output import Request
-from attncli.teach.classroom import Grade, Gradebook
+from attncli.teach.classroom import Grade, Gradebook, points_text
 
 
 def _points(value: float | None) -> str:
-    """Points as a grader writes them: up to 2 decimals, no trailing zeros (7.5, 2.67, 3)."""
-    if value is None:
-        return ""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    """Points as :func:`attncli.teach.classroom.points_text` writes them; "" for None."""
+    return "" if value is None else points_text(value)
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: one starting with = + - @ (a file named
+    =HYPERLINK(…).json) is quoted with ', as OWASP's CSV-injection advice says."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def columns(book: Gradebook) -> list[str]:
@@ -43,7 +47,9 @@ def render_csv(book: Gradebook) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns(book))
-    writer.writerows(_row(grade, book) for grade in book.grades)
+    texts = {0, 1, *range(len(columns(book)) - 4, len(columns(book)))}  # id, name, the words
+    writer.writerows([_cell(v) if i in texts else v for i, v in enumerate(_row(grade, book))]
+                     for grade in book.grades)
     return out.getvalue()
 
 
@@ -87,13 +93,14 @@ def _table(book: Gradebook) -> Table:
 
 
 def write_table(book: Gradebook, request: Request) -> None:
-    graded = sum(1 for g in book.grades if g.report is not None)
-    mean = (sum(g.points for g in book.grades if g.worth) /
-            max(1, sum(1 for g in book.grades if g.worth)))
+    roster = [g for g in book.grades if g.worth]
+    graded = [g for g in roster if g.report is not None]
+    of = _points(sum(book.points.values()))
+    means = [f"mean {_points(sum(g.points for g in graded) / len(graded))} of {of} points "
+             "over those graded"] if graded else []
     request.console(lambda console: [
         console.print(_table(book)),
-        console.print(f"{graded} graded of {sum(1 for g in book.grades if g.worth)} students; "
-                      f"mean {_points(mean)} of {_points(sum(book.points.values()))} points")])
+        console.print("; ".join([f"{len(graded)} of {len(roster)} students graded", *means]))])
 
 
 def write_csv(book: Gradebook, request: Request) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from attncli.answers import Answers
 from attncli.errors import AttncliError, InputError
 from attncli.teach.exercise import MANIFEST
-from attncli.teach.roster import Student, read_roster
+from attncli.teach.roster import Student, id_fault, read_roster
 from attncli.tolerance import Tolerance
 from attncli.trace import STEP_NAMES
 
@@ -45,8 +45,8 @@ class Grade:
     steps: dict[str, float | None] = field(default_factory=dict)
     worth: dict[str, float] = field(default_factory=dict)
     note: str = ""
-    report: Any = None  # attncli.grading.Report
-    key: Key | None = None
+    report: Any = field(default=None, repr=False)  # attncli.grading.Report
+    key: Key | None = field(default=None, repr=False)
 
     @property
     def points(self) -> float:
@@ -80,7 +80,7 @@ class Grade:
         """One line: points, the first wrong step and the diagnosis, or the note."""
         if self.report is None:
             return f"{self.id}: {self.note}"
-        text = f"{_points(self.points)}/{_points(self.max)} points"
+        text = f"{points_text(self.points)}/{points_text(self.max)} points"
         if self.note:
             text += f"; {self.note}"
         if not self.report.ok:
@@ -95,7 +95,8 @@ class Grade:
         return page(self)
 
 
-def _points(value: float) -> str:
+def points_text(value: float) -> str:
+    """Points as a grader writes them: up to 2 decimals, no trailing zeros (7.5, 2.67, 3)."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
@@ -198,7 +199,10 @@ def grade_answers(key: Key, answers: Answers, points: Mapping[str, float],
     worth = {step: points.get(step, 1.0) for step in key.shapes}
     steps = {step: None if step not in by_step else worth[step] * by_step[step].counts.score
              for step in key.shapes}
-    return Grade(student.id, student.name, submission, steps, worth, "", report, key)
+    missing = [s for s, p in steps.items() if p is None]
+    notes = [f"not answered: {', '.join(missing)}"] * bool(missing) + list(answers.notes)
+    return Grade(student.id, student.name, submission, steps, worth, "; ".join(notes), report,
+                 key)
 
 
 @dataclass
@@ -225,7 +229,9 @@ def submissions(folder: Path) -> dict[str, list[Path]]:
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith((".", "~")):
             continue
-        name = entry.name if entry.is_dir() else entry.stem
+        # a file by its name less an extension it may have (j.smith.json, j.smith.txt) or
+        # none (j.smith: not the student j); a folder by its name
+        name = entry.name if entry.is_dir() or "." not in entry.name[1:] else entry.stem
         found.setdefault(name, []).append(entry)
     return found
 
@@ -248,6 +254,9 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
             alone = [Student(one["id"], one.get("name", ""))] if one else []
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InputError(f"{manifest}: not attncli exercise's manifest ({exc})") from None
+        for student in (*listed, *alone):
+            if (fault := id_fault(student.id)) is not None:
+                raise InputError(f"{manifest}: {fault}")
     elif not (exercises / "key.json").is_file():
         raise InputError(f"--exercises {exercises}: no exercise here (no {MANIFEST} and no "
                          "key.json); give the folder attncli exercise -o wrote")
@@ -259,6 +268,12 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
         raise InputError(f"--exercises {exercises}: no roster: this exercise was made without "
                          "--roster; give --roster FILE to grade a class on the one exercise")
     return listed, True
+
+
+def _answer_suffixes() -> tuple[str, ...]:
+    from attncli.teach.forms import ANSWER_SUFFIXES
+
+    return ANSWER_SUFFIXES
 
 
 def grade_class(exercises: Path, folder: Path, roster: Path | None = None,
@@ -286,11 +301,10 @@ def grade_class(exercises: Path, folder: Path, roster: Path | None = None,
         raise InputError(f"--points {', '.join(extra)}: not asked in this exercise (it asks "
                          f"{', '.join(steps)})")
     handed = submissions(folder)
-    by_lower = {name.lower(): name for name in handed}
     grades = []
-    for student in students:
-        name = student.id if student.id in handed else by_lower.get(student.id.lower())
-        entries = handed.pop(name, []) if name is not None else []
+    for student in students:  # alice.json, Alice.JSON: the same student's (ids differ in
+        names = [n for n in handed if n.lower() == student.id.lower()]  # more than case)
+        entries = [e for n in names for e in handed.pop(n)]
         grades.append(_grade_one(keys[student.id], student, entries, points, tolerance))
     for name, entries in handed.items():
         grades.append(Grade(name, "", _shown(entries), note=NOT_ON_ROSTER))
@@ -311,17 +325,23 @@ def _grade_one(key: Key, student: Student, entries: list[Path], points: Mapping[
     if not entries:
         empty.note = NO_SUBMISSION
         return empty
-    if len(entries) > 1:
-        empty.note = f"several submissions ({_shown(entries)}): hand in one"
+    answering = [e for e in entries if e.is_dir() or e.suffix.lower() in _answer_suffixes()]
+    if len(answering) > 1:
+        empty.note = f"several submissions ({_shown(answering)}): hand in one"
+        return empty
+    aside = [e for e in entries if e not in answering]  # s4.pdf beside s4.json: not answers
+    aside_note = [f"not read: {_shown(aside)}"] if aside else []
+    if not answering:
+        empty.note = "; ".join([f"{_shown(entries)}: not an answer file: hand in .json, .csv "
+                                "(a folder), .md or .txt"])
         return empty
     try:
-        answers = read_submission(entries[0], key.shapes, key.query)
-        graded = grade_answers(key, answers, points, tolerance, student, _shown(entries))
+        answers = read_submission(answering[0], key.shapes, key.query)
+        graded = grade_answers(key, answers, points, tolerance, student, _shown(answering))
     except AttncliError as exc:
-        empty.note = str(exc)
+        empty.note = "; ".join([str(exc), *aside_note])
         return empty
-    missing = [s for s, p in graded.steps.items() if p is None]
-    graded.note = f"not answered: {', '.join(missing)}" if missing else ""
+    graded.note = "; ".join(n for n in (graded.note, *aside_note) if n)
     return graded
 
 
@@ -350,21 +370,16 @@ def grade(problem: Any, answers: Any, *, query: str | int | None = None,
     """
     rule = tolerance if isinstance(tolerance, Tolerance) else Tolerance.parse(tolerance)
     key = _key_of(problem, answers, query, steps)
-    if isinstance(answers, str | Path):
-        from attncli.teach.forms import read_submission
+    from attncli.teach.forms import answers_of, read_mapping, read_submission
 
+    if isinstance(answers, str | Path):
         given = read_submission(Path(answers), key.shapes, key.query)
         if steps is None and not (isinstance(problem, str | Path) and Path(problem).is_dir()):
             key.shapes = {s: key.shapes[s] for s in key.shapes if s in given.steps}
     else:
-        raw = {k: v.tolist() if hasattr(v, "tolist") else v for k, v in dict(answers).items()}
-        if key.query is not None and raw.get("query") is None:
-            raw["query"] = key.query
-        given = Answers.from_mapping(raw, "answers")
-    graded = grade_answers(key, given, points or {}, rule, Student("answers"), None)
-    missing = [s for s, p in graded.steps.items() if p is None]
-    graded.note = f"not answered: {', '.join(missing)}" if missing else ""
-    return graded
+        given = answers_of(read_mapping(answers, key.shapes, "answers"), key.shapes, key.query,
+                           "answers")
+    return grade_answers(key, given, points or {}, rule, Student("answers"), None)
 
 
 def _key_of(problem: Any, answers: Any, query: str | int | None,
@@ -378,7 +393,11 @@ def _key_of(problem: Any, answers: Any, query: str | int | None,
     if isinstance(problem, str | Path) and Path(problem).is_dir():
         key = load_key(Path(problem))
         if steps is not None:
-            key.shapes = {s: key.shapes[s] for s in steps if s in key.shapes}
+            unknown = [s for s in steps if s not in key.shapes]
+            if unknown:
+                raise InputError(f"steps: {', '.join(unknown)}: not asked in {problem} (it asks "
+                                 f"{', '.join(key.shapes)})")
+            key.shapes = {s: key.shapes[s] for s in steps}
         return key
     if isinstance(problem, str | Path):
         problem = load_problem(str(problem))
@@ -386,11 +405,18 @@ def _key_of(problem: Any, answers: Any, query: str | int | None,
         problem = Problem.from_mapping(dict(problem), "problem")
     config = build(problem.config, None)
     trace = attend(problem, config)
-    if steps is None:
-        steps = ([s for s in STEP_NAMES if s in answers] if isinstance(answers, Mapping)
-                 else trace.names())
-    if query is None and isinstance(answers, Mapping) and answers.get("query") is not None:
-        query = answers["query"]
+    for step in steps or ():
+        if step not in trace:
+            raise InputError(f"steps: {step!r}: this problem computes no such step (it has "
+                             f"{', '.join(trace.names())})")
+    if isinstance(answers, Mapping):
+        from attncli.teach.forms import read_mapping
+
+        read = read_mapping(answers, {}, "answers")
+        steps = [s for s in STEP_NAMES if s in read.steps] if steps is None else steps
+        query = read.query[0] if query is None and read.query is not None else query
+    steps = trace.names() if steps is None else steps
+    steps = [s for s in steps if s in trace] + [s for s in steps if s not in trace]
     label = None if query is None else trace.query_tokens[trace.query_index(str(query))]
     asked = attend(problem, config, steps=steps, query=label)
     return Key(Path("."), problem, config, trace, {s: asked.written(s).shape for s in steps}, label)

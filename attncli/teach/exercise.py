@@ -180,15 +180,21 @@ def files(exercise: Exercise, assignment: Assignment) -> dict[str, str]:
 
 
 def manifest(assignment: Assignment, exercises: list[Exercise], command: str,
-             roster: bool = True) -> str:
+             roster: bool = True, written: list[str] | None = None) -> str:
     """exercise.json: the command, the asked steps and row, and each student's variant: a
     roster's in ``students`` (their exercises in DIR/<id>/), one student's in ``student``
-    (their exercise in DIR itself), else the one exercise's ``seed``."""
+    (their exercise in DIR itself), else the one exercise's ``seed``; ``files``, the files
+    written (``written``), which a later run may replace and nothing else."""
     from attncli import __version__
 
     first = exercises[0]
+    import numpy
+
     document = {
         "attncli": __version__,
+        # numpy's Generator streams may change between its versions (NEP 19): with another
+        # numpy the same command may draw other exercises; grading reads problem.json
+        "numpy": numpy.__version__,
         "command": command,
         "assignment": assignment.name,
         "steps": first.steps,
@@ -196,6 +202,7 @@ def manifest(assignment: Assignment, exercises: list[Exercise], command: str,
         "students": [{"id": e.student.id, "name": e.student.name, "seed": e.seed}
                      for e in exercises] if roster else [],
     }
+    document["files"] = sorted(written or [])
     if not roster:
         document["seed"] = first.seed
         if first.student is not None:
@@ -213,12 +220,21 @@ def write_tree(folder: Path, contents: Mapping[str, str]) -> None:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"-o {folder}: a file, not a folder; give a new folder's name")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
-        raise InputError(f"-o {folder}: the folder holds other files; give a new or empty "
-                         "folder (an exercise folder attncli wrote is replaced)")
-    parent = folder.resolve().parent
+    if folder.is_dir() and any(folder.iterdir()):
+        others = _not_written(folder)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more"
+                                             if len(others) > 3 else "")
+            raise InputError(f"-o {folder}: the folder holds files attncli exercise did not "
+                             f"write ({shown}); give a new or empty folder, or move them (an "
+                             "exercise folder holding only what attncli wrote is replaced)")
+    shown, folder = folder, folder.resolve()  # -o . is the folder by its name
+    if folder == Path.cwd().resolve() or folder.parent == folder:
+        raise InputError(f"-o {shown}: the current folder; give a folder's name in it "
+                         "(-o hw1): the exercise folder is replaced as a whole")
+    parent = folder.parent
     if not parent.is_dir():
-        raise InputError(f"-o {folder}: the folder {parent} does not exist")
+        raise InputError(f"-o {shown}: the folder {parent} does not exist")
     fresh = parent / f".{folder.name}.new-{os.getpid()}"
     old = parent / f".{folder.name}.old-{os.getpid()}"
     try:
@@ -233,5 +249,23 @@ def write_tree(folder: Path, contents: Mapping[str, str]) -> None:
         shutil.rmtree(fresh, ignore_errors=True)
         if old.exists() and not folder.exists():
             old.rename(folder)
-        raise InputError(f"-o {folder}: cannot write: {exc.strerror or exc}") from None
+        raise InputError(f"-o {shown}: cannot write: {exc.strerror or exc}") from None
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _not_written(folder: Path) -> list[str]:
+    """The files (and folders) in ``folder`` that its manifest does not list as written by
+    attncli exercise: all of them when there is no manifest."""
+    try:
+        written = set(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        written = set()
+    written.add(MANIFEST)
+    found = []
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        inside = any(w.startswith(name + "/") for w in written)
+        if name not in written and not (path.is_dir() and inside):
+            found.append(name + ("/" if path.is_dir() else ""))
+    return [f for f in found if not any(f.startswith(o) and f != o for o in found
+                                        if o.endswith("/"))]

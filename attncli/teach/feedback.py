@@ -14,10 +14,6 @@ if TYPE_CHECKING:
     from attncli.teach.classroom import Grade
 
 
-def _points(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
 def first_wrong_entry(grade: Grade) -> tuple[str, str, str | None] | None:
     """The first wrong entry of the first wrong step, as (step, query token, key token or
     None): the query row (and key) whose arithmetic explains it. None when no entry is wrong
@@ -44,16 +40,17 @@ def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
     from attncli.render.check import report_markdown
     from attncli.render.explain import render_explain
     from attncli.render.registry import ExplainFormat
+    from attncli.teach.classroom import points_text
 
     who = grade.id + (f" ({grade.name})" if grade.name else "")
     lines = [f"# {title or 'Feedback'} — {who}", ""]
     if grade.report is None:
         return "\n".join([*lines, f"Not graded: {grade.note}.", ""])
-    lines += [f"**{_points(grade.points)} of {_points(grade.max)} points.**", "",
+    lines += [f"**{points_text(grade.points)} of {points_text(grade.max)} points.**", "",
               "| step | points | of |", "|---|---:|---:|"]
     for step, earned in grade.steps.items():
-        shown = "not answered" if earned is None else _points(earned)
-        lines.append(f"| {step} | {shown} | {_points(grade.worth[step])} |")
+        shown = "not answered" if earned is None else points_text(earned)
+        lines.append(f"| {step} | {shown} | {points_text(grade.worth[step])} |")
     lines.append("")
     if grade.note:
         lines += [f"Note: {grade.note}.", ""]

@@ -84,7 +84,6 @@ from attncli.teach.tables import (
     Entry,
     Read,
     answered,
-    asked,
     cell_entry,
     not_a_number,
     read_csv,
@@ -113,6 +112,18 @@ def _read_json(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
         raw = read_json_value(file, decimals=True)
     except InputError as exc:  # 3/2 or −0.5 outside quotes: read again with them quoted
         raw = _quoted_again(file, exc)
+    return read_mapping(raw, shapes, file)
+
+
+def read_mapping(raw: Any, shapes: Mapping[str, tuple[int, ...]], file: str) -> Read:
+    """The JSON form once parsed (a file's, or a notebook's dict): step → nested numbers.
+
+    A key that is no step is left out (a name, a note), unless it nearly names a step
+    (``wieghts``), which is read as that step and noted.
+    Raises: InputError for a non-object, a bad query, a step given twice, a bad number.
+    """
+    import difflib
+
     if not isinstance(raw, Mapping):
         raise InputError(f"{file}: expected a JSON object of step → numbers, as "
                          "answers-template.json")
@@ -125,17 +136,26 @@ def _read_json(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
     if query is not None and (isinstance(query, bool) or not isinstance(query, str | int)):
         raise InputError(f"{file}: query: expected a token or an index, got {query!r}")
     steps: dict[str, np.ndarray] = {}
+    notes = []
     for key, value in raw.items():
         if key == "query":
             continue
-        written = STEP.fullmatch(key.strip())  # Weights, "masked scores": as in text
-        name = step_name(written) if written else key
-        asked(name, shapes, file, "")
+        written = STEP.fullmatch(str(key).strip())  # Weights, "masked scores": as in text
+        name = step_name(written) if written else str(key)
+        if name not in STEP_NAMES:
+            close = difflib.get_close_matches(name.lower(), STEP_NAMES, n=1, cutoff=0.75)
+            if not close:  # "name", "notes": not an answer; numbers under another name: said
+                if isinstance(value, list | tuple) or hasattr(value, "tolist"):
+                    notes.append(f"{Path(file).name}: {key!r} is no step, left out")
+                continue
+            notes.append(f"{Path(file).name}: {key!r} read as {close[0]}")
+            name = close[0]
         if name in steps:
             raise InputError(f"{file}: {name} is given twice (as {key!r} too)")
-        steps[name] = _json_grid(value, name, file)
+        steps[name] = _json_grid(value.tolist() if hasattr(value, "tolist") else value,
+                                 name, file)
     return Read({s: (g, file) for s, g in steps.items() if answered(g)},
-                None if query is None else (str(query), file))
+                None if query is None else (str(query), file), notes)
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -196,6 +216,10 @@ def _json_entry(value: Any, step: str, file: str) -> Entry:
         entry = cell_entry(str(value))
     elif isinstance(value, float) and value == -math.inf:  # -Infinity outside quotes
         entry = NEG_INF
+    elif isinstance(value, float) and math.isnan(value):  # a notebook's blank: empty
+        return NULL
+    elif isinstance(value, float) and math.isfinite(value):  # a notebook's number, as
+        entry = cell_entry(repr(value))  # its shortest text writes it
     if entry is None or entry is EMPTY:
         shown = not_a_number(value) if isinstance(value, str) else f"{value!r} is not a number"
         raise InputError(f"{file}: {step}: {shown} (an unknown entry is null; −∞ in "
@@ -282,6 +306,17 @@ def read_submission(path: Path, shapes: Mapping[str, tuple[int, ...]],
     """
     path = Path(path)
     read = _read_folder(path, shapes) if path.is_dir() else _read_file(path, shapes)
+    return answers_of(read, shapes, query, str(path))
+
+
+def answers_of(read: Read, shapes: Mapping[str, tuple[int, ...]], query: str | None,
+               path: str) -> Answers:
+    """The Answers a Read gives (:func:`read_submission`; a notebook's dict through
+    :func:`read_mapping`), laid out as ``shapes``, with the reader's notes.
+
+    Raises: InputError for a query row other than the exercise's, no step answered, a size
+    other than the exercise's.
+    """
     row = query
     if read.query is not None:
         given, source = read.query
@@ -304,7 +339,7 @@ def read_submission(path: Path, shapes: Mapping[str, tuple[int, ...]],
         values, written = _numbers(step, grid, file)
         lay = _laid_out(values, tuple(shapes[step]), step, file, query is None)
         steps[step], decimals[step] = lay(values), lay(written)
-    return Answers(steps, decimals, row, str(path))
+    return Answers(steps, decimals, row, str(path), tuple(read.notes))
 
 
 def _read_file(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
@@ -336,6 +371,7 @@ def _read_folder(folder: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
                 raise InputError(f"{folder}: {step} is given twice: in "
                                  f"{merged.steps[step][1]} and in {source}")
             merged.steps[step] = (grid, source)
+        merged.notes += read.notes
         if read.query is not None:
             if merged.query is not None and merged.query[0] != read.query[0]:
                 raise InputError(f"{folder}: query {merged.query[0]!r} in {merged.query[1]} "

@@ -57,18 +57,18 @@ def cell_entry(cell: str) -> Entry | None:
         return NULL
     if text.lower() in _NEG_INF_TEXT:
         return NEG_INF
-    if _DECIMAL.fullmatch(text):
-        number = Decimal(text)
-        value = float(number)
-        return Entry("number", value, _decimals(number)) if math.isfinite(value) else None
-    match = _FRACTION.fullmatch(text)
-    if match and Decimal(match[2]) != 0:
-        try:
-            value = float(Fraction(Decimal(match[1])) / Fraction(Decimal(match[2])))
-        except OverflowError:
+    try:  # an exponent past Decimal's range (1e-99999999999999999999) is no number
+        if _DECIMAL.fullmatch(text):
+            number = Decimal(text)
+            value = float(number)
+            return Entry("number", value, _decimals(number)) if math.isfinite(value) else None
+        match = _FRACTION.fullmatch(text)
+        if not match or Decimal(match[2]) == 0:
             return None
-        return Entry("number", value, FRACTION_DECIMALS, exact=True)
-    return None
+        value = float(Fraction(Decimal(match[1])) / Fraction(Decimal(match[2])))
+    except ArithmeticError:  # decimal.InvalidOperation, OverflowError
+        return None
+    return Entry("number", value, FRACTION_DECIMALS, exact=True)
 
 
 def not_a_number(cell: str) -> str:
@@ -179,12 +179,31 @@ def misspelled(line: str, named: _Named | None) -> tuple[str, str] | None:
     return (word[0], close[0]) if close else None
 
 
-def _spelled(reader, number: int, line: str, named: _Named | None) -> None:
-    """Raises: InputError at a line that nearly names a step (:func:`misspelled`)."""
+def _spelled(reader, number: int, line: str, named: _Named | None) -> _Named | None:
+    """``named``, or for a line that nearly names a step (:func:`misspelled`) that step, as a
+    grader reads ``## wieghts``; the reader notes it."""
     typo = misspelled(line, named)
-    if typo is not None:
-        raise InputError(f"{reader.file}: line {number}: {typo[0]!r} is no step: is it "
-                         f"{typo[1]}? (the steps are {', '.join(reader.shapes)})")
+    if typo is None:
+        return named
+    reader.notes.append(f"line {number}: {typo[0]!r} read as {typo[1]}")
+    level = named.level if named is not None else None
+    text = line[_PREFIX.match(line).end():].strip(_MARKS) if named is None else ""
+    rest = text[len(typo[0]):].lstrip(_MARKS)
+    return _Named(typo[1], level, rest=rest[1:] if rest[:1] in (":", "=") else "")
+
+
+_HEAD_LINE = re.compile(r"\s*[#*_]*\s*heads?\s*\d+\s*[:.)]?[*_]*\s*", re.IGNORECASE)
+_NOTE = re.compile(r"\s*([A-Za-z][^:=\d]*?)\s*[:=](.*)")
+
+
+def _note(line: str) -> bool:
+    """A line of the student's own words that names no step: a label and ``:`` or ``=`` with
+    no number after it (``exp:``), or a label of several words (``sum of exp = 2.8``). One
+    word then numbers (``cat: 0.5 0.25``) is a row with its token's label."""
+    found = _NOTE.fullmatch(line)
+    if found is None:
+        return False
+    return len(found[1].split()) > 1 or not re.search(r"\d", found[2])
 
 
 # --- blocks of rows, as read from any text form --------------------------------------------
@@ -306,6 +325,7 @@ class _Reader:
         self.named_any = False
         self.query: tuple[str, int] | None = None
         self.open: _Block | None = None  # the text rows being collected
+        self.notes: list[str] = []  # how the file was read where it was unclear
 
     def name(self, line: int, named: _Named) -> None:
         """A heading or a line naming a step (or a query) at file line ``line``."""
@@ -385,11 +405,17 @@ def _text_line(reader: _Reader, number: int, line: str) -> None:
     if not line.strip():
         reader.end_rows()
         return
-    named = _named(line)
-    _spelled(reader, number, line, named)
+    named = _spelled(reader, number, line, _named(line))
     if named is not None and (named.step is not None or named.query is not None
                               or named.level is not None):
         reader.name(number, named)
+        return
+    if _HEAD_LINE.fullmatch(line):  # "Head 1" alone: the next head's rows follow
+        reader.open = None
+        return
+    if _note(line):  # extra working: "exp:" starts rows of its own, left out
+        reader.open = None
+        reader.step, reader.level, reader.under_heading = None, 7, True
         return
     reader.rows(number, line)
 
@@ -430,8 +456,7 @@ def read_markdown(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
             table.rows.append((number, _cells(line)))
             continue
         table = None
-        named = _named(line)
-        _spelled(reader, number, line, named)
+        named = _spelled(reader, number, line, _named(line))
         if named is not None:
             reader.name(number, named)
     return _assembled(reader, file)
@@ -451,13 +476,20 @@ def _cells(line: str) -> list[str]:
 
 def read_csv(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
     """One CSV file: one step, named by the file (or the one step asked)."""
+    import difflib
+
     file = str(path)
     found = STEP.search(path.stem)
+    close = difflib.get_close_matches(path.stem.lower(), STEP_NAMES, n=1, cutoff=0.75)
+    notes = []
     if found:
         step = step_name(found)
         asked(step, shapes, file, "")
     elif len(shapes) == 1:
         step = next(iter(shapes))
+    elif close:  # wieghts.csv, as a grader reads it
+        step = close[0]
+        notes.append(f"{path.name} read as {step}")
     else:
         raise InputError(f"{file}: which step is it? name a CSV file after its step ("
                          f"{', '.join(s + '.csv' for s in shapes)})")
@@ -476,7 +508,9 @@ def read_csv(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
         except csv.Error as exc:
             raise InputError(f"{file}: line {reader.line_num + 1}: not readable as CSV: "
                              f"{exc}") from None
-    return _assembled_blocks({step: [block]}, file, None)
+    read = _assembled_blocks({step: [block]}, file, None)
+    read.notes = notes
+    return read
 
 
 @dataclass
@@ -486,11 +520,14 @@ class Read:
 
     steps: dict[str, tuple[np.ndarray, str]]
     query: tuple[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _assembled(reader: _Reader, file: str) -> Read:
     query = None if reader.query is None else (reader.query[0], file)
-    return _assembled_blocks(reader.steps(), file, query)
+    read = _assembled_blocks(reader.steps(), file, query)
+    read.notes = [f"{Path(file).name}: {note}" for note in reader.notes]
+    return read
 
 
 def _assembled_blocks(blocks: dict[str, list[_Block]], file: str,

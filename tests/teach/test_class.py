@@ -226,7 +226,7 @@ EXERCISES = [
               Plan("partial", "json", step="weights"),
               Plan("malformed", "json", how="not json"),
               Plan("malformed", "md", how="columns"),
-              Plan("malformed", "json", how="misspelled"),
+              Plan("misspelled", "json"),
               Plan("none"), Plan("none"))),
     Exercise("scaled", "hw8", ("--variant", "scaled", "--numbers", "tenths"),
              ("scores", "weights", "context", "output"), {"output": 2.0},
@@ -236,8 +236,7 @@ EXERCISES = [
               Plan("partial", "json", step="weights"), Plan("partial", "md", step="context"),
               Plan("malformed", "json", how="not json"),
               Plan("malformed", "md", how="columns"),
-              Plan("malformed", "json", how="misspelled"),
-              Plan("malformed", "csv", how="misspelled"),
+              Plan("misspelled", "json"), Plan("misspelled", "csv"),
               Plan("none"), Plan("none"))),
 ]
 
@@ -340,6 +339,10 @@ def construct(exercise: Exercise, problem: dict, sid: str, name: str, plan: Plan
         expected.steps[plan.step] = worth[plan.step] * (1 - len(holes) / answers[
             plan.step].size)
         expected.first_wrong, expected.diagnosis = plan.step, NO_DIAGNOSIS
+    elif plan.kind == "misspelled":  # read as the step it nearly names, as a grader would
+        answers["wieghts"] = answers.pop("weights")
+        expected.note = (f"{sid}.json: 'wieghts' read as weights" if plan.form == "json" else
+                         "wieghts.csv read as weights")
     elif plan.kind == "malformed":
         expected.steps = dict.fromkeys(exercise.steps, 0.0)
         step = "weights"
@@ -347,10 +350,6 @@ def construct(exercise: Exercise, problem: dict, sid: str, name: str, plan: Plan
             answers[step] = answers[step][:, :-1]
             n = len(problem["x"])
             expected.note_has = f"{step}: {n} × {n - 1} numbers, the exercise asks {n} × {n}"
-        elif plan.how == "misspelled":
-            answers["wieghts"] = answers.pop(step)
-            expected.note_has = ("wieghts: not a step" if plan.form == "json" else
-                                 "which step is it?")
         else:
             expected.note_has = f"subs/{sid}.json: invalid JSON at line "
     write_submission(folder, sid, plan.form, answers, plan.decimals, problem["tokens"])

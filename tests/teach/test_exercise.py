@@ -83,8 +83,12 @@ def test_the_worksheet_shows_the_problems_numbers_and_asks_the_steps(tmp_path):
     # each row of x as a table row labelled with its token
     for token, row in zip(problem["tokens"], problem["x"], strict=True):
         assert f"| **{token}** | " + " | ".join(str(v) for v in row) + " |" in sheet
-    asked = re.findall(r"^\d+\. \*\*(\w+)\*\*", sheet, flags=re.M)
+    asked = re.findall(r"^- \*\*(\w+)\*\* \(", sheet, flags=re.M)
     assert asked == ["masked_scores", "weights", "context"]
+    # every step of the run is defined, asked or not: the student can work towards them
+    steps = re.findall(r"^\d+\. (\w+): `", sheet, flags=re.M)
+    assert steps == ["queries", "keys", "values", "scores", "scaled_scores", "masked_scores",
+                     "weights", "context"]
     assert "−∞" in sheet and "answers-template.json" in sheet
     template = json.loads(re.search(r"```json\n(.*?)```", sheet, flags=re.S).group(1))
     assert list(template) == ["masked_scores", "weights", "context"]
@@ -194,18 +198,28 @@ def test_a_folder_with_other_files_is_refused_and_an_exercise_folder_replaced(tm
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
     result = _run("exercise", "--seed", "1", "-o", "notes", cwd=tmp_path)
-    assert result.exit_code == 2 and "holds other files" in result.stderr
+    assert result.exit_code == 2
+    assert "holds files attncli exercise did not write (todo.txt)" in result.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
     assert _run("exercise", "--seed", "1", "-o", "ex", cwd=tmp_path).exit_code == 0
     first = (tmp_path / "ex" / "problem.json").read_text()
     assert _run("exercise", "--seed", "2", "-o", "ex", cwd=tmp_path).exit_code == 0
     assert (tmp_path / "ex" / "problem.json").read_text() != first
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # the teacher's own files in an exercise folder (submissions, grades) are never replaced
+    (tmp_path / "ex" / "subs").mkdir()
+    (tmp_path / "ex" / "subs" / "ada.json").write_text("{}")
+    (tmp_path / "ex" / "grades.csv").write_text("id\n")
+    result = _run("exercise", "--seed", "3", "-o", "ex", cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "did not write (grades.csv, subs/)" in result.stderr
+    assert (tmp_path / "ex" / "subs" / "ada.json").is_file()
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("name\nAlice\n", "no column id in the header"),
-    ("id,name\nalice,A\nalice,B\n", "id 'alice' again (first on line 2)"),
+    ("id,name\nalice,A\nalice,B\n", "id 'alice' again (line 2)"),
+    ("id,name\nAlice,A\nalice,B\n", "id 'alice' is 'Alice' in another case (line 2)"),
     ("id\n../evil\n", "cannot name a folder"),
     ("id,name\n", "no students"),
     ("id,name\n,Nobody\n", "line 2: no id"),
@@ -216,3 +230,27 @@ def test_bad_rosters_are_named_with_their_line(tmp_path, text, message):
                   cwd=tmp_path)
     assert result.exit_code == 2, result.output
     assert "roster.csv" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("options", [
+    ["--variant", "causal", "--heads", "2", "--d-model", "8"],
+    ["--rope", "--query", "1"],
+    ["--variant", "cross", "--steps", "weights,context"],
+    ["--d-model", "16", "--dropout", "0.5", "--steps", "dropped_weights"],  # 16 columns
+])
+def test_the_latex_worksheet_compiles_where_pdflatex_is_installed(tmp_path, options):
+    """pdflatex (Debian's texlive-latex-base and -recommended) builds the worksheet; this
+    machine's CI has no TeX, so it skips there: the ASCII test above is its stand-in."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-recommended)")
+    result = _run("exercise", *options, "--seed", "5", "--worksheet-format", "latex", "-o",
+                  "ex", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    built = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                            "worksheet.tex"], cwd=tmp_path / "ex", capture_output=True,
+                           text=True, timeout=120)
+    assert built.returncode == 0, built.stdout[-2000:]
+    assert (tmp_path / "ex" / "worksheet.pdf").stat().st_size > 10_000

@@ -290,8 +290,8 @@ def test_folder_step_given_twice_names_both_files(tmp_path):
      "asks every query row"),
     ("s.md", "## scores\n| 1 | 2 |\n", ": no answers: no step of weights, context has a "
      "number (scores is not asked)"),
-    ("s.json", '{"weights": [[1]], "W_q": [[1]]}', ": W_q: not a step; the exercise asks "
-     "weights, context"),
+    ("s.json", '{"weights": [[1]], "W_q": [[1]]}', ": weights: 1 × 1 numbers, the exercise "
+     "asks 3 × 3"),
     ("scores.csv", "1,2\n", ": no answers: no step of weights, context has a number "
      "(scores is not asked)"),
     ("s.csv", "1,2\n", ": which step is it? name a CSV file after its step (weights.csv, "
@@ -593,17 +593,41 @@ def test_a_step_the_exercise_does_not_ask_is_extra_working_left_out(tmp_path):
     assert answers.steps["weights"].tolist() == [0.5, 0.5]
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("s.md", "## wieghts\n| 1 | 0 |\n", ": line 1: 'wieghts' is no step: is it weights?"),
-    ("s.txt", "weights:\n1 0\ncontxt:\n1 2\n", ": line 3: 'contxt' is no step: is it context?"),
-    ("s.md", "**Weight**\n| 1 | 0 |\n", ": line 1: 'Weight' is no step: is it weights?"),
+@pytest.mark.parametrize(("name", "text", "steps", "note"), [
+    ("s.md", "## wieghts\n| 1 | 0 |\n", {"weights": [1, 0]},
+     "s.md: line 1: 'wieghts' read as weights"),
+    ("s.txt", "weights:\n1 0\ncontxt:\n1 2\n", {"weights": [1, 0], "context": [1, 2]},
+     "s.txt: line 3: 'contxt' read as context"),
+    ("s.md", "**Weight**\n| 1 | 0 |\n", {"weights": [1, 0]},
+     "s.md: line 1: 'Weight' read as weights"),
+    ("wieghts.csv", "1,0\n", {"weights": [1, 0]}, "wieghts.csv read as weights"),
 ])
-def test_a_step_name_misspelled_is_named_not_read_as_another_step(tmp_path, name, text,
-                                                                    message):
-    # without it, "## wieghts" left the weights unanswered and "contxt:" added its rows to
-    # the weights above it
+def test_a_step_name_misspelled_is_read_as_that_step_and_noted(tmp_path, name, text, steps,
+                                                                note):
+    # as a grader reads it: before, "## wieghts" left the weights unanswered and "contxt:"
+    # added its rows to the weights above it
     path = tmp_path / name
     path.write_text(text)
-    with pytest.raises(InputError) as error:
-        read_submission(path, {"weights": (2,), "context": (2,)}, "a")
-    assert str(error.value).startswith(f"{path}{message}")
+    answers = read_submission(path, {"weights": (2,), "context": (2,)}, "a")
+    assert {k: v.tolist() for k, v in answers.steps.items()} == steps
+    assert answers.notes == (note,)
+
+
+def test_json_keys_that_name_no_step_are_left_out_and_a_near_miss_is_read_as_its_step(
+        tmp_path):
+    # a student's name and notes are no answers; "wieghts" is the weights, as a grader reads it
+    path = tmp_path / "s.json"
+    path.write_text('{"name": "Zoë", "notes": "took 2 hours", "wieghts": [0.5, 0.5]}')
+    answers = read_submission(path, {"weights": (2,), "context": (2,)}, "a")
+    assert list(answers.steps) == ["weights"]
+    assert answers.notes == ("s.json: 'wieghts' read as weights",)
+
+
+def test_text_lines_of_the_students_own_working_are_left_out(tmp_path):
+    # "exp:" starts rows of its own (the exponentials, not asked), "sum of exp = 2.8" is a
+    # remark, "Head 1" separates the heads' rows: none of them is read into the weights
+    path = tmp_path / "s.txt"
+    path.write_text("weights:\nHead 0\n0.5 0.5\nHead 1\n0.25 0.75\n"
+                    "exp:\n2.7 1\nsum of exp = 3.7\n")
+    answers = read_submission(path, {"weights": (2, 2)}, "a")
+    assert answers.steps["weights"].tolist() == [[0.5, 0.5], [0.25, 0.75]]
