@@ -168,7 +168,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the class here (default: a "
                         "temporary folder)")
     args = parser.parse_args()
-    attncli = shutil.which("attncli") or sys.exit("attncli is not on PATH: pip install .")
+    beside = Path(sys.executable).with_name("attncli")  # this Python's own, venv or not
+    attncli = (str(beside) if beside.is_file() else shutil.which("attncli")) or sys.exit(
+        "attncli is not installed beside this Python nor on PATH: pip install .")
     from attncli.teach.classroom import grade_class
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -54,6 +54,8 @@ def render_csv(book: Gradebook) -> str:
 
 
 def grade_dict(grade: Grade) -> dict:
+    """One row of the JSON gradebook (points None where no key applies) with check's whole
+    report (:func:`attncli.render.check.report_dict`)."""
     from attncli.render.check import report_dict
 
     return {"id": grade.id, "name": grade.name, "submission": grade.submission,
@@ -93,6 +95,8 @@ def _table(book: Gradebook) -> Table:
 
 
 def write_table(book: Gradebook, request: Request) -> None:
+    """grade's --format table: the gradebook as a rich table, then how many were graded and
+    their mean."""
     roster = [g for g in book.grades if g.worth]
     graded = [g for g in roster if g.report is not None]
     of = _points(sum(book.points.values()))
@@ -104,8 +108,10 @@ def write_table(book: Gradebook, request: Request) -> None:
 
 
 def write_csv(book: Gradebook, request: Request) -> None:
+    """grade's --format csv (:func:`render_csv`)."""
     request.text(render_csv(book))
 
 
 def write_json(book: Gradebook, request: Request) -> None:
+    """grade's --format json (:func:`render_json`)."""
     request.text(render_json(book))

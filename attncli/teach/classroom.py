@@ -112,8 +112,13 @@ def parse_points(text: str | None) -> dict[str, float]:
             continue
         step, sep, value = (part.strip() for part in item.partition("="))
         if not sep or step not in STEP_NAMES:
+            import difflib
+
+            close = difflib.get_close_matches(step, STEP_NAMES, n=1, cutoff=0.75)
+            hint = f"; is it {close[0]}?" if sep and close else ""
             raise InputError(f"--points {item.strip()!r}: expected STEP=POINTS with a step of "
-                             f"{', '.join(STEP_NAMES)} (e.g. --points weights=2,context=3)")
+                             f"{', '.join(STEP_NAMES)} (e.g. --points weights=2,context=3)"
+                             f"{hint}")
         try:
             number = float(value)
         except ValueError:
@@ -140,6 +145,8 @@ class Key:
     _checker: Any = None
 
     def checker(self, tolerance: Tolerance):
+        """check's Checker for this exercise and ``tolerance``, made once and kept (its
+        mistaken runs are shared by the answers graded with it)."""
         from attncli.check import Checker
 
         if self._checker is None or self._checker.tolerance != tolerance:
@@ -264,6 +271,9 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
         return read_roster(roster), bool(listed)
     if alone:
         return alone, False
+    if not listed and (exercises.parent / MANIFEST).is_file():
+        raise InputError(f"--exercises {exercises}: one student's exercise of the class in "
+                         f"{exercises.parent}: give --exercises {exercises.parent}")
     if not listed:
         raise InputError(f"--exercises {exercises}: no roster: this exercise was made without "
                          "--roster; give --roster FILE to grade a class on the one exercise")
