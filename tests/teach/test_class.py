@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -44,9 +43,9 @@ from typer.testing import CliRunner
 
 import attncli
 from attncli.check import MISTAKES
-from attncli.cli import app
 from attncli.render.check import NO_DIAGNOSIS
 from attncli.teach.classroom import NO_SUBMISSION, NOT_ON_ROSTER
+from tests.teach.conftest import run_in
 
 runner = CliRunner()
 FORMS = ("json", "csv", "md", "txt")
@@ -67,14 +66,6 @@ ENTERS = {
     "W_o_forgotten": ("output",),
 }
 
-
-def _run(*args: str, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, list(args))
-    finally:
-        os.chdir(old)
 
 
 # --- the students' own numpy -----------------------------------------------------------------
@@ -643,3 +634,7 @@ def test_the_roster_given_to_an_exercise_made_without_one(small):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["id"], r["note"]) for r in rows] == [("a1", "not answered: context"),
                                                     ("b2", NO_SUBMISSION)]
+
+
+def _run(*args: str, cwd: Path):
+    return run_in(cwd, *args)

@@ -7,32 +7,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from attncli.cli import app
+from tests.teach.conftest import run_in
 
 runner = CliRunner()
 
 
-def _run(cwd: Path, *args: str):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, list(args))
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture
 def hw(tmp_path):
     """A class of three (ada, ben, j.smith) on --variant scaled, weights and context asked."""
     (tmp_path / "roster.csv").write_text("id,name\nada,Ada\nben,Ben\nj.smith,J\n")
-    result = _run(tmp_path, "exercise", "--variant", "scaled", "--steps", "weights,context",
+    result = run_in(tmp_path, "exercise", "--variant", "scaled", "--steps", "weights,context",
                   "--assignment", "hw", "--roster", "roster.csv", "-o", "hw")
     assert result.exit_code == 0, result.output
     (tmp_path / "subs").mkdir()
@@ -50,7 +42,7 @@ def _right(root: Path, sid: str) -> dict:
 
 
 def _book(root: Path, *extra: str) -> dict[str, dict[str, str]]:
-    result = _run(root, "grade", "--exercises", "hw", "--submissions", "subs", "-f", "csv",
+    result = run_in(root, "grade", "--exercises", "hw", "--submissions", "subs", "-f", "csv",
                   *extra)
     assert result.exit_code == 0, result.output
     return {row["id"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
@@ -125,7 +117,7 @@ def test_the_api_refuses_a_step_it_does_not_ask_in_one_line(hw):
     (["--seed", "1", "-o", "."], "-o .: the current folder"),
 ])
 def test_more_usage_errors_of_exercise(tmp_path, args, message):
-    result = _run(tmp_path, "exercise", *(["-o", "ex"] if "-o" not in args else []), *args)
+    result = run_in(tmp_path, "exercise", *(["-o", "ex"] if "-o" not in args else []), *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path.parent / "evil").exists()

@@ -10,22 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from attncli.cli import app
-
-runner = CliRunner()
-
-
-def _run(*args: str, cwd: Path):
-    import os
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, list(args))
-    finally:
-        os.chdir(old)
+from tests.teach.conftest import run_in
 
 
 def _softmax(scores):
@@ -254,3 +240,7 @@ def test_the_latex_worksheet_compiles_where_pdflatex_is_installed(tmp_path, opti
                            text=True, timeout=120)
     assert built.returncode == 0, built.stdout[-2000:]
     assert (tmp_path / "ex" / "worksheet.pdf").stat().st_size > 10_000
+
+
+def _run(*args: str, cwd: Path):
+    return run_in(cwd, *args)
