@@ -229,9 +229,22 @@ def grade(
         rule = Tolerance.parse(None if tolerance == "decimals" else tolerance)
         weights = parse_points(points)
         check_target(output)
+        renderer = _grade_renderer(fmt, output)  # before the grading, not after it
         book = grade_class(exercises, submissions, roster, weights, rule)
         if feedback is not None:
             write_pages(book, feedback, title=exercises.name)
-        by_extension = next((r.name for r in renderers(GRADE) if output is not None
-                             and output.suffix.lower() in r.extensions), "table")
-        find(GRADE, fmt or by_extension).load()(book, Request(output))
+        renderer.load()(book, Request(output))
+
+
+def _grade_renderer(fmt: GradeFormat | None, output: Path | None):
+    """--format's renderer, else -o's extension's (.csv, .json, .txt), else the table.
+
+    Raises: InputError for an -o extension that names no format of grade's (.xlsx)."""
+    if fmt is not None:
+        return find(GRADE, fmt)
+    suffix = "" if output is None else output.suffix.lower()
+    found = next((r for r in renderers(GRADE) if suffix in r.extensions), None)
+    if found is None and suffix:
+        raise InputError(f"-o {output}: {suffix} is no format attncli grade writes; the "
+                         "extension picks .csv, .json or .txt (a table); or give --format")
+    return found or find(GRADE, "table")

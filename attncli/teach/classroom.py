@@ -313,12 +313,20 @@ def grade_class(exercises: Path, folder: Path, roster: Path | None = None,
     handed = submissions(folder)
     grades = []
     for student in students:  # alice.json, Alice.JSON: the same student's (ids differ in
-        names = [n for n in handed if n.lower() == student.id.lower()]  # more than case)
+        names = [n for n in handed if _same(n, student.id)]  # more than case)
         entries = [e for n in names for e in handed.pop(n)]
         grades.append(_grade_one(keys[student.id], student, entries, points, tolerance))
     for name, entries in handed.items():
         grades.append(Grade(name, "", _shown(entries), note=NOT_ON_ROSTER))
     return Gradebook(grades, steps, {s: points.get(s, 1.0) for s in steps}, tolerance)
+
+
+def _same(name: str, sid: str) -> bool:
+    """A file's name and an id alike but for case and Unicode form (macOS writes é as e + ́)."""
+    import unicodedata
+
+    return (unicodedata.normalize("NFC", name).casefold()
+            == unicodedata.normalize("NFC", sid).casefold())
 
 
 def _shown(entries: list[Path]) -> str:

@@ -229,9 +229,10 @@ def write_tree(folder: Path, contents: Mapping[str, str]) -> None:
                              f"write ({shown}); give a new or empty folder, or move them (an "
                              "exercise folder holding only what attncli wrote is replaced)")
     shown, folder = folder, folder.resolve()  # -o . is the folder by its name
-    if folder == Path.cwd().resolve() or folder.parent == folder:
-        raise InputError(f"-o {shown}: the current folder; give a folder's name in it "
-                         "(-o hw1): the exercise folder is replaced as a whole")
+    here = Path.cwd().resolve()
+    if here == folder or folder in here.parents or folder.parent == folder:
+        raise InputError(f"-o {shown}: the current folder or one holding it; give a folder's "
+                         "name beside it (-o hw1): the exercise folder is replaced as a whole")
     parent = folder.parent
     if not parent.is_dir():
         raise InputError(f"-o {shown}: the folder {parent} does not exist")

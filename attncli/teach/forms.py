@@ -85,6 +85,7 @@ from attncli.teach.tables import (
     Read,
     answered,
     cell_entry,
+    near_step,
     not_a_number,
     read_csv,
     read_markdown,
@@ -95,8 +96,9 @@ from attncli.trace import SCORE_AXES, STEP_AXES, STEP_NAMES
 
 #: The suffixes of the answer files :func:`read_submission` reads.
 ANSWER_SUFFIXES = (".json", ".csv", ".md", ".markdown", ".txt")
-#: Files of an exercise that a student's folder may hold and that are no answers.
-NOT_ANSWERS = ("problem.json", "worksheet.md", "worksheet.tex", "exercise.json")
+#: Files of an exercise that a student's folder may hold and that are no answers (worksheet.md
+#: is read: as handed out it answers nothing, filled in it is the student's answer).
+NOT_ANSWERS = ("problem.json", "worksheet.tex", "exercise.json")
 _FORMS = (".json (the template filled in), .csv (one file per step), .md (Markdown tables) "
           "or .txt (rows of numbers)")
 
@@ -122,8 +124,6 @@ def read_mapping(raw: Any, shapes: Mapping[str, tuple[int, ...]], file: str) -> 
     (``wieghts``), which is read as that step and noted.
     Raises: InputError for a non-object, a bad query, a step given twice, a bad number.
     """
-    import difflib
-
     if not isinstance(raw, Mapping):
         raise InputError(f"{file}: expected a JSON object of step → numbers, as "
                          "answers-template.json")
@@ -143,13 +143,14 @@ def read_mapping(raw: Any, shapes: Mapping[str, tuple[int, ...]], file: str) -> 
         written = STEP.fullmatch(str(key).strip())  # Weights, "masked scores": as in text
         name = step_name(written) if written else str(key)
         if name not in STEP_NAMES:
-            close = difflib.get_close_matches(name.lower(), STEP_NAMES, n=1, cutoff=0.75)
-            if not close:  # "name", "notes": not an answer; numbers under another name: said
-                if isinstance(value, list | tuple) or hasattr(value, "tolist"):
+            close = near_step(name)
+            numbers = isinstance(value, list | tuple) or hasattr(value, "tolist")
+            if close is None or close in raw:  # "name", "notes", "weight_sums": no answer;
+                if numbers:  # numbers under another name: said
                     notes.append(f"{Path(file).name}: {key!r} is no step, left out")
                 continue
-            notes.append(f"{Path(file).name}: {key!r} read as {close[0]}")
-            name = close[0]
+            notes.append(f"{Path(file).name}: {key!r} read as {close}")
+            name = close
         if name in steps:
             raise InputError(f"{file}: {name} is given twice (as {key!r} too)")
         steps[name] = _json_grid(value.tolist() if hasattr(value, "tolist") else value,
@@ -330,6 +331,7 @@ def answers_of(read: Read, shapes: Mapping[str, tuple[int, ...]], query: str | N
     read.steps = {s: v for s, v in read.steps.items() if s in shapes}
     if not read.steps:
         why = (f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not asked" if extra
+               else "; ".join(read.notes) if read.notes
                else "an unanswered entry is null or empty")
         raise InputError(f"{path}: no answers: no step of {', '.join(shapes)} has a number "
                          f"({why})")

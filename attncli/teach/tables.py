@@ -161,8 +161,6 @@ def misspelled(line: str, named: _Named | None) -> tuple[str, str] | None:
     """A heading, or a line that is one word (then ``:``, ``=`` or nothing), that names no
     step but nearly one (``## wieghts``, ``contxt:``): (the word, the step it is close to),
     so that its rows are not silently left out or taken for the step above."""
-    import difflib
-
     if named is not None and (named.step is not None or named.query is not None):
         return None
     if named is not None:  # a heading
@@ -174,9 +172,19 @@ def misspelled(line: str, named: _Named | None) -> tuple[str, str] | None:
             return None
     if word is None:
         return None
-    close = difflib.get_close_matches(word[0].lower().replace(" ", "_"), STEP_NAMES, n=1,
-                                      cutoff=0.75)
-    return (word[0], close[0]) if close else None
+    close = near_step(word[0])
+    return (word[0], close) if close else None
+
+
+def near_step(label: str) -> str | None:
+    """The step ``label`` nearly names (``wieghts``, ``contxt``, ``scaled scors``): one of
+    as many words (``weight sums`` names none), or None."""
+    import difflib
+
+    words = re.split(r"[\s_-]+", label.strip().lower())
+    same = [s for s in STEP_NAMES if len(s.split("_")) == len(words)]
+    close = difflib.get_close_matches("_".join(words), same, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _spelled(reader, number: int, line: str, named: _Named | None) -> _Named | None:
@@ -192,6 +200,7 @@ def _spelled(reader, number: int, line: str, named: _Named | None) -> _Named | N
     return _Named(typo[1], level, rest=rest[1:] if rest[:1] in (":", "=") else "")
 
 
+_ANSWER = re.compile(r"(?:final\s+|my\s+)?(?:answers?|results?|solutions?)", re.IGNORECASE)
 _HEAD_LINE = re.compile(r"\s*[#*_]*\s*heads?\s*\d+\s*[:.)]?[*_]*\s*", re.IGNORECASE)
 _NOTE = re.compile(r"\s*([A-Za-z][^:=\d]*?)\s*[:=](.*)")
 
@@ -219,6 +228,7 @@ class _Block:
     step: str | None = None
     ruled: bool = False
     under_heading: bool = False  # under a heading that names no step
+    aside: str = ""  # the label (heading, "exp:") that left its rows out, for the note
     trim: bool = False  # a CSV file: trailing cells empty in every row are dropped
 
 
@@ -322,6 +332,7 @@ class _Reader:
         self.step: str | None = None
         self.level = 7  # the level of the heading that named the step (7: no heading)
         self.under_heading = False
+        self.aside = ""  # the label of the heading or line that named no step
         self.named_any = False
         self.query: tuple[str, int] | None = None
         self.open: _Block | None = None  # the text rows being collected
@@ -339,6 +350,7 @@ class _Reader:
         if named.step is None:  # a heading that names no step
             if not _HEAD.search(named.heading) and named.level <= self.level:
                 self.step, self.level, self.under_heading = None, 7, True
+                self.aside = "" if _about_an_input(named.heading) else named.heading
             return
         asked(named.step, self.shapes, self.file, f"line {line}: ")
         self.step, self.level = named.step, named.level or 7
@@ -359,7 +371,8 @@ class _Reader:
                 self.open.rows.append((line, cells))
 
     def add(self, line: int, ruled: bool = False) -> _Block:
-        block = _Block(line, step=self.step, ruled=ruled, under_heading=self.under_heading)
+        block = _Block(line, step=self.step, ruled=ruled, under_heading=self.under_heading,
+                       aside=self.aside if self.step is None else "")
         self.blocks.append(block)
         return block
 
@@ -383,6 +396,9 @@ class _Reader:
             elif step is None and len(self.shapes) == 1 and not self.named_any:
                 step = next(iter(self.shapes))
             elif step is None and block.under_heading:
+                if block.aside and any(_is_row(cells) for _, cells in block.rows):
+                    self.notes.append(f"line {block.line}: rows under {block.aside!r} left "
+                                      "out: it names no step")
                 continue
             elif step is None:
                 raise InputError(f"{self.file}: line {block.line}: numbers before any step "
@@ -415,7 +431,10 @@ def _text_line(reader: _Reader, number: int, line: str) -> None:
         return
     if _note(line):  # extra working: "exp:" starts rows of its own, left out
         reader.open = None
+        if reader.step is not None and _ANSWER.fullmatch(line.strip(_MARKS + ":= ")):
+            return  # "Answer:" under "weights": the weights follow
         reader.step, reader.level, reader.under_heading = None, 7, True
+        reader.aside = line.strip()
         return
     reader.rows(number, line)
 
@@ -476,11 +495,10 @@ def _cells(line: str) -> list[str]:
 
 def read_csv(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
     """One CSV file: one step, named by the file (or the one step asked)."""
-    import difflib
 
     file = str(path)
     found = STEP.search(path.stem)
-    close = difflib.get_close_matches(path.stem.lower(), STEP_NAMES, n=1, cutoff=0.75)
+    close = near_step(path.stem)
     notes = []
     if found:
         step = step_name(found)
@@ -488,7 +506,7 @@ def read_csv(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> Read:
     elif len(shapes) == 1:
         step = next(iter(shapes))
     elif close:  # wieghts.csv, as a grader reads it
-        step = close[0]
+        step = close
         notes.append(f"{path.name} read as {step}")
     else:
         raise InputError(f"{file}: which step is it? name a CSV file after its step ("
@@ -539,6 +557,9 @@ def _assembled_blocks(blocks: dict[str, list[_Block]], file: str,
         lines: list[int] = []
         for block in found:
             block_lines, grid = _grid(block, file, step)
+            if len(found) > 1 and not any(e.kind not in ("empty", "null") for row in grid
+                                          for e in row):
+                continue  # the template's nulls beside the student's tables: unanswered
             lines += block_lines
             rows += grid
         if not rows:

@@ -158,7 +158,10 @@ UNICODE = {"ᵀ": r"^{\mathsf{T}}", "√": r"\sqrt{}", "−": "-", "∞": r"\inf
            "…": r"\dots ", "θ": r"\theta ", "⌊": r"\lfloor ", "⌋": r"\rfloor ", "×": r"\times ",
            "∧": r"\wedge ", "≤": r"\le ", "≥": r"\ge ", "“": "``", "”": "''", "—": "---",
            "–": "--", "’": "'", "₀": "_0", "²": "^2", "ℓ": r"\ell ", "∑": r"\sum ",
-           "π": r"\pi ", "≠": r"\ne ", "±": r"\pm ", "→": r"\to "}
+           "π": r"\pi ", "≠": r"\ne ", "±": r"\pm ", "→": r"\to ", "Σ": r"\Sigma ",
+           "ε": r"\varepsilon "}
+#: Letters of Latin Extended-A that pdflatex's T1 fonts cannot set.
+_NO_T1 = "ĦħĸĿŀŉŦŧſ"
 
 
 _TEXT = "“”—–’"  # text-mode replacements; the others are math
@@ -184,7 +187,7 @@ def _tex(text: str) -> str:
         for char in part:
             if char in UNICODE:
                 out.append(UNICODE[char] if char in _TEXT else f"${UNICODE[char]}$")
-            elif ord(char) > 0x17F and char.isalpha():
+            elif ord(char) > 0x17F or char in _NO_T1:
                 base = unicodedata.normalize("NFKD", char)[0]
                 out.append(latex_escape(base) if base.isascii() else "?")
             else:

@@ -121,3 +121,42 @@ def test_more_usage_errors_of_exercise(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path.parent / "evil").exists()
+
+
+def test_a_name_saved_by_macos_in_decomposed_unicode_is_its_students(tmp_path):
+    import unicodedata
+
+    (tmp_path / "roster.csv").write_text("id,name\njosé,José\n", encoding="utf-8")
+    assert run_in(tmp_path, "exercise", "--steps", "weights", "--assignment", "hw",
+                  "--roster", "roster.csv", "-o", "hw").exit_code == 0
+    (tmp_path / "subs").mkdir()
+    right = _right_in(tmp_path / "hw" / "josé")
+    (tmp_path / "subs" / unicodedata.normalize("NFD", "josé.json")).write_text(
+        json.dumps({"weights": right["weights"]}))
+    result = run_in(tmp_path, "grade", "--exercises", "hw", "--submissions", "subs", "-f",
+                    "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["id"], r["points"]) for r in rows] == [("josé", "1")]
+
+
+def _right_in(folder: Path) -> dict:
+    root = folder.parent.parent
+    return _right(root, folder.name)
+
+
+def test_grade_refuses_an_output_extension_it_does_not_write_before_grading(hw):
+    result = run_in(hw, "grade", "--exercises", "hw", "--submissions", "subs", "-o", "g.xlsx")
+    assert result.exit_code == 2 and "-o g.xlsx: .xlsx is no format attncli grade writes" in \
+        result.stderr
+    assert not (hw / "g.xlsx").exists()
+    assert run_in(hw, "grade", "--exercises", "hw", "--submissions", "subs", "-o",
+                  "g.json").exit_code == 0
+    assert json.loads((hw / "g.json").read_text())["steps"] == ["weights", "context"]
+
+
+def test_exercise_refuses_to_replace_the_folder_it_runs_in(hw):
+    inside = hw / "hw" / "ada"
+    result = run_in(inside, "exercise", "--variant", "scaled", "--steps", "weights,context",
+                    "--assignment", "hw", "--roster", "../../roster.csv", "-o", "../../hw")
+    assert result.exit_code == 2 and "the current folder or one holding it" in result.stderr
+    assert inside.is_dir()

@@ -631,3 +631,25 @@ def test_text_lines_of_the_students_own_working_are_left_out(tmp_path):
                     "exp:\n2.7 1\nsum of exp = 3.7\n")
     answers = read_submission(path, {"weights": (2, 2)}, "a")
     assert answers.steps["weights"].tolist() == [[0.5, 0.5], [0.25, 0.75]]
+
+
+def test_answer_words_keep_the_step_and_rows_under_other_labels_are_noted(tmp_path):
+    # "Answer:" under a step is the student's way to say "here it is"; rows under a label
+    # that names no step are left out and the note says so
+    path = tmp_path / "s.txt"
+    path.write_text("Step 6: weights\nAnswer:\n0.5 0.5\nSoftmax:\n2.7 1\ncontext:\n1 2\n")
+    answers = read_submission(path, {"weights": (2,), "context": (2,)}, "a")
+    assert answers.steps["weights"].tolist() == [0.5, 0.5]
+    assert answers.steps["context"].tolist() == [1, 2]
+    assert answers.notes == ("s.txt: line 5: rows under 'Softmax:' left out: it names no step",)
+
+
+@pytest.mark.parametrize(("text", "steps"), [
+    ('{"weight_sums": [1, 1], "weights": [0.5, 0.5]}', {"weights": [0.5, 0.5]}),
+    ("weights:\n0.5 0.5\nWeights sum: 1 1\n", {"weights": [0.5, 0.5]}),
+])
+def test_a_label_of_more_words_than_a_step_is_not_read_as_that_step(tmp_path, text, steps):
+    path = tmp_path / ("s.json" if text.startswith("{") else "s.txt")
+    path.write_text(text)
+    answers = read_submission(path, {"weights": (2,)}, "a")
+    assert {k: v.tolist() for k, v in answers.steps.items()} == steps
