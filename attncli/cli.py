@@ -155,7 +155,8 @@ def _root(
 _FormatOption = Annotated[Format | None, typer.Option(
     "--format", "-f", metavar="FORMAT", help="Output format \\[default: from -o's "
     "extension, else table]: table, json, csv, markdown; npz or npy, binary, for large "
-    "steps; torch, a PyTorch script.", rich_help_panel=OUTPUT, show_default=False)]
+    "steps; torch, a PyTorch script; html, one page with heatmaps and each cell's "
+    "arithmetic.", rich_help_panel=OUTPUT, show_default=False)]
 _JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.",
                                            rich_help_panel=OUTPUT)]
 _StepsOption = Annotated[str | None, typer.Option(
@@ -348,7 +349,8 @@ def check(
         help="PROBLEM then ANSWERS files (JSON, - for stdin, once); with --sample or --x, "
              "only ANSWERS.", show_default=False)],
     fmt: Annotated[CheckFormat, typer.Option(
-        "--format", "-f", help="table; json or csv (one line per answers file, for graders).",
+        "--format", "-f", help="table; json or csv (one line per answers file, for graders); "
+        "html, a page to send a student.",
         rich_help_panel=OUTPUT)] = CheckFormat.table,
     query: Annotated[str | None, typer.Option(
         help="The query row of 1-D answers (or a \"query\" key in the answers).",
@@ -476,8 +478,9 @@ def explain(
     batch: Annotated[int, typer.Option(help="The batch item, when x is 3-D.",
                                        rich_help_panel=OUTPUT)] = 0,
     fmt: Annotated[ExplainFormat, typer.Option(
-        "--format", "-f", help="text; markdown (with LaTeX math) or latex, to paste into a "
-        "write-up.", rich_help_panel=OUTPUT)] = ExplainFormat.text,
+        "--format", "-f", metavar="FORMAT", help="text; markdown (with LaTeX math) or "
+        "latex, to paste into a write-up; html, a page.",
+        rich_help_panel=OUTPUT)] = ExplainFormat.text,
     precision: Annotated[int, typer.Option(min=0, max=17, help="Decimals of the results.",
                                            rich_help_panel=OUTPUT)] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",

@@ -485,8 +485,8 @@ CASES: dict[str, Case] = {
     "option-output-extension-no-format": Case(
         "valid.json", "compute {file} -o weights.xlsx",
         E + "-o weights.xlsx: .xlsx is no format attncli writes; the extension picks one of "
-        ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .txt or "
-        "none for a table; or give --format"),
+        ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .html "
+        "(html), .htm (html), .txt or none for a table; or give --format"),
     "option-output-an-image": Case(
         "valid.json", "compute {file} -o weights.png",
         E + "-o weights.png: an image is drawn with --plot weights.png; -o writes the steps as "
@@ -541,7 +541,7 @@ CASES: dict[str, Case] = {
     "usage-unknown-format": Case(
         "valid.json", "compute {file} --format xml",
         usage("Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'json', 'csv', "
-              "'markdown', 'npz', 'npy', 'torch'."), entry="main"),
+              "'markdown', 'npz', 'npy', 'torch', 'html'."), entry="main"),
     "usage-precision-out-of-range": Case(
         "valid.json", "compute {file} --precision 99",
         usage("Invalid value for '--precision': 99 is not in the range 0<=x<=17."),

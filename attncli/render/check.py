@@ -91,6 +91,25 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
     console.print(summary_line(report, markup=True))
 
 
+def first_wrong_entry(trace: Trace, report: Report) -> tuple[str, str, str | None] | None:
+    """The first wrong entry of the first wrong step, as (step, query token, key token or
+    None): the query row (and key) whose arithmetic explains it. None when no entry is wrong
+    (or the wrong step is of another shape)."""
+    step = next((v for v in report.verdicts if not v.ok), None)
+    if step is None or step.given.shape != step.expected.shape:
+        return None
+    index = tuple(int(i) for i in np.argwhere(step.status == WRONG)[0])
+    where = dict(zip(step.axes, index, strict=True))
+    row = (trace.query_index(report.query) if report.query is not None
+           else where.get("query", 0))
+    column = where.get("key")
+    keys = trace.key_tokens or trace.query_tokens
+    return (step.step, trace.query_tokens[row], None if column is None else keys[column])
+
+
+SCORE_STEPS = ("scores", "scaled_scores", "masked_scores", "capped_scores", "biased_scores")
+
+
 def report_markdown(trace: Trace, report: Report, precision: int = 4) -> str:
     """A report in Markdown: per answered step its verdict, note and score, and a table whose
     cells are the answer, its mark and (unless ✓) the exact value; the legend; the summary."""

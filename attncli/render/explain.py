@@ -186,6 +186,10 @@ def render_explain(sections: list[Section], fmt: ExplainFormat, precision: int =
     are shown. ``precision``: the decimals of the results (inputs are written as given).
     ``width``: the text format's lines wrapped to that many columns (see
     :func:`wrap_equation`); None keeps each equation on one line."""
+    if fmt == "html":  # a page of its own: the text format's equations
+        from attncli.render.html import render_explain_html
+
+        return render_explain_html(sections, precision)
     write = notation(fmt, precision)
     about = Section(("About these numbers",), notes=((
         f"Each result is computed exactly and shown to {precision} decimals, so the shown "

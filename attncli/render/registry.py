@@ -85,15 +85,19 @@ RENDERERS = (
              before="attncli.render.npz:check_npy"),
     # a Python script that redoes the run with PyTorch's own modules
     Renderer(COMPUTE, "torch", "attncli.export.torch_script:write_torch", (".py",)),
+    # one self-contained page: tables, heatmaps, each cell's arithmetic
+    Renderer(COMPUTE, "html", "attncli.render.html:write_html", (".html", ".htm")),
     Renderer(CHECK, "table", "attncli.render.check:write_table"),
     Renderer(CHECK, "json", "attncli.render.check:write_json"),
     Renderer(CHECK, "csv", "attncli.render.check:write_csv"),
+    Renderer(CHECK, "html", "attncli.render.html:write_check_html"),
     Renderer(GRADE, "table", "attncli.render.gradebook:write_table", (".txt",)),
     Renderer(GRADE, "csv", "attncli.render.gradebook:write_csv", (".csv",)),
     Renderer(GRADE, "json", "attncli.render.gradebook:write_json", (".json",)),
     Renderer(EXPLAIN, "text", "attncli.render.explain:render_explain"),
     Renderer(EXPLAIN, "markdown", "attncli.render.explain:render_explain"),
     Renderer(EXPLAIN, "latex", "attncli.render.explain:render_explain"),
+    Renderer(EXPLAIN, "html", "attncli.render.explain:render_explain"),
 )
 
 #: The images --plot draws (attncli.render.plot), by extension: matplotlib's format names. -o

@@ -6,38 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from attncli.grading import WRONG
-
 if TYPE_CHECKING:
     from attncli.teach.classroom import Grade
-
-
-def first_wrong_entry(grade: Grade) -> tuple[str, str, str | None] | None:
-    """The first wrong entry of the first wrong step, as (step, query token, key token or
-    None): the query row (and key) whose arithmetic explains it. None when no entry is wrong
-    (or the wrong step is of another shape)."""
-    report, key = grade.report, grade.key
-    step = next((v for v in report.verdicts if not v.ok), None) if report else None
-    if step is None or step.given.shape != step.expected.shape:
-        return None
-    trace = key.trace
-    index = tuple(int(i) for i in np.argwhere(step.status == WRONG)[0])
-    where = dict(zip(step.axes, index, strict=True))
-    row = (trace.query_index(report.query) if report.query is not None
-           else where.get("query", 0))
-    column = where.get("key")
-    keys = trace.key_tokens or trace.query_tokens
-    return (step.step, trace.query_tokens[row],
-            None if column is None else keys[column])
 
 
 def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
     """The page: a points table, check's marked tables (:func:`attncli.render.check.
     report_markdown`), the diagnosis, and explain's arithmetic of the first wrong entry."""
     from attncli.explain import explain
-    from attncli.render.check import report_markdown
+    from attncli.render.check import first_wrong_entry, report_markdown
     from attncli.render.explain import render_explain
     from attncli.render.registry import ExplainFormat
     from attncli.teach.classroom import points_text
@@ -60,7 +37,7 @@ def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
     if grade.report.diagnosis is not None:
         lines += ["## What went wrong", "", grade.diagnosis[0].upper() + grade.diagnosis[1:]
                   + ".", ""]
-    entry = first_wrong_entry(grade)
+    entry = first_wrong_entry(grade.key.trace, grade.report)
     if entry is not None:
         step, query, key = entry
         what = f"the score of “{query}” with “{key}”" if key is not None and step in (

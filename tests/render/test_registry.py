@@ -14,6 +14,7 @@ from attncli.render.registry import (
     CHECK,
     COMPUTE,
     EXPLAIN,
+    GRADE,
     IMAGES,
     RENDERERS,
     CheckFormat,
@@ -27,13 +28,14 @@ from attncli.render.registry import (
 #: Each command's --format choices, in the order --help and Typer's error list them (written
 #: out here: a registry change that reorders or drops one must show up as a failing test).
 CHOICES = {
-    COMPUTE: ["table", "json", "csv", "markdown", "npz", "npy", "torch"],
-    CHECK: ["table", "json", "csv"],
-    EXPLAIN: ["text", "markdown", "latex"],
+    COMPUTE: ["table", "json", "csv", "markdown", "npz", "npy", "torch", "html"],
+    CHECK: ["table", "json", "csv", "html"],
+    EXPLAIN: ["text", "markdown", "latex", "html"],
+    GRADE: ["table", "csv", "json"],
 }
 #: -o's extension → compute's format, as README and --help describe it.
 EXTENSIONS = {".txt": "table", ".json": "json", ".csv": "csv", ".md": "markdown",
-              ".npz": "npz", ".npy": "npy", ".py": "torch"}
+              ".npz": "npz", ".npy": "npy", ".py": "torch", ".html": "html", ".htm": "html"}
 
 
 @pytest.mark.parametrize("renderer", RENDERERS, ids=lambda r: f"{r.command}-{r.name}")
@@ -74,7 +76,7 @@ def test_an_unknown_format_lists_the_commands_formats():
     with pytest.raises(InputError) as caught:
         find(CHECK, "markdown")
     assert str(caught.value) == ("--format markdown: attncli check writes no such format; "
-                                 "choose from table, json, csv")
+                                 "choose from table, json, csv, html")
 
 
 def test_find_takes_the_enums_and_their_text():
@@ -98,8 +100,8 @@ def test_an_unknown_extension_lists_every_one():
         for_output(Path("steps.xlsx"))
     assert str(caught.value) == (
         "-o steps.xlsx: .xlsx is no format attncli writes; the extension picks one of "
-        ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .txt "
-        "or none for a table; or give --format")
+        ".json (json), .csv (csv), .md (markdown), .npz (npz), .npy (npy), .py (torch), .html "
+        "(html), .htm (html), .txt or none for a table; or give --format")
 
 
 @pytest.mark.parametrize("extension", list(IMAGES))

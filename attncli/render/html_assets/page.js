@@ -1,0 +1,104 @@
+// attncli's HTML page: a cell's value on hover or focus, its arithmetic on a click or Enter,
+// the arrow keys between the cells of a grid, Escape to close. Nothing is fetched.
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("data").textContent || "{}");
+  var tip = document.getElementById("tooltip");
+  var panel = document.getElementById("arithmetic");
+  var chosen = null;
+
+  function figureOf(cell) { return cell.closest("figure.heatmap"); }
+  function shown(value) {
+    if (value === "-inf") return "\u2212\u221e";
+    var v = Number(value);
+    var text = v.toFixed(4);
+    return text === "-0.0000" ? "0.0000" : text;
+  }
+  function describe(cell) {
+    var figure = figureOf(cell);
+    var i = Number(cell.dataset.i), j = Number(cell.dataset.j);
+    var q = (data.queries || [])[i], k = (data.keys || [])[j];
+    var text = figure.dataset.step + "[" + (q === undefined ? i : q) + ", " +
+      (k === undefined ? j : k) + "] = " + shown(cell.dataset.value);
+    if (figure.dataset.head !== undefined) text += ", head " + figure.dataset.head;
+    return text;
+  }
+  function showTip(cell) { tip.textContent = describe(cell); }
+  function hide() {
+    panel.hidden = true;
+    tip.textContent = "";
+    if (chosen) chosen.classList.remove("chosen");
+    chosen = null;
+  }
+  function add(parent, tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    node.textContent = text;
+    parent.appendChild(node);
+    return node;
+  }
+  function showArithmetic(cell) {
+    var figure = figureOf(cell);
+    var head = figure.dataset.head === undefined ? "0" : figure.dataset.head;
+    var i = cell.dataset.i, j = cell.dataset.j;
+    panel.textContent = "";
+    var close = add(panel, "button", "close", "close (Esc)");
+    close.type = "button";
+    close.addEventListener("click", function () { hide(); cell.focus(); });
+    add(panel, "h2", "", describe(cell));
+    panel.dataset.step = figure.dataset.step;
+    panel.dataset.head = head;
+    panel.dataset.i = i;
+    panel.dataset.j = j;
+    var cells = (data.arithmetic || {})[i + "," + j];
+    var sections = cells ? cells[head] : null;
+    if (!sections) {
+      add(panel, "p", "note", "The page carries no arithmetic for this cell: " +
+        (data.explain || "attncli explain --query Q --key K writes it out"));
+    } else {
+      sections.forEach(function (section) {
+        add(panel, "h3", "", section.title);
+        section.lines.forEach(function (line) { add(panel, "div", "equation", line); });
+      });
+    }
+    if (chosen) chosen.classList.remove("chosen");
+    chosen = cell;
+    cell.classList.add("chosen");
+    panel.hidden = false;
+  }
+  function move(cell, dr, dc) {
+    var row = cell.parentElement, table = cell.closest("table");
+    var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+    var r = rows.indexOf(row) + dr, c = cell.cellIndex + dc;
+    if (r < 0 || r >= rows.length || c < 1 || c >= rows[r].cells.length) return;
+    var next = rows[r].cells[c];
+    cell.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  }
+  document.addEventListener("mouseover", function (event) {
+    var cell = event.target.closest && event.target.closest("td.cell");
+    if (cell) showTip(cell);
+  });
+  document.addEventListener("focusin", function (event) {
+    var cell = event.target.closest && event.target.closest("td.cell");
+    if (cell) showTip(cell);
+  });
+  document.addEventListener("click", function (event) {
+    var cell = event.target.closest && event.target.closest("td.cell");
+    if (cell) showArithmetic(cell);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { hide(); return; }
+    var cell = event.target.closest && event.target.closest("td.cell");
+    if (!cell) return;
+    var moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    if (moves[event.key]) {
+      event.preventDefault();
+      move(cell, moves[event.key][0], moves[event.key][1]);
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      showArithmetic(cell);
+    }
+  });
+})();
