@@ -31,6 +31,11 @@ class Numbers(enum.StrEnum):
     tenths = "tenths"
 
 
+class FeedbackFormat(enum.StrEnum):
+    markdown = "markdown"
+    html = "html"
+
+
 class WorksheetFormat(enum.StrEnum):
     markdown = "markdown"
     latex = "latex"
@@ -194,9 +199,12 @@ def grade(
         "--output", "-o", help="Write the gradebook to this file.", parser=output_path,
         metavar="FILE", rich_help_panel=OUTPUT, show_default=False)] = None,
     feedback: Annotated[Path | None, typer.Option(
-        help="Write one Markdown page per student here: their marks, the diagnosis, the "
-        "arithmetic of their first wrong entry.", metavar="DIR", rich_help_panel=OUTPUT,
+        help="Write one page per student here: their marks, the diagnosis, the arithmetic "
+        "of their first wrong entry.", metavar="DIR", rich_help_panel=OUTPUT,
         show_default=False)] = None,
+    feedback_format: Annotated[FeedbackFormat, typer.Option(
+        help="The feedback pages: markdown (ID.md) or html (ID.html, self-contained).",
+        rich_help_panel=OUTPUT)] = FeedbackFormat.markdown,
     opts=None,
 ) -> None:
     """Grade a class: each submission against its own student's exercise, with check's rules.
@@ -232,7 +240,8 @@ def grade(
         renderer = _grade_renderer(fmt, output)  # before the grading, not after it
         book = grade_class(exercises, submissions, roster, weights, rule)
         if feedback is not None:
-            write_pages(book, feedback, title=exercises.name)
+            write_pages(book, feedback, title=exercises.name,
+                        html=feedback_format is FeedbackFormat.html)
         renderer.load()(book, Request(output))
 
 

@@ -171,7 +171,8 @@ def arithmetic(trace: Trace, precision: int) -> dict:
     """Each cell's arithmetic for the script: {"i,j": {"h": [section, …]}}: the score of
     query i with key j (projections, products, scaling, mask) and the row's exponentials,
     their sum and the weights, per head; {} for a run past :data:`ARITHMETIC_CELLS`, a
-    batch, or one query row (--query: explain needs the whole run)."""
+    batch, one query row or some steps only (--query, --steps: explain reads the whole
+    run)."""
     from attncli.explain import explain
 
     if trace.focus is not None or "batch" in trace.step("context").axes:
@@ -180,6 +181,8 @@ def arithmetic(trace: Trace, precision: int) -> dict:
     if n_q * n_k > ARITHMETIC_CELLS:
         return {}
     heads = trace.run.heads if trace.run is not None else 1
+    if any(step not in trace for step in ("queries", "keys", "values", "weights")):
+        return {}  # --steps left out what explain reads
     found: dict[str, dict[str, list]] = {}
     for i in range(n_q):
         row = _sections(explain(trace, str(i)), precision)
@@ -245,8 +248,9 @@ def _agreement_line(trace: Trace) -> str:
 
 def _explain_hint(trace: Trace, request: Request) -> str:
     """What to run for a cell's arithmetic when the page does not carry it."""
-    return "attncli explain … --query Q --key K (the page carries each cell's arithmetic " \
-           f"for up to {ARITHMETIC_CELLS} cells of a whole run)"
+    return ("attncli explain … --query Q --key K writes it out (the page carries each cell's "
+            f"arithmetic for a whole run, every step and row, of up to {ARITHMETIC_CELLS} "
+            "cells: leave out --steps and --query)")
 
 
 def write_html(trace: Trace, request: Request) -> None:

@@ -51,8 +51,46 @@ def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
     return "\n".join(lines)
 
 
-def write_pages(book, folder: Path, title: str | None = None) -> None:
-    """One page per roster student, ``folder/<id>.md`` (:func:`page`); the folder is made.
+def page_html(grade: Grade, title: str | None = None, precision: int = 4) -> str:
+    """The page as HTML (:mod:`attncli.render.html`): the points table, then check's page of
+    the student's answers (each entry marked, the diagnosis, the first wrong entry worked
+    out)."""
+    from attncli.render.html import page as html_page
+    from attncli.render.html import report_html
+    from attncli.teach.classroom import points_text
+
+    who = grade.id + (f" ({grade.name})" if grade.name else "")
+    heading = f"{title or 'Feedback'} — {who}"
+    if grade.report is None:
+        return html_page("check", heading, [f'<p class="note">Not graded: '
+                                            f'{_escape(grade.note)}.</p>'])
+    rows = "".join(
+        f"<tr><th scope=\"row\">{_escape(step)}</th><td>"
+        f"{'not answered' if earned is None else points_text(earned)}</td>"
+        f"<td>{points_text(grade.worth[step])}</td></tr>"
+        for step, earned in grade.steps.items())
+    body = [f"<p><strong>{points_text(grade.points)} of {points_text(grade.max)} "
+            "points.</strong></p>",
+            f'<table class="points"><thead><tr><th scope="col">step</th><th scope="col">'
+            f'points</th><th scope="col">of</th></tr></thead><tbody>{rows}</tbody></table>']
+    if grade.note:
+        body.append(f'<p class="note">Note: {_escape(grade.note)}.</p>')
+    import dataclasses
+
+    shown = dataclasses.replace(grade.report, file=grade.submission or grade.report.file)
+    body.append(report_html(grade.key.trace, shown, precision))  # not the teacher's path
+    return html_page("check", heading, body)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def write_pages(book, folder: Path, title: str | None = None, html: bool = False) -> None:
+    """One page per roster student, ``folder/<id>.md`` (:func:`page`) or ``<id>.html``
+    (:func:`page_html`); the folder is made.
 
     Raises: InputError when the folder cannot be made or a page cannot be written.
     """
@@ -66,4 +104,7 @@ def write_pages(book, folder: Path, title: str | None = None) -> None:
                          f"{exc.strerror or exc}") from None
     for grade in book.grades:
         if grade.worth:  # a roster student (a file named after nobody has no page)
-            write_output(page(grade, title), folder / f"{grade.id}.md")
+            if html:
+                write_output(page_html(grade, title), folder / f"{grade.id}.html")
+            else:
+                write_output(page(grade, title), folder / f"{grade.id}.md")

@@ -76,6 +76,21 @@
     next.tabIndex = 0;
     next.focus();
   }
+  // a link to a cell, #cell-STEP-HEAD-I-J (HEAD 0 with one head), opens its arithmetic
+  function fromHash() {
+    var found = /^#cell-([a-z_]+)-(\d+)-(\d+)-(\d+)$/.exec(window.location.hash);
+    if (!found) return;
+    var figures = document.querySelectorAll('figure.heatmap[data-step="' + found[1] + '"]');
+    Array.prototype.forEach.call(figures, function (figure) {
+      var head = figure.dataset.head === undefined ? "0" : figure.dataset.head;
+      if (head !== found[2]) return;
+      var cell = figure.querySelector('td.cell[data-i="' + found[3] + '"][data-j="' +
+        found[4] + '"]');
+      if (cell) { showArithmetic(cell); showTip(cell); cell.scrollIntoView({block: "center"}); }
+    });
+  }
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
   document.addEventListener("mouseover", function (event) {
     var cell = event.target.closest && event.target.closest("td.cell");
     if (cell) showTip(cell);
