@@ -126,6 +126,10 @@ def _heatmaps(trace: Trace, step: Step, precision: int, arithmetic: bool) -> lis
             attributes = attributes.replace(f'data-head="{lead["head"]}"',
                                             f'data-head="{part.head}"')
         note = sink_note(trace, step, lead)
+        if note is not None and "sink_weights" in trace:  # each row's share, in order
+            sink = trace.step("sink_weights")
+            rows = sink.data[tuple(lead[axis] for axis in sink.axes if axis != "query")]
+            note = "sink per row " + ", ".join(number(float(v), precision) for v in rows)
         caption = " · ".join(x for x in (step.name, part.where, note,
                                          f"colours {number(low, 2)} … {number(high, 2)}")
                              if x)
@@ -168,7 +172,8 @@ def _sections(sections, precision: int) -> list[dict]:
 
 
 def arithmetic(trace: Trace, precision: int) -> dict:
-    """Each cell's arithmetic for the script: {"i,j": {"h": [section, …]}}: the score of
+    """Each cell's arithmetic for the script: {"sections": [section, …], "cells": {"i,j":
+    {"h": [index of a section, …]}}} (a section shared by cells written once): the score of
     query i with key j (projections, products, scaling, mask) and the row's exponentials,
     their sum and the weights, per head; {} for a run past :data:`ARITHMETIC_CELLS`, a
     batch, one query row or some steps only (--query, --steps: explain reads the whole
@@ -183,16 +188,26 @@ def arithmetic(trace: Trace, precision: int) -> dict:
     heads = trace.run.heads if trace.run is not None else 1
     if any(step not in trace for step in ("queries", "keys", "values", "weights")):
         return {}  # --steps left out what explain reads
-    found: dict[str, dict[str, list]] = {}
+    known: dict[str, int] = {}  # a section's JSON → its index: each is written once
+    sections: list[dict] = []
+
+    def index(section: dict) -> int:
+        key = json.dumps(section, ensure_ascii=False, sort_keys=True)
+        if key not in known:
+            known[key] = len(sections)
+            sections.append(section)
+        return known[key]
+
+    cells: dict[str, dict[str, list[int]]] = {}
     for i in range(n_q):
         row = _sections(explain(trace, str(i)), precision)
         for j in range(n_k):
             score = _sections(explain(trace, str(i), str(j)), precision)
-            found[f"{i},{j}"] = {str(h): _of_head(score, h, heads)
-                                 + [s for s in _of_head(row, h, heads)
-                                    if s["title"].split(" (")[0] in _ROW_SECTIONS]
+            cells[f"{i},{j}"] = {str(h): [index(s) for s in _of_head(score, h, heads)
+                                          + [s for s in _of_head(row, h, heads)
+                                             if s["title"].startswith(_ROW_SECTIONS)]]
                                  for h in range(heads)}
-    return found
+    return {"sections": sections, "cells": cells}
 
 
 #: explain's sections of a whole row that a cell's arithmetic adds to its score's.

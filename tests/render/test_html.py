@@ -112,7 +112,9 @@ def test_a_heatmap_per_head_of_each_query_by_key_step_with_each_cells_value(tmp_
 def test_each_cells_arithmetic_is_explains(tmp_path):
     args = ["--sample", "three-inputs", "--variant", "scaled"]
     text, _ = _html(tmp_path, "compute", *args, "-f", "html")
-    cell = _data(text)["arithmetic"]["0,1"]["0"]  # Input 1's score with Input 2
+    arithmetic = _data(text)["arithmetic"]
+    cell = [arithmetic["sections"][k] for k in arithmetic["cells"]["0,1"]["0"]]  # Input 1,
+    # Input 2
     explained = runner.invoke(app, ["explain", *args, "--query", "Input 1", "--key",
                                     "Input 2"], env={"COLUMNS": "200"}).stdout
     lines = [line.strip() for section in cell for line in section["lines"]]

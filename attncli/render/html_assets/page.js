@@ -26,6 +26,7 @@
   function showTip(cell) { tip.textContent = describe(cell); }
   function hide() {
     panel.hidden = true;
+    document.body.classList.remove("with-panel");
     tip.textContent = "";
     if (chosen) chosen.classList.remove("chosen");
     chosen = null;
@@ -50,8 +51,11 @@
     panel.dataset.head = head;
     panel.dataset.i = i;
     panel.dataset.j = j;
-    var cells = (data.arithmetic || {})[i + "," + j];
-    var sections = cells ? cells[head] : null;
+    var arithmetic = data.arithmetic || {};
+    var cells = (arithmetic.cells || {})[i + "," + j];
+    var sections = cells && cells[head] ? cells[head].map(function (k) {
+      return arithmetic.sections[k];
+    }) : null;
     if (!sections) {
       add(panel, "p", "note", "The page carries no arithmetic for this cell: " +
         (data.explain || "attncli explain --query Q --key K writes it out"));
@@ -65,6 +69,8 @@
     chosen = cell;
     cell.classList.add("chosen");
     panel.hidden = false;
+    document.body.classList.add("with-panel");  // the page makes room: the cell stays seen
+    cell.scrollIntoView({block: "nearest", inline: "nearest"});
   }
   function move(cell, dr, dc) {
     var row = cell.parentElement, table = cell.closest("table");
