@@ -348,10 +348,10 @@ def check(
     files: Annotated[list[str], typer.Argument(
         help="PROBLEM then ANSWERS files (JSON, - for stdin, once); with --sample or --x, "
              "only ANSWERS.", show_default=False)],
-    fmt: Annotated[CheckFormat, typer.Option(
+    fmt: Annotated[CheckFormat | None, typer.Option(
         "--format", "-f", help="table; json or csv (one line per answers file, for graders); "
-        "html, a page to send a student.",
-        rich_help_panel=OUTPUT)] = CheckFormat.table,
+        "html, a page to send a student \\[default: html for -o FILE.html, else table].",
+        rich_help_panel=OUTPUT, show_default=False)] = None,
     query: Annotated[str | None, typer.Option(
         help="The query row of 1-D answers (or a \"query\" key in the answers).",
         rich_help_panel=OUTPUT)] = None,
@@ -419,8 +419,14 @@ def check(
                    for file in answer_files]
         outcome.status = (ExitStatus.BAD_INPUT if any(r.error for r in reports) else
                           ExitStatus.OK if all(r.ok for r in reports) else ExitStatus.MISMATCH)
+        fmt = fmt or (CheckFormat.html if _a_page(output) else CheckFormat.table)
         find(CHECK, fmt).load()(trace, reports, rule, Request(output, precision))
         raise typer.Exit(int(outcome.status))
+
+
+def _a_page(output: Path | None) -> bool:
+    """An -o file named as a web page (.html, .htm): check's and explain's format then."""
+    return output is not None and output.suffix.lower() in (".html", ".htm")
 
 
 def _whole(command: str):
@@ -477,10 +483,10 @@ def explain(
                                             rich_help_panel=OUTPUT)] = None,
     batch: Annotated[int, typer.Option(help="The batch item, when x is 3-D.",
                                        rich_help_panel=OUTPUT)] = 0,
-    fmt: Annotated[ExplainFormat, typer.Option(
+    fmt: Annotated[ExplainFormat | None, typer.Option(
         "--format", "-f", metavar="FORMAT", help="text; markdown (with LaTeX math) or "
-        "latex, to paste into a write-up; html, a page.",
-        rich_help_panel=OUTPUT)] = ExplainFormat.text,
+        "latex, to paste into a write-up; html, a page \\[default: html for -o FILE.html, "
+        "else text].", rich_help_panel=OUTPUT, show_default=False)] = None,
     precision: Annotated[int, typer.Option(min=0, max=17, help="Decimals of the results.",
                                            rich_help_panel=OUTPUT)] = 4,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.",
@@ -511,6 +517,7 @@ def explain(
         sections = explain_row(trace, query, key, batch)
         # the terminal's width: COLUMNS, else the terminal's own, else 80 (a pipe, a file)
         width = shutil.get_terminal_size((80, 24)).columns
+        fmt = fmt or (ExplainFormat.html if _a_page(output) else ExplainFormat.text)
         write_output(render_explain(sections, fmt, precision, width=width), output)
 
 

@@ -387,7 +387,8 @@ def test_check_help_describes_answers_exit_statuses_and_defaults():
     for words in ("keys are step names", "masked_scores", '"query": a token or an index',
                   'written null, "-inf", "-Infinity" or "−∞"', "--format json output is answers",
                   "Exit status: 0 no entry wrong", "1 an entry is wrong, 2 bad input",
-                  "[default: decimals]", "[default: 4]", "[default: table]",
+                  "[default: decimals]", "[default: 4]",
+                  "[default: html for -o FILE.html, else table]",
                   "sigfigs:N, rel:R or abs:A"):
         assert words in text, words
 

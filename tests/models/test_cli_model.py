@@ -651,3 +651,27 @@ def test_a_step_this_family_has_not_says_why(models, step, reason):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines()[-1] == (f"attncli: error: --steps {step}: not computed "
                                               f"in this run: {reason}")
+
+
+def test_the_html_page_of_a_layer_has_its_agreement_and_its_command(models, tmp_path):
+    """--format html for one layer: the agreement line, the attncli model command that makes
+    it again, and each head's weights with the model's own numbers (computed here)."""
+    import re
+
+    page = tmp_path / "layer.html"
+    result = invoke("model", models["bert"], "--text", TEXT, "--layer", "0", "-o", page)
+    assert result.exit_code == 0, result.stderr
+    text = page.read_text(encoding="utf-8")
+    assert re.search(r'<p id="agreement" data-agrees="true">[^<]*layer 0: agrees with the '
+                     r"model&#x27;s own attention", text)
+    assert re.search(r'<pre id="command">attncli model \S+ --input-ids [\d,]+ --layer 0 '
+                     r"--format html</pre>", text)
+    weights = reference(models["bert"], IDS)[0]["weights"]  # (heads, n, n), the model's own
+    for head in range(weights.shape[0]):
+        start = text.index(f'<figure class="heatmap" data-step="weights" data-head="{head}"')
+        cells = re.findall(r'data-value="([^"]+)"', text[start:])[:weights[head].size]
+        np.testing.assert_allclose(np.array(cells, dtype=float),
+                                   weights[head].ravel(), rtol=0, atol=1e-5)
+    several = invoke("model", models["bert"], "--text", TEXT, "--layer", "0-1", "-f", "html")
+    assert several.exit_code == 2 and "--format html holds one layer's steps" in \
+        several.stderr

@@ -144,3 +144,28 @@ def test_the_check_page_marks_every_entry_and_works_out_the_first_wrong_one(tmp_
     assert "the weights were rounded to 1 decimal by hand" in text
     assert page.having("section", class_="first-wrong")
     assert "weight(Input 1) = 7.3891 / 116.5854 = 0.0634" in text
+
+
+def test_a_large_step_is_cut_with_the_way_out_and_no_arithmetic(tmp_path):
+    # 60 tokens: 60 × 60 weights, past the 48 rows and columns a page shows and past the
+    # 400 cells whose arithmetic it carries
+    rng = np.random.default_rng(0)
+    problem = {"x": rng.normal(size=(60, 4)).round(2).tolist()}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    text, page = _html(tmp_path, "compute", str(tmp_path / "p.json"), "-f", "html")
+    elided = re.findall(r'<p class="elided">([^<]*)</p>', text)
+    assert elided and all("rows 49–60" in e and "--format npz" in e for e in elided)
+    cells = [a for t, a in page.tags if t == "td" and "cell" in a.get("class", "")]
+    assert len(cells) == 48 * 48 * len(page.having("figure", class_="heatmap"))
+    assert _data(text)["arithmetic"] == {}
+
+
+@pytest.mark.parametrize("args", [
+    ["explain", "--sample", "hello-shiny-sun", "--query", "shiny"],
+    ["check", "--sample", "three-inputs", "samples/answers/three-inputs.published.json"],
+])
+def test_an_html_file_is_a_page_for_check_and_explain_too(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(ROOT)
+    text, page = _html(tmp_path, *args)  # -o page.html, no --format
+    assert text.startswith("<!DOCTYPE html>")
+    assert page.having("html")[0]["data-attncli"] == args[0]
