@@ -230,7 +230,7 @@ def compute(
             _all_computed(trace, asked.required, problem, config)
             for warning in trace.warnings:
                 _say("warning", warning)
-            asked.write(trace, Request(output, precision, problem, config))
+            asked.write(trace, Request(output, precision, problem, config, asked.steps))
         finally:
             monitor.close()
 
@@ -618,7 +618,8 @@ def model(
                 _say("warning", f"layer {run.index}: {run.agreement.line()}")
                 outcome.status = ExitStatus.MISMATCH
         if len(traces) == 1:
-            asked.write(traces[0], Request(output, precision, runs[0].problem, runs[0].config))
+            asked.write(traces[0], Request(output, precision, runs[0].problem, runs[0].config,
+                                           asked.steps))
         else:
             write_layers(traces, asked.renderer.name, Request(output, precision),
                          heatmap=asked.heatmap,

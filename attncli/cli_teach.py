@@ -236,6 +236,9 @@ def grade(
 
         rule = Tolerance.parse(None if tolerance == "decimals" else tolerance)
         weights = parse_points(points)
+        if feedback is None and feedback_format is not FeedbackFormat.markdown:
+            raise InputError("--feedback-format html needs --feedback DIR, the folder of "
+                             "the pages")
         check_target(output)
         renderer = _grade_renderer(fmt, output)  # before the grading, not after it
         book = grade_class(exercises, submissions, roster, weights, rule)

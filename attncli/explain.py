@@ -188,13 +188,14 @@ class _Rows:
         return data
 
 
-def explain(trace: Trace, query: str, key: str | None = None,
+def explain(trace: Trace, query: str | int, key: str | int | None = None,
             batch: int = 0) -> list[Section]:
     """The arithmetic of one query row (one score with ``key``), per head, as sections.
 
     Args:
         trace: a whole run (every step, every query row), as ``attend`` returns it.
-        query, key: a token or a 0-based index (negative from the end) of the queries, keys.
+        query, key: a token or a 0-based index (negative from the end) of the queries, keys;
+            an ``int`` is always an index.
         batch: the batch item, when x is 3-D.
     Returns: per head, the sections Projections (when a W_q/W_k/W_v was used), Scores,
         Scaling, Mask (when the trace has those steps); without ``key`` also the weights
@@ -220,11 +221,14 @@ def explain(trace: Trace, query: str, key: str | None = None,
     return sections
 
 
-def _key_index(trace: Trace, key: str) -> int:
-    if key in trace.key_tokens:
+def _key_index(trace: Trace, key: str | int) -> int:
+    """The column of a key given as a token or a 0-based index (an ``int`` always an index).
+
+    Raises: InputError naming the keys when neither matches."""
+    if isinstance(key, str) and key in trace.key_tokens:
         return trace.key_tokens.index(key)
     try:
-        index = int(key)
+        index = key if isinstance(key, int) else int(key)
     except ValueError:
         index = None
     if index is not None and -len(trace.key_tokens) <= index < len(trace.key_tokens):

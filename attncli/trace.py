@@ -212,16 +212,17 @@ class Trace:
     def names(self) -> list[str]:
         return [step.name for step in self.steps]
 
-    def query_index(self, query: str) -> int:
-        """The row of a query given as a token or a 0-based index.
+    def query_index(self, query: str | int) -> int:
+        """The row of a query given as a token or a 0-based index (an ``int`` is always an
+        index: tokens may be digits).
 
         Raises: InputError naming the tokens when neither matches.
         """
         n = len(self.query_tokens)
-        if query in self.query_tokens:
+        if isinstance(query, str) and query in self.query_tokens:
             return self.query_tokens.index(query)
         try:
-            index = int(query, 10)
+            index = query if isinstance(query, int) else int(query, 10)
         except ValueError:
             index = None
         if index is not None and -n <= index < n:

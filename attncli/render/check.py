@@ -91,10 +91,10 @@ def print_report(trace: Trace, report: Report, console: Console, precision: int 
     console.print(summary_line(report, markup=True))
 
 
-def first_wrong_entry(trace: Trace, report: Report) -> tuple[str, str, str | None] | None:
-    """The first wrong entry of the first wrong step, as (step, query token, key token or
-    None): the query row (and key) whose arithmetic explains it. None when no entry is wrong
-    (or the wrong step is of another shape)."""
+def first_wrong_entry(trace: Trace, report: Report) -> tuple[str, int, int | None] | None:
+    """The first wrong entry of the first wrong step, as (step, query row, key column or
+    None), indices (tokens may repeat): the row (and key) whose arithmetic explains it. None
+    when no entry is wrong (or the wrong step is of another shape)."""
     step = next((v for v in report.verdicts if not v.ok), None)
     if step is None or step.given.shape != step.expected.shape:
         return None
@@ -102,9 +102,7 @@ def first_wrong_entry(trace: Trace, report: Report) -> tuple[str, str, str | Non
     where = dict(zip(step.axes, index, strict=True))
     row = (trace.query_index(report.query) if report.query is not None
            else where.get("query", 0))
-    column = where.get("key")
-    keys = trace.key_tokens or trace.query_tokens
-    return (step.step, trace.query_tokens[row], None if column is None else keys[column])
+    return step.step, int(row), where.get("key")
 
 
 SCORE_STEPS = ("scores", "scaled_scores", "masked_scores", "capped_scores", "biased_scores")

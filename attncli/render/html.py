@@ -24,24 +24,31 @@ from attncli.trace import Step, Trace
 #: The most rows and columns a table or heatmap shows; a larger step is cut to its first
 #: ones, with a line saying so and how to see the rest.
 MOST = 48
-#: The most query × key cells whose arithmetic the page carries (explain's terms for each);
-#: past it a click says which attncli explain command writes it out.
-ARITHMETIC_CELLS = 400
+#: The most query × key cells (of every head shown) whose arithmetic the page carries
+#: (explain's terms for each); past it a click says which attncli explain command writes it.
+ARITHMETIC_CELLS = 800
 
 _ASSETS = Path(__file__).with_name("html_assets")
 
 
-def _e(text: object) -> str:
+def escaped(text: object) -> str:
+    """User text (a token, a file name) for HTML: <, >, &, quotes escaped."""
     return html.escape(str(text), quote=True)
+
+
+_e = escaped
 
 
 def page(kind: str, title: str, body: list[str], data: dict | None = None,
          command: str | None = None) -> str:
     """The whole document: ``body`` (HTML fragments) in the page skeleton, ``data`` (the
-    cells' arithmetic, JSON) for the script, the command line under the title."""
+    cells' arithmetic, JSON) for the script, the command line under the title; ``kind``
+    (compute, model, check, explain) in ``<html data-attncli>``."""
     style = (_ASSETS / "page.css").read_text(encoding="utf-8")
     script = (_ASSETS / "page.js").read_text(encoding="utf-8")
-    payload = json.dumps(data or {}, ensure_ascii=False).replace("</", "<\\/")
+    # <, > and & as JSON escapes: no token (</script>, <!--) can end or bend the script block
+    payload = (json.dumps(data or {}, ensure_ascii=False).replace("<", "\\u003c")
+               .replace(">", "\\u003e").replace("&", "\\u0026"))
     head = [f'<h1>{_e(title)}</h1>']
     if command:
         head.append(f'<pre id="command">{_e(command)}</pre>')
@@ -84,16 +91,18 @@ def _table(part: Slice, step: str, precision: int, css: str = "numbers",
 
 
 def _elided(rows: int, cols: int, show_r: int, show_c: int) -> str:
+    """What a cut table leaves out, and the way to the rest."""
     left = []
     if rows > show_r:
         left.append(f"rows {show_r + 1}–{rows}")
     if cols > show_c:
         left.append(f"columns {show_c + 1}–{cols}")
-    return (f"{' and '.join(left)} left out of this page: --query TOKEN shows one row, "
-            "--steps fewer steps, --format npz every number")
+    ways = (["--query TOKEN shows one row"] if rows > show_r else []) + [
+        "--format csv or npz every number"]
+    return f"{' and '.join(left)} left out of this page: {'; '.join(ways)}"
 
 
-def _heatmaps(trace: Trace, step: Step, precision: int, arithmetic: bool) -> list[str]:
+def _heatmaps(trace: Trace, step: Step, precision: int) -> list[str]:
     """One figure per head (and batch item) of a query × key step: cells coloured on the
     step's scale (viridis), masked cells hatched, each cell's value in data-value."""
     hidden = hidden_cells(trace, step)
@@ -139,12 +148,13 @@ def _heatmaps(trace: Trace, step: Step, precision: int, arithmetic: bool) -> lis
     return figures
 
 
-def _step_section(trace: Trace, step: Step, precision: int, arithmetic: bool) -> str:
+def _step_section(trace: Trace, step: Step, precision: int) -> str:
+    """One step: its name, its formula, its tables or (query × key) its heatmaps."""
     parts = [f'<section class="step" id="step-{_e(step.name)}" data-step="{_e(step.name)}">',
              f"<h2>{_e(step.name)}</h2>", f'<code class="formula">{_e(step.formula)}</code>']
     if query_by_key(step):  # its numbers are the heatmaps' cells
         parts.append('<div class="heatmaps">' + "".join(
-            _heatmaps(trace, step, precision, arithmetic)) + "</div>")
+            _heatmaps(trace, step, precision)) + "</div>")
     else:
         parts.append('<div class="tables">' + "".join(
             _table(part, step.name, precision) for part in slices(trace, step)) + "</div>")
@@ -153,6 +163,7 @@ def _step_section(trace: Trace, step: Step, precision: int, arithmetic: bool) ->
 
 
 def conventions(trace: Trace) -> str:
+    """The conventions block: each convention's name and text."""
     items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in trace.conventions.items())
     return f'<section id="conventions"><h2>conventions</h2><dl>{items}</dl></section>'
 
@@ -180,14 +191,15 @@ def arithmetic(trace: Trace, precision: int) -> dict:
     run)."""
     from attncli.explain import explain
 
+    if any(step not in trace for step in ("queries", "keys", "values", "weights", "context")):
+        return {}  # --steps left out what explain reads
     if trace.focus is not None or "batch" in trace.step("context").axes:
         return {}
     n_q, n_k = len(trace.query_tokens), len(trace.key_tokens or trace.query_tokens)
-    if n_q * n_k > ARITHMETIC_CELLS:
-        return {}
     heads = trace.run.heads if trace.run is not None else 1
-    if any(step not in trace for step in ("queries", "keys", "values", "weights")):
-        return {}  # --steps left out what explain reads
+    shown = range(heads) if trace.head is None else [trace.head]  # --head: that one's
+    if n_q * n_k * len(shown) > ARITHMETIC_CELLS:
+        return {}
     known: dict[str, int] = {}  # a section's JSON → its index: each is written once
     sections: list[dict] = []
 
@@ -200,13 +212,13 @@ def arithmetic(trace: Trace, precision: int) -> dict:
 
     cells: dict[str, dict[str, list[int]]] = {}
     for i in range(n_q):
-        row = _sections(explain(trace, str(i)), precision)
+        row = _sections(explain(trace, i), precision)
         for j in range(n_k):
-            score = _sections(explain(trace, str(i), str(j)), precision)
+            score = _sections(explain(trace, i, j), precision)
             cells[f"{i},{j}"] = {str(h): [index(s) for s in _of_head(score, h, heads)
                                           + [s for s in _of_head(row, h, heads)
                                              if s["title"].startswith(_ROW_SECTIONS)]]
-                                 for h in range(heads)}
+                                 for h in shown}
     return {"sections": sections, "cells": cells}
 
 
@@ -231,12 +243,7 @@ def render_html(trace: Trace, request: Request, kind: str = "compute") -> str:
     """compute's (and model's) page: the command, the conventions (and the model's
     agreement), every step, the heatmaps, each cell's arithmetic."""
     precision = request.digits(4)
-    command = None
-    if request.problem is not None or trace.model is not None:
-        from attncli.export.command import equivalent_command
-
-        words = equivalent_command(request.problem, request.config, trace)[0]
-        command = words.replace("--format torch", "--format html")
+    command = _command(trace, request)
     body = []
     title = "attncli: " + (f"layer {trace.model['layer']} of {trace.model.get('name')}"
                            if trace.model is not None else "attention, step by step")
@@ -246,11 +253,45 @@ def render_html(trace: Trace, request: Request, kind: str = "compute") -> str:
         body.append(f'<p id="agreement" data-agrees="{agrees}">{_e(_agreement_line(trace))}</p>')
     body.append(conventions(trace))
     cells = arithmetic(trace, precision)
-    body += [_step_section(trace, step, precision, bool(cells)) for step in trace]
+    body += [_step_section(trace, step, precision) for step in trace]
     data = {"arithmetic": cells, "queries": list(trace.query_tokens),
             "keys": list(trace.key_tokens or trace.query_tokens),
-            "explain": _explain_hint(trace, request)}
+            "explain": _explain_hint()}
     return page(kind, title, body, data, command)
+
+
+def _command(trace: Trace, request: Request) -> str | None:
+    """The command line that writes this page again: the input (or the model and its ids),
+    every option that differs from its default, the steps shown, the query row, --head."""
+    import shlex
+
+    from attncli.config import as_flags
+    from attncli.export.command import equivalent_command
+
+    if request.problem is None and trace.model is None:
+        return None
+    words = shlex.split(equivalent_command(request.problem, request.config, trace)[0])
+    words = words[:words.index("--format")]
+    if trace.model is None:  # the input as the torch script names it, every option
+        from attncli.config import build
+
+        config = (build(request.problem.config, None) if request.config is None
+                  else request.config)
+        first = next((i for i, w in enumerate(words) if w.startswith("--") and w not in
+                      ("--sample", "--set")), len(words))
+        query = words[words.index("--query"):words.index("--query") + 2] \
+            if "--query" in words else []
+        changed = {k: v for k, v in config.changed().items()
+                   if k not in ("backend", "device", "dtype")}
+        words = [*words[:first], *as_flags(changed), *query]
+    elif trace.head is not None:
+        words += ["--head", str(trace.head)]
+    names = trace.names()
+    if request.steps is not None:
+        words += ["--steps", ",".join(names)]
+    if request.precision is not None:
+        words += ["--precision", str(request.precision)]
+    return shlex.join([*words, "--format", "html"])
 
 
 def _agreement_line(trace: Trace) -> str:
@@ -261,11 +302,11 @@ def _agreement_line(trace: Trace) -> str:
     return f"agreement with the model's own attention: {agreement}"
 
 
-def _explain_hint(trace: Trace, request: Request) -> str:
+def _explain_hint() -> str:
     """What to run for a cell's arithmetic when the page does not carry it."""
     return ("attncli explain … --query Q --key K writes it out (the page carries each cell's "
             f"arithmetic for a whole run, every step and row, of up to {ARITHMETIC_CELLS} "
-            "cells: leave out --steps and --query)")
+            "cells of all heads: leave out --steps and --query)")
 
 
 def write_html(trace: Trace, request: Request) -> None:

@@ -29,13 +29,15 @@ class Request:
     ``output``: the -o file; None or ``-`` for stdout. ``precision``: --precision, the
     decimals; None for the format's own default (4 for tables and Markdown, every digit for
     JSON and CSV). ``problem``, ``config``: the run's input and options as given, from which
-    the torch script names the equivalent command (every renderer reads only the trace).
+    the torch script names the equivalent command (every renderer reads only the trace);
+    ``steps``: --steps as given (None: the default ones), for the HTML page's command.
     """
 
     output: Path | None = None
     precision: int | None = None
     problem: Problem | None = None
     config: AttentionConfig | None = None
+    steps: list[str] | None = None
 
     def digits(self, default: int) -> int:
         """--precision, or ``default`` when it is not given."""

@@ -14,7 +14,7 @@ def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
     """The page: a points table, check's marked tables (:func:`attncli.render.check.
     report_markdown`), the diagnosis, and explain's arithmetic of the first wrong entry."""
     from attncli.explain import explain
-    from attncli.render.check import first_wrong_entry, report_markdown
+    from attncli.render.check import SCORE_STEPS, first_wrong_entry, report_markdown
     from attncli.render.explain import render_explain
     from attncli.render.registry import ExplainFormat
     from attncli.teach.classroom import points_text
@@ -39,14 +39,15 @@ def page(grade: Grade, title: str | None = None, precision: int = 4) -> str:
                   + ".", ""]
     entry = first_wrong_entry(grade.key.trace, grade.report)
     if entry is not None:
-        step, query, key = entry
-        what = f"the score of “{query}” with “{key}”" if key is not None and step in (
-            "scores", "scaled_scores", "masked_scores", "capped_scores") else \
-            f"the row of “{query}”"
+        step, row, column = entry
+        trace = grade.key.trace
+        query = trace.query_tokens[row]
+        key = None if column is None else (trace.key_tokens or trace.query_tokens)[column]
+        scored = column is not None and step in SCORE_STEPS
+        what = f"the score of “{query}” with “{key}”" if scored else f"the row of “{query}”"
         lines += [f"## Your first wrong entry ({step}), worked out", "",
                   f"The arithmetic of {what}, with the exact numbers:", "",
-                  render_explain(explain(grade.key.trace, query,
-                                         key if "score" in step else None),
+                  render_explain(explain(trace, row, column if scored else None),
                                  ExplainFormat.markdown, precision)]
     return "\n".join(lines)
 
@@ -55,6 +56,9 @@ def page_html(grade: Grade, title: str | None = None, precision: int = 4) -> str
     """The page as HTML (:mod:`attncli.render.html`): the points table, then check's page of
     the student's answers (each entry marked, the diagnosis, the first wrong entry worked
     out)."""
+    import dataclasses
+
+    from attncli.render.html import escaped as _escape
     from attncli.render.html import page as html_page
     from attncli.render.html import report_html
     from attncli.teach.classroom import points_text
@@ -75,17 +79,9 @@ def page_html(grade: Grade, title: str | None = None, precision: int = 4) -> str
             f'points</th><th scope="col">of</th></tr></thead><tbody>{rows}</tbody></table>']
     if grade.note:
         body.append(f'<p class="note">Note: {_escape(grade.note)}.</p>')
-    import dataclasses
-
     shown = dataclasses.replace(grade.report, file=grade.submission or grade.report.file)
     body.append(report_html(grade.key.trace, shown, precision))  # not the teacher's path
     return html_page("check", heading, body)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=True)
 
 
 def write_pages(book, folder: Path, title: str | None = None, html: bool = False) -> None:

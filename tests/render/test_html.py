@@ -154,7 +154,7 @@ def test_a_large_step_is_cut_with_the_way_out_and_no_arithmetic(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(problem))
     text, page = _html(tmp_path, "compute", str(tmp_path / "p.json"), "-f", "html")
     elided = re.findall(r'<p class="elided">([^<]*)</p>', text)
-    assert elided and all("rows 49–60" in e and "--format npz" in e for e in elided)
+    assert elided and all("rows 49–60" in e and "--format csv or npz" in e for e in elided)
     cells = [a for t, a in page.tags if t == "td" and "cell" in a.get("class", "")]
     assert len(cells) == 48 * 48 * len(page.having("figure", class_="heatmap"))
     assert _data(text)["arithmetic"] == {}
@@ -169,3 +169,46 @@ def test_an_html_file_is_a_page_for_check_and_explain_too(tmp_path, monkeypatch,
     text, page = _html(tmp_path, *args)  # -o page.html, no --format
     assert text.startswith("<!DOCTYPE html>")
     assert page.having("html")[0]["data-attncli"] == args[0]
+
+
+
+@pytest.mark.parametrize("args", [
+    ["--sample", "multihead-einsum", "--steps", "weights"],
+    ["--sample", "hello-shiny-sun", "--causal", "--window", "1", "--normalize", "topk",
+     "--top-k", "2", "--dropout", "0.5", "--seed", "3"],
+    ["--sample", "three-inputs", "--variant", "scaled", "--query", "1"],
+])
+def test_the_pages_command_writes_the_same_numbers_again(tmp_path, args):
+    """The command under the title, run with --json, gives what the page's own run gives
+    (it named only the options a torch script takes, and --steps without context crashed)."""
+    import html
+    import shlex
+
+    text, _ = _html(tmp_path, "compute", *args, "-f", "html")
+    command = html.unescape(re.search(r'<pre id="command">([^<]*)</pre>', text).group(1))
+    words = shlex.split(command)
+    assert words[:2] == ["attncli", "compute"] and words[-2:] == ["--format", "html"]
+    again = runner.invoke(app, [*words[1:-2], "--json"])
+    assert json.loads(again.stdout) == json.loads(
+        runner.invoke(app, ["compute", *args, "--json"]).stdout)
+
+
+def test_digit_tokens_get_their_own_rows_arithmetic(tmp_path):
+    # tokens "1", "0": row 0 is the token "1"; its arithmetic must be row 0's, not that of
+    # the row whose token is "0". x = [[1, 0], [0, 2]], no projection: score(1, 1) = 1·1 = 1
+    problem = {"tokens": ["1", "0"], "x": [[1, 0], [0, 2]], "config": {"variant": "simple"}}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    text, _ = _html(tmp_path, "compute", str(tmp_path / "p.json"), "-f", "html")
+    arithmetic = _data(text)["arithmetic"]
+    lines = [line for k in arithmetic["cells"]["0,0"]["0"]
+             for line in arithmetic["sections"][k]["lines"]]
+    assert "score(1, 1) = 1 × 1 + 0 × 0 = 1" in lines
+
+
+def test_no_token_can_end_the_script_block(tmp_path):
+    problem = {"tokens": ["<!--<script>", "</script>"], "x": [[1, 0], [0, 1]]}
+    (tmp_path / "p.json").write_text(json.dumps(problem))
+    text, page = _html(tmp_path, "compute", str(tmp_path / "p.json"), "-f", "html")
+    data = text.split('<script type="application/json" id="data">', 1)[1].split("</script>")[0]
+    assert "<" not in data and json.loads(data)["queries"] == problem["tokens"]
+    assert len(page.having("script")) == 2  # the data and the page's script, both whole

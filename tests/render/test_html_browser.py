@@ -687,3 +687,24 @@ def test_explain_page(page, tmp_path, sample, query, options):
     assert equations(section) == [line for _, lines in sections for line in lines]
     assert chromium.console_errors(page) == []
     assert chromium.network_requests(page) == []
+
+
+def test_a_token_of_markup_neither_shows_as_markup_nor_stops_the_script(page, tmp_path):
+    """Tokens "<!--<script>" and "</script>": their labels are text, and the page's script
+    still runs (a click shows the cell's arithmetic); an unescaped "<!--<script>" in the data
+    block once swallowed the script without a console error."""
+    problem = {"tokens": ["<!--<script>", "</script>"], "x": [[1, 0], [0, 2]]}
+    (tmp_path / "p.json").write_text(json.dumps(problem), encoding="utf-8")
+    html = tmp_path / "markup.html"
+    run("compute", tmp_path / "p.json", "-f", "html", "-o", html)
+    chromium.open_page(page, html)
+    assert chromium.console_errors(page) == []
+    assert page.execute_script("return document.scripts.length") == 2
+    labels = [th.text for th in page.find_elements("css selector", "th")]
+    assert "<!--<script>" in labels and "</script>" in labels
+    cell = one(page, 'figure.heatmap[data-step="weights"] td.cell[data-i="1"][data-j="0"]')
+    cell.click()
+    aside = one(page, "aside#arithmetic")
+    assert aside.is_displayed()
+    # x = [[1, 0], [0, 2]], no projection: score(</script>, <!--<script>) = 0·1 + 2·0 = 0
+    assert "score(</script>, <!--<script>) = 0 × 1 + 2 × 0 = 0" in equations(aside)

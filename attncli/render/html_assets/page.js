@@ -21,9 +21,12 @@
     var text = figure.dataset.step + "[" + (q === undefined ? i : q) + ", " +
       (k === undefined ? j : k) + "] = " + shown(cell.dataset.value);
     if (figure.dataset.head !== undefined) text += ", head " + figure.dataset.head;
+    if (figure.dataset.batch !== undefined) text += ", batch " + figure.dataset.batch;
     return text;
   }
-  function showTip(cell) { tip.textContent = describe(cell); }
+  function showTip(cell) {  // not while the panel is open: its heading says the same
+    tip.textContent = panel.hidden ? describe(cell) : "";
+  }
   function hide() {
     panel.hidden = true;
     document.body.classList.remove("with-panel");
@@ -68,11 +71,16 @@
     if (chosen) chosen.classList.remove("chosen");
     chosen = cell;
     cell.classList.add("chosen");
+    var grid = cell.closest("table");  // the roving tab stop follows the chosen cell
+    Array.prototype.forEach.call(grid.querySelectorAll("td.cell"), function (other) {
+      other.tabIndex = other === cell ? 0 : -1;
+    });
     panel.hidden = false;
+    tip.textContent = "";
     document.body.classList.add("with-panel");  // the page makes room: the cell stays seen
-    cell.scrollIntoView({block: "nearest", inline: "nearest"});
+    cell.scrollIntoView({block: "center", inline: "nearest"});
   }
-  function move(cell, dr, dc) {
+  function move(cell, dr, dc) {  // the arrow keys: the next cell of the grid
     var row = cell.parentElement, table = cell.closest("table");
     var rows = Array.prototype.slice.call(table.tBodies[0].rows);
     var r = rows.indexOf(row) + dr, c = cell.cellIndex + dc;
