@@ -35,9 +35,10 @@ LEGEND = ("each cell: the answer, its mark, then the exact value: ✓ right · �
 COUNT_NAMES = ("right", "within_rounding", "carried_forward", "wrong")
 
 
-def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
+def laid_out_view(trace: Trace, verdict: StepVerdict, query: int | None):
     """given, expected and status on the step's own axes (a query row keeps a length-1 axis),
-    with the trace narrowed to that row for its labels."""
+    with the trace narrowed to that row for its labels: what check's tables (text, Markdown,
+    HTML) lay out."""
     axes = trace.step(verdict.step).axes
     arrays = [verdict.given, verdict.expected, verdict.status, verdict.decimals]
     if query is not None and "query" in axes:
@@ -49,11 +50,12 @@ def _laid_out(trace: Trace, verdict: StepVerdict, query: int | None):
 
 def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int,
             width: int) -> list:
-    view, axes, arrays = _laid_out(trace, verdict, query)
+    view, axes, arrays = laid_out_view(trace, verdict, query)
     tables = []
     for given, expected, status, written in zip(
             *(matrix_slices(view, array, axes) for array in arrays), strict=True):
-        plain = [[_cell(g, e, int(s), int(k), decimals) for g, e, s, k in zip(*rows, strict=True)]
+        plain = [[entry_text(g, e, int(s), int(k), decimals)
+                  for g, e, s, k in zip(*rows, strict=True)]
                  for rows in zip(given.matrix, expected.matrix, status.matrix, written.matrix,
                                  strict=True)]
         styled = [[f"[{_COLOUR[int(s)]}]{escape(text)}[/]" for text, s in zip(row, st,
@@ -63,7 +65,8 @@ def _tables(trace: Trace, verdict: StepVerdict, query: int | None, decimals: int
     return tables
 
 
-def _cell(given: float, expected: float, status: int, written: int, decimals: int) -> str:
+def entry_text(given: float, expected: float, status: int, written: int, decimals: int) -> str:
+    """An answer's cell: the answer as written, its mark, and the exact value unless ✓."""
     shown = "(blank)" if np.isnan(given) else number(given, written)  # as written
     if status == RIGHT:
         return f"{shown} {MARKS[RIGHT]}"
@@ -119,7 +122,7 @@ def report_markdown(trace: Trace, report: Report, precision: int = 4) -> str:
                   f"{verdict.note} — score {c.entries - c.wrong}/{c.entries}", ""]
         if verdict.given.shape != verdict.expected.shape:
             continue
-        view, axes, arrays = _laid_out(trace, verdict, query)
+        view, axes, arrays = laid_out_view(trace, verdict, query)
         for given, expected, status, written in zip(
                 *(matrix_slices(view, array, axes) for array in arrays), strict=True):
             if given.where:
@@ -129,7 +132,7 @@ def report_markdown(trace: Trace, report: Report, precision: int = 4) -> str:
             lines.append("|---|" + "---:|" * len(given.cols))
             for label, *rows in zip(given.rows, given.matrix, expected.matrix, status.matrix,
                                     written.matrix, strict=True):
-                cells = [_cell(g, e, int(st), int(k), max(precision, 1))
+                cells = [entry_text(g, e, int(st), int(k), max(precision, 1))
                          for g, e, st, k in zip(*rows, strict=True)]
                 lines.append("| " + " | ".join([label, *cells]) + " |")
             lines.append("")

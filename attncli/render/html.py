@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attncli.grading import CARRIED, RIGHT, ROUNDED, WRONG
 from attncli.render.drawing import hidden_cells, limits, position, query_by_key, sink_note
 from attncli.render.heatmap import viridis
 from attncli.render.layout import Slice, matrix_slices, number, slices
@@ -335,20 +336,20 @@ def render_explain_html(sections, precision: int = 4, title: str | None = None) 
 
 # --- check's page -------------------------------------------------------------------------
 
-_CLASS = {0: "right", 1: "rounded", 2: "wrong", 3: "carried"}  # grading's statuses
+_CLASS = {RIGHT: "right", ROUNDED: "rounded", WRONG: "wrong", CARRIED: "carried"}
 
 
 def _marked(trace: Trace, verdict, query: int | None, precision: int) -> str:
     """One answered step as tables of its entries, each marked (✓ ≈ → ✗) and classed."""
-    from attncli.render.check import _cell, _laid_out
+    from attncli.render.check import entry_text, laid_out_view
 
-    view, axes, arrays = _laid_out(trace, verdict, query)
+    view, axes, arrays = laid_out_view(trace, verdict, query)
     tables = []
     for given, expected, status, written in zip(
             *(matrix_slices(view, array, axes) for array in arrays), strict=True):
         def cell(r: int, c: int, g=given, e=expected, st=status, w=written) -> str:
             mark = int(st.matrix[r, c])
-            text = _cell(g.matrix[r, c], e.matrix[r, c], mark, int(w.matrix[r, c]),
+            text = entry_text(g.matrix[r, c], e.matrix[r, c], mark, int(w.matrix[r, c]),
                          max(precision, 1))
             return f'<td class="entry {_CLASS[mark]}">{_e(text)}</td>'
 
