@@ -10,8 +10,8 @@ from attncli.trace import Trace
 
 
 def equivalent_command(problem: Problem, config: AttentionConfig | None,
-                       trace: Trace) -> list[str]:
-    """``attncli compute … --format torch`` for this run, and a note when it cannot say all.
+                       trace: Trace, fmt: str = "torch") -> list[str]:
+    """``attncli compute … --format FMT`` for this run, and a note when it cannot say all.
 
     Returns: the docstring's lines: the command (inputs named by their origins: a sample as
     --sample NAME, standard input as -, a key from another file as --set KEY=FILE; the options
@@ -21,9 +21,12 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
     Args:
         config: the run's options as given; None takes the problem's own ``config``.
         trace: the run (its --query row).
+        fmt: the format: "torch" names the options a script's run depends on
+            (:func:`flags`); another every option that differs from its default but the
+            backend and the device, which change no number.
     """
     if trace.model is not None:  # a model's layer (attncli model): the model command
-        return [shlex.join(_model_command(trace))]
+        return [shlex.join(_model_command(trace, fmt))]
     config = build(problem.config, None) if config is None else config
     words = ["attncli", "compute"]
     origins = {k: problem.origin.get(k, "<input>") for k in problem.arrays}
@@ -36,15 +39,16 @@ def equivalent_command(problem: Problem, config: AttentionConfig | None,
     words += [word for key, origin in origins.items()
               if origin != main and not origin.startswith("sample ")
               for word in ("--set", f"{key}={origin}")]
-    words += flags(config)
+    words += flags(config) if fmt == "torch" else as_flags(
+        {k: v for k, v in config.changed().items() if k not in ("backend", "device")})
     if trace.focus is not None:
         words += ["--query", trace.query_tokens[trace.focus]]
     mapped = any(origin.lower().endswith(".safetensors") for origin in problem.origin.values())
-    return [shlex.join([*words, "--format", "torch"]),
+    return [shlex.join([*words, "--format", fmt]),
             *(["(tensors mapped with --tensor)"] if mapped else [])]
 
 
-def _model_command(trace: Trace) -> list[str]:
+def _model_command(trace: Trace, fmt: str = "torch") -> list[str]:
     """``attncli model PATH --input-ids … --layer N [--query Q] --format torch``: the layer's
     tokens as their ids (a --text would be tokenized to them), from JSON's "model" facts."""
     model = trace.model
@@ -52,7 +56,9 @@ def _model_command(trace: Trace) -> list[str]:
              ",".join(str(i) for i in model["input_ids"]), "--layer", str(model["layer"])]
     if trace.focus is not None:
         words += ["--query", str(trace.focus)]
-    return [*words, "--format", "torch"]
+    if trace.head is not None:
+        words += ["--head", str(trace.head)]
+    return [*words, "--format", fmt]
 
 
 #: The options a script's run depends on, in the order its command line gives them (backend,

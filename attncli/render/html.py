@@ -263,44 +263,23 @@ def render_html(trace: Trace, request: Request, kind: str = "compute") -> str:
 
 def _command(trace: Trace, request: Request) -> str | None:
     """The command line that writes this page again: the input (or the model and its ids),
-    every option that differs from its default, the steps shown, the query row, --head."""
+    every option that differs from its default (:func:`attncli.export.command.
+    equivalent_command`), the steps shown, the query row, --head, --precision."""
     import shlex
 
-    from attncli.config import as_flags
     from attncli.export.command import equivalent_command
 
     if request.problem is None and trace.model is None:
         return None
-    words = shlex.split(equivalent_command(request.problem, request.config, trace)[0])
-    words = words[:words.index("--format")]
-    if trace.model is None:  # the input as the torch script names it, every option
-        from attncli.config import build
-
-        config = (build(request.problem.config, None) if request.config is None
-                  else request.config)
-        first = next((i for i, w in enumerate(words) if w.startswith("--") and w not in
-                      ("--sample", "--set")), len(words))
-        query = words[words.index("--query"):words.index("--query") + 2] \
-            if "--query" in words else []
-        changed = {k: v for k, v in config.changed().items()
-                   if k not in ("backend", "device", "dtype")}
-        words = [*words[:first], *as_flags(changed), *query]
-    elif trace.head is not None:
-        words += ["--head", str(trace.head)]
-    names = trace.names()
-    if request.steps is not None:
-        words += ["--steps", ",".join(names)]
-    if request.precision is not None:
-        words += ["--precision", str(request.precision)]
-    return shlex.join([*words, "--format", "html"])
+    words = shlex.split(equivalent_command(request.problem, request.config, trace, "html")[0])
+    extra = (["--steps", ",".join(trace.names())] if request.steps is not None else []) + (
+        ["--precision", str(request.precision)] if request.precision is not None else [])
+    return shlex.join([*words[:-2], *extra, *words[-2:]])
 
 
 def _agreement_line(trace: Trace) -> str:
-    for key, value in trace.conventions.items():
-        if key == "model":
-            return value
-    agreement = trace.model.get("agreement", {})
-    return f"agreement with the model's own attention: {agreement}"
+    """The model's agreement line, as the conventions hold it (attncli.render.layers)."""
+    return trace.conventions.get("model", "")
 
 
 def _explain_hint() -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from attncli.answers import Answers
 from attncli.errors import AttncliError, InputError
 from attncli.teach.exercise import MANIFEST
+from attncli.teach.forms import ANSWER_SUFFIXES, answers_of, read_mapping, read_submission
 from attncli.teach.roster import Student, id_fault, read_roster
 from attncli.tolerance import Tolerance
 from attncli.trace import STEP_NAMES
@@ -280,12 +281,6 @@ def students_of(exercises: Path, roster: Path | None) -> tuple[list[Student], bo
     return listed, True
 
 
-def _answer_suffixes() -> tuple[str, ...]:
-    from attncli.teach.forms import ANSWER_SUFFIXES
-
-    return ANSWER_SUFFIXES
-
-
 def grade_class(exercises: Path, folder: Path, roster: Path | None = None,
                 points: Mapping[str, float] | None = None,
                 tolerance: Tolerance | None = None) -> Gradebook:
@@ -335,15 +330,13 @@ def _shown(entries: list[Path]) -> str:
 
 def _grade_one(key: Key, student: Student, entries: list[Path], points: Mapping[str, float],
                tolerance: Tolerance) -> Grade:
-    from attncli.teach.forms import read_submission
-
     empty = Grade(student.id, student.name, _shown(entries) or None,
                   {s: None for s in key.shapes}, {s: points.get(s, 1.0) for s in key.shapes},
                   key=key)
     if not entries:
         empty.note = NO_SUBMISSION
         return empty
-    answering = [e for e in entries if e.is_dir() or e.suffix.lower() in _answer_suffixes()]
+    answering = [e for e in entries if e.is_dir() or e.suffix.lower() in ANSWER_SUFFIXES]
     if len(answering) > 1:
         empty.note = f"several submissions ({_shown(answering)}): hand in one"
         return empty
@@ -388,8 +381,6 @@ def grade(problem: Any, answers: Any, *, query: str | int | None = None,
     """
     rule = tolerance if isinstance(tolerance, Tolerance) else Tolerance.parse(tolerance)
     key = _key_of(problem, answers, query, steps)
-    from attncli.teach.forms import answers_of, read_mapping, read_submission
-
     if isinstance(answers, str | Path):
         given = read_submission(Path(answers), key.shapes, key.query)
         if steps is None and not (isinstance(problem, str | Path) and Path(problem).is_dir()):
@@ -428,8 +419,6 @@ def _key_of(problem: Any, answers: Any, query: str | int | None,
             raise InputError(f"steps: {step!r}: this problem computes no such step (it has "
                              f"{', '.join(trace.names())})")
     if isinstance(answers, Mapping):
-        from attncli.teach.forms import read_mapping
-
         read = read_mapping(answers, {}, "answers")
         steps = [s for s in STEP_NAMES if s in read.steps] if steps is None else steps
         query = read.query[0] if query is None and read.query is not None else query

@@ -25,9 +25,6 @@ from attncli.teach.numbers import Spec, make_problem, variant_seed
 from attncli.teach.roster import Student
 from attncli.trace import Trace, not_computed
 
-#: The files of one exercise: handed out, and kept by the teacher.
-HANDED_OUT = ("problem.json", "worksheet.md", "answers-template.json")
-KEPT = ("key.json", "solution.md")
 #: The manifest of an exercise folder: what made it and for whom (attncli grade reads it).
 MANIFEST = "exercise.json"
 
